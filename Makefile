@@ -1,0 +1,118 @@
+# barkeep — lend GPU VRAM windows (VFIO dma-bufs) to unprivileged software.
+# make            build everything into build/
+# make check      host unit tests (plain and ASan+UBSan), then the VM suites
+# make demo       the whole flow in a VM, explained
+# make SAN=1      sanitizer build into build-san/
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+PKGS    := libevent libsystemd libdrm gbm inih
+
+ifeq ($(SAN),1)
+B       ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B       ?= build
+SANFLAGS :=
+endif
+
+CC      ?= gcc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-truncation \
+	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes -Wundef \
+	   -Wvla -Wcast-align -Wwrite-strings -Wno-missing-field-initializers
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -I. $(SANFLAGS) \
+	   $(shell pkg-config --cflags $(PKGS))
+LDFLAGS += $(SANFLAGS)
+LIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread
+
+SONAME  := libbarkeep.so.0
+VERSION := 0.1.0
+
+common_src := $(wildcard common/*.c) $(wildcard proto/*.c)
+daemon_src := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/backends/*.c daemon/transports/*.c))
+lib_src    := $(wildcard client/lib/*.c)
+ctl_src    := $(wildcard client/ctl/*.c)
+unit_src   := $(wildcard tests/unit/test_*.c)
+vmprog_src := $(wildcard tests/vm/progs/*.c)
+bench_src  := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+common_obj := $(call obj,$(common_src))
+daemon_obj := $(call obj,$(daemon_src))
+lib_obj    := $(call obj,$(lib_src))
+
+unit_bin   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(unit_src))
+vmprog_bin := $(patsubst tests/vm/progs/%.c,$(B)/tests/vm/%,$(vmprog_src))
+bench_bin  := $(patsubst bench/%.c,$(B)/bench/%,$(bench_src))
+
+ALL := $(B)/barkeepd $(B)/$(SONAME) $(B)/barkeepctl $(unit_bin) $(vmprog_bin) $(bench_bin) \
+       $(B)/libbarkeep.pc
+
+all: $(ALL)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libcommon.a: $(common_obj)
+	$(AR) rcs $@ $^
+
+$(B)/barkeepd: $(B)/obj/daemon/main.o $(daemon_obj) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/$(SONAME): $(lib_obj) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=client/lib/libbarkeep.map \
+		-o $@ $(lib_obj) $(B)/libcommon.a $(LIBS)
+	ln -sf $(SONAME) $(B)/libbarkeep.so
+
+$(B)/barkeepctl: $(call obj,$(ctl_src)) $(B)/$(SONAME) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(ctl_src)) $(B)/libcommon.a -L$(B) -lbarkeep \
+		-Wl,-rpath,'$$ORIGIN' $(LIBS)
+
+# Unit tests see every internal object: they drive the core directly.
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(daemon_obj) $(lib_obj) $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/vm/%: $(B)/obj/tests/vm/progs/%.o $(lib_obj) $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/bench/%: $(B)/obj/bench/%.o $(lib_obj) $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/libbarkeep.pc: client/lib/libbarkeep.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- tests -------------------------------------------------------------
+.PHONY: all check check-unit check-san check-vm vm-kernel kmod demo clean install
+
+check-unit: $(unit_bin)
+	@tests/run-unit $(unit_bin)
+
+check-san:
+	$(MAKE) SAN=1 check-unit
+
+check-vm: all kmod
+	tests/vm/run-suites
+
+check: check-unit check-san check-vm
+
+vm-kernel:
+	tests/vm/fetch-kernel
+
+kmod: vm-kernel
+	tests/kmod/build
+
+demo: all kmod
+	tests/vm/demo
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
