@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one codec for the barkeep protocol, used by barkeepd and libbarkeep.
+ *
+ * A message is a struct proto_msg: the opcode, the request id and one body
+ * of the union, all in host byte order with NUL-terminated strings.
+ * proto_encode() turns it into a packet, proto_decode() validates a packet
+ * completely and turns it back; proto_send()/proto_recv() move one packet
+ * and its fds over an AF_UNIX SOCK_SEQPACKET socket.
+ *
+ * Functions return 0 (or a length) on success and a negative errno on
+ * failure; they never log and keep no global state. Where a description
+ * of a failure helps, it is written into a caller's struct proto_diag.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/proto.h"
+
+/* One sentence saying exactly what was wrong, e.g.
+ * "ALLOC payload is 20 bytes, expected at least 88". */
+#define PROTO_DIAG_MAX 160
+struct proto_diag {
+	char text[PROTO_DIAG_MAX];
+};
+
+/* Who sent a message: proto_decode() accepts only requests from a client
+ * and only replies and events from a server. */
+enum proto_sender { PROTO_FROM_CLIENT, PROTO_FROM_SERVER };
+
+/* ---- message bodies (host order) ---------------------------------------- */
+
+struct proto_image {
+	uint32_t fourcc;   /* DRM fourcc */
+	uint32_t width, height;
+	uint32_t n_planes; /* 1..PROTO_MAX_PLANES, 0 when not an image */
+	uint64_t modifier; /* DRM format modifier */
+	uint32_t offsets[PROTO_MAX_PLANES]; /* bytes from the start of the lease */
+	uint32_t strides[PROTO_MAX_PLANES];
+};
+
+struct proto_hello {
+	uint16_t min_version, max_version;
+	uint64_t capabilities; /* PROTO_CAP_* */
+	char name[PROTO_NAME_MAX + 1];
+};
+
+struct proto_welcome {
+	uint16_t version; /* the chosen one */
+	uint32_t max_message_size;
+	uint32_t max_fds;
+	uint32_t max_leases;        /* per client, <= PROTO_MAX_LEASES */
+	uint32_t max_queued_events; /* per client */
+	uint64_t max_lease_bytes;   /* per client, all devices; UINT64_MAX = no limit */
+	uint64_t capabilities;
+	char server_name[PROTO_NAME_MAX + 1];
+};
+
+struct proto_list {
+	uint32_t flags; /* must be 0 in v1 */
+};
+
+struct proto_device {
+	uint32_t id;
+	uint16_t pci_vendor, pci_device;
+	uint8_t backend;   /* enum proto_backend */
+	uint8_t bar_index;
+	uint8_t state;     /* enum proto_state */
+	uint32_t granule;  /* allocation unit and smallest alignment, bytes */
+	uint64_t bar_size;
+	uint64_t free_bytes;
+	uint64_t largest_free;
+	uint64_t generation;
+	uint64_t features; /* PROTO_FEATURE_* */
+	char pci_address[PROTO_PCI_ADDRESS_MAX + 1]; /* "" for non-PCI backends */
+	char label[PROTO_LABEL_MAX + 1];
+};
+
+/* Arrays: proto_decode() allocates entries (free with proto_msg_clear());
+ * for proto_encode() the caller points entries at its own array. */
+struct proto_devices {
+	uint32_t count;
+	struct proto_device *entries;
+};
+
+struct proto_alloc {
+	uint16_t selector;  /* enum proto_selector */
+	uint32_t device_id; /* PROTO_SELECT_ID, else 0 */
+	char pci_address[PROTO_PCI_ADDRESS_MAX + 1]; /* PROTO_SELECT_PCI_ADDRESS, else "" */
+	uint32_t flags;     /* PROTO_ALLOC_* */
+	uint64_t size;
+	uint64_t alignment; /* 0 = the device's granule, else a power of two */
+	struct proto_image image; /* all zero unless PROTO_ALLOC_IMAGE */
+};
+
+struct proto_lease {
+	uint64_t id;
+	uint32_t device_id;
+	uint32_t flags; /* PROTO_ALLOC_* as granted */
+	uint64_t bar_offset;
+	uint64_t size;
+	uint64_t generation; /* the device generation the lease was created in */
+	struct proto_image image;
+	uint8_t reclaim_token[PROTO_TOKEN_SIZE];
+};
+
+struct proto_leases {
+	uint32_t count;
+	struct proto_lease *entries;
+};
+
+struct proto_release {
+	uint64_t lease_id;
+};
+
+struct proto_reset {
+	uint32_t device_id;
+	uint32_t flags;    /* PROTO_RESET_* */
+	uint32_t grace_ms; /* 0 = the server's default */
+};
+
+struct proto_pause_ack {
+	uint32_t device_id;
+	uint64_t generation; /* from DEVICE_PAUSE */
+};
+
+struct proto_error {
+	uint32_t code;           /* positive errno */
+	uint16_t request_opcode; /* what it answers, 0 if unknown */
+	char message[PROTO_ERROR_MESSAGE_MAX + 1];
+};
+
+struct proto_device_pause {
+	uint32_t device_id;
+	uint16_t reason; /* enum proto_reason */
+	uint16_t flags;  /* PROTO_PAUSE_* */
+	uint64_t generation; /* the generation being paused */
+	uint32_t deadline_ms;
+};
+
+struct proto_device_resume {
+	uint32_t device_id;
+	uint32_t flags;      /* PROTO_RESUME_* */
+	uint64_t generation; /* the new generation */
+};
+
+struct proto_device_gone {
+	uint32_t device_id;
+	uint16_t reason; /* enum proto_reason */
+};
+
+struct proto_lease_revoked {
+	uint64_t lease_id;
+	uint32_t device_id;
+	uint16_t reason; /* enum proto_revoke_reason */
+};
+
+struct proto_msg {
+	uint16_t opcode;     /* enum proto_opcode: selects the union member */
+	uint32_t request_id; /* 0 on events (and on ERRORs that answer no request) */
+	union {
+		struct proto_hello hello;
+		struct proto_welcome welcome;
+		struct proto_list list_devices;
+		struct proto_devices devices;
+		struct proto_alloc alloc;
+		struct proto_lease lease; /* LEASE: the ALLOC reply, with one fd */
+		struct proto_release release;
+		struct proto_list list_leases;
+		struct proto_leases leases;
+		struct proto_reset reset;
+		struct proto_pause_ack pause_ack;
+		struct proto_error error;
+		struct proto_device_pause device_pause;
+		struct proto_device_resume device_resume;
+		struct proto_device_gone device_gone;
+		struct proto_lease_revoked lease_revoked;
+		/* OK has no body */
+	};
+};
+
+/* ---- codec -------------------------------------------------------------- */
+
+/*
+ * Encodes m into buf (size bytes; PROTO_MAX_MESSAGE always suffices) after
+ * checking it by the same rules proto_decode() applies. Returns the packet
+ * length, or -ENOBUFS (buf too small), -E2BIG (a string or array over its
+ * limit), -EINVAL (any other rule broken; unknown opcode). ret_diag may be
+ * NULL. The packet must be sent with proto_op_fds(m->opcode) fds.
+ */
+int proto_encode(const struct proto_msg *m, void *buf, size_t size, struct proto_diag *ret_diag);
+
+/*
+ * Validates the packet buf[0..len) that arrived with n_fds fds from
+ * `from` and decodes it into *ret. Checks the magic, the version, the
+ * header's payload length against len, the opcode and its direction, the
+ * flags, the request id, every reserved field, each payload's size, every
+ * string (length, bounds, UTF-8 without control characters) and array
+ * (count against limit and bytes), and that n_fds is what the message
+ * declares. Returns 0 or
+ *   -EBADMSG          the bytes do not parse (sizes, bounds, fd count)
+ *   -EPROTONOSUPPORT  the header's version is not PROTO_VERSION
+ *   -EPROTO           a value breaks the protocol (opcode, direction,
+ *                     flags, reserved field, enum, request id, string text)
+ *   -E2BIG            a limit is exceeded (message, string, array)
+ *   -ENOMEM
+ * and says why in ret_diag (may be NULL). On failure *ret is zeroed except
+ * opcode and request_id, which keep the header's values when it was
+ * readable, so the caller can address an ERROR reply. The fds stay the
+ * caller's in every case (close them on failure). Release a decoded
+ * message with proto_msg_clear().
+ */
+int proto_decode(const void *buf, size_t len, size_t n_fds, enum proto_sender from,
+		 struct proto_msg *ret, struct proto_diag *ret_diag);
+
+/* Frees what proto_decode() allocated (DEVICES/LEASES entries) and zeroes
+ * m. Accepts NULL and zeroed messages; not for messages whose arrays the
+ * caller filled in. */
+void proto_msg_clear(struct proto_msg *m);
+
+/* "ALLOC", "DEVICE_PAUSE", ...; "unknown" for anything else. */
+const char *proto_op_name(uint16_t opcode);
+/* True for requests (client -> server). */
+bool proto_op_is_request(uint16_t opcode);
+/* True for events (server -> client, request id 0, PROTO_FLAG_EVENT). */
+bool proto_op_is_event(uint16_t opcode);
+/* The success reply to a request (ERROR can always come instead), 0 if
+ * the opcode is not a request. */
+uint16_t proto_op_reply(uint16_t request_opcode);
+/* How many fds ride with a message of this opcode (1 for LEASE, else 0). */
+unsigned proto_op_fds(uint16_t opcode);
+
+/*
+ * The version negotiation rule of PROTOCOL.md: the highest version in both
+ * the client's [min, max] and [PROTO_VERSION_MIN, PROTO_VERSION_MAX].
+ * Returns it, or -EPROTONOSUPPORT if the ranges do not overlap (or min >
+ * max).
+ */
+int proto_negotiate_version(uint16_t client_min, uint16_t client_max);
+
+/* ---- packets on a SOCK_SEQPACKET socket ---------------------------------- */
+
+/*
+ * Sends the packet buf[0..len) with n_fds (<= PROTO_MAX_FDS) fds attached
+ * (SCM_RIGHTS, MSG_NOSIGNAL). The fds stay the caller's. Returns 0,
+ * -EAGAIN (would block, or interrupted: try again), -EINVAL (too many
+ * fds), or the sendmsg() errno (-EPIPE when the peer is gone).
+ */
+int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
+
+/*
+ * Receives one packet into buf (give it PROTO_MAX_MESSAGE bytes) and up to
+ * max_fds fds into fds[] (opened O_CLOEXEC; *ret_n_fds says how many).
+ * Returns the packet length, 0 at end of stream (an empty packet counts as
+ * one), -EAGAIN (nothing to read, or interrupted), -EMSGSIZE (the packet
+ * was larger than size), -ETOOMANYREFS (more than max_fds fds came with
+ * it), or the recvmsg() errno. Unless it returns a positive length, no
+ * received fd is left open.
+ */
+ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
+		   size_t *ret_n_fds);
+
+/* Closes fds[0..n) (for fds that came with a message that failed to decode). */
+void proto_close_fds(const int *fds, size_t n);

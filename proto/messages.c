@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Each message's layout and rules, written once for both directions (see
+ * xfer.h), and the table of opcodes. Field order here is wire order; the
+ * rules after the fields are those of PROTOCOL.md that need no server state.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+
+#include "proto/xfer.h"
+
+static void image_fields(struct xfer *x, struct proto_wire_image *w, struct proto_image *h)
+{
+	XFER(x, w->fourcc, h->fourcc);
+	XFER(x, w->width, h->width);
+	XFER(x, w->height, h->height);
+	XFER(x, w->n_planes, h->n_planes);
+	XFER(x, w->modifier, h->modifier);
+	for (size_t i = 0; i < PROTO_MAX_PLANES; i++) {
+		XFER(x, w->offsets[i], h->offsets[i]);
+		XFER(x, w->strides[i], h->strides[i]);
+	}
+}
+
+static void lease_fields(struct xfer *x, struct proto_wire_lease *w, struct proto_lease *l)
+{
+	XFER(x, w->id, l->id);
+	XFER(x, w->device_id, l->device_id);
+	XFER(x, w->flags, l->flags);
+	XFER(x, w->bar_offset, l->bar_offset);
+	XFER(x, w->size, l->size);
+	XFER(x, w->generation, l->generation);
+	image_fields(x, &w->image, &l->image);
+	xfer_raw(x, w->reclaim_token, l->reclaim_token, PROTO_TOKEN_SIZE);
+
+	check_flags(x, "lease flags", l->flags, PROTO_ALLOC_FLAGS_KNOWN);
+	check_image(x, l->flags, &l->image);
+}
+
+static void hello_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_hello *h = &m->hello;
+	struct proto_wire_hello w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.min_version, h->min_version);
+	XFER(x, w.max_version, h->max_version);
+	XFER_RESERVED(x, w.reserved);
+	XFER(x, w.capabilities, h->capabilities);
+	xfer_string(x, &w.name_len, h->name, PROTO_NAME_MAX, "client name");
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void welcome_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_welcome *h = &m->welcome;
+	struct proto_wire_welcome w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.version, h->version);
+	XFER(x, w.max_message_size, h->max_message_size);
+	XFER(x, w.max_fds, h->max_fds);
+	XFER(x, w.max_leases, h->max_leases);
+	XFER(x, w.max_queued_events, h->max_queued_events);
+	XFER_RESERVED(x, w.reserved);
+	XFER(x, w.max_lease_bytes, h->max_lease_bytes);
+	XFER(x, w.capabilities, h->capabilities);
+	xfer_string(x, &w.server_name_len, h->server_name, PROTO_NAME_MAX, "server name");
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "version", h->version, PROTO_VERSION_MIN, PROTO_VERSION_MAX);
+	check_range(x, "max_message_size", h->max_message_size, 1024, PROTO_MAX_MESSAGE);
+	check_range(x, "max_fds", h->max_fds, 1, PROTO_MAX_FDS);
+	check_range(x, "max_leases", h->max_leases, 0, PROTO_MAX_LEASES);
+	check_range(x, "max_queued_events", h->max_queued_events, 1, UINT32_MAX);
+}
+
+/* LIST_DEVICES and LIST_LEASES */
+static void list_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_list *h = m->opcode == PROTO_OP_LIST_DEVICES ? &m->list_devices
+								  : &m->list_leases;
+	struct proto_wire_list w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.flags, h->flags);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_flags(x, "flags", h->flags, 0);
+}
+
+static void device_xfer(struct xfer *x, struct proto_device *d)
+{
+	struct proto_wire_device w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.id, d->id);
+	XFER(x, w.pci_vendor, d->pci_vendor);
+	XFER(x, w.pci_device, d->pci_device);
+	XFER(x, w.backend, d->backend);
+	XFER(x, w.bar_index, d->bar_index);
+	XFER(x, w.state, d->state);
+	XFER_RESERVED(x, w.reserved0);
+	XFER(x, w.bar_size, d->bar_size);
+	XFER(x, w.free_bytes, d->free_bytes);
+	XFER(x, w.largest_free, d->largest_free);
+	XFER(x, w.generation, d->generation);
+	XFER(x, w.features, d->features);
+	XFER(x, w.granule, d->granule);
+	XFER_RESERVED(x, w.reserved1);
+	xfer_string(x, &w.pci_address_len, d->pci_address, PROTO_PCI_ADDRESS_MAX, "PCI address");
+	xfer_string(x, &w.label_len, d->label, PROTO_LABEL_MAX, "label");
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "backend", d->backend, PROTO_BACKEND_VFIO, PROTO_BACKEND_SYSMEM);
+	check_range(x, "state", d->state, PROTO_STATE_READY, PROTO_STATE_GONE);
+	check_range(x, "BAR index", d->bar_index, 0, 5);
+	check_range(x, "free_bytes", d->free_bytes, 0, d->bar_size);
+	check_range(x, "largest_free", d->largest_free, 0, d->free_bytes);
+}
+
+static void devices_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_devices *h = &m->devices;
+	struct proto_wire_array w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER_RESERVED(x, w.reserved);
+	if (!xfer_count(x, &w.count, &h->count, PROTO_MAX_DEVICES, sizeof(struct proto_wire_device)))
+		return;
+	xfer_end(x, &w, sizeof(w), place);
+	h->entries = xfer_entries(x, h->entries, h->count, sizeof(*h->entries));
+	for (uint32_t i = 0; i < h->count && !x->err; i++)
+		device_xfer(x, &h->entries[i]);
+}
+
+static void alloc_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_alloc *h = &m->alloc;
+	struct proto_wire_alloc w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+	bool by_address;
+
+	XFER(x, w.selector, h->selector);
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.flags, h->flags);
+	XFER_RESERVED(x, w.reserved);
+	XFER(x, w.size, h->size);
+	XFER(x, w.alignment, h->alignment);
+	image_fields(x, &w.image, &h->image);
+	xfer_string(x, &w.pci_address_len, h->pci_address, PROTO_PCI_ADDRESS_MAX, "PCI address");
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "selector", h->selector, PROTO_SELECT_ANY, PROTO_SELECT_PCI_ADDRESS);
+	check_flags(x, "flags", h->flags, PROTO_ALLOC_FLAGS_KNOWN);
+	check_image(x, h->flags, &h->image);
+	/* Only the selected way of naming a device may be filled in. */
+	by_address = h->selector == PROTO_SELECT_PCI_ADDRESS;
+	if (!x->err && by_address != (h->pci_address[0] != '\0'))
+		xfer_fail(x, xfer_invalid(x), "ALLOC selector %u %s a PCI address", h->selector,
+			  by_address ? "needs" : "must not have");
+	if (!x->err && h->selector != PROTO_SELECT_ID && h->device_id != 0)
+		xfer_fail(x, xfer_invalid(x), "ALLOC selector %u must have device_id 0, not %" PRIu32,
+			  h->selector, h->device_id);
+}
+
+static void lease_reply_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_lease_reply w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+	uint32_t n_fds = proto_op_fds(PROTO_OP_LEASE);
+
+	XFER(x, w.n_fds, n_fds);
+	XFER_RESERVED(x, w.reserved);
+	lease_fields(x, &w.lease, &m->lease);
+	xfer_end(x, &w, sizeof(w), place);
+
+	if (!x->err && n_fds != proto_op_fds(PROTO_OP_LEASE))
+		xfer_fail(x, -EPROTO, "LEASE declares %" PRIu32 " fds, version 1 carries exactly %u",
+			  n_fds, proto_op_fds(PROTO_OP_LEASE));
+}
+
+static void leases_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_leases *h = &m->leases;
+	struct proto_wire_array w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER_RESERVED(x, w.reserved);
+	if (!xfer_count(x, &w.count, &h->count, PROTO_MAX_LEASES, sizeof(struct proto_wire_lease)))
+		return;
+	xfer_end(x, &w, sizeof(w), place);
+	h->entries = xfer_entries(x, h->entries, h->count, sizeof(*h->entries));
+	for (uint32_t i = 0; i < h->count && !x->err; i++) {
+		struct proto_wire_lease e = {};
+		size_t entry = xfer_begin(x, &e, sizeof(e));
+
+		lease_fields(x, &e, &h->entries[i]);
+		xfer_end(x, &e, sizeof(e), entry);
+	}
+}
+
+static void release_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_release w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.lease_id, m->release.lease_id);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void reset_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_reset *h = &m->reset;
+	struct proto_wire_reset w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.flags, h->flags);
+	XFER(x, w.grace_ms, h->grace_ms);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_flags(x, "flags", h->flags, PROTO_RESET_FLAGS_KNOWN);
+	if (!x->err && (h->flags & PROTO_RESET_FORCE) && h->grace_ms != 0)
+		xfer_fail(x, xfer_invalid(x), "RESET with FORCE has grace_ms %" PRIu32 ", must be 0",
+			  h->grace_ms);
+}
+
+static void pause_ack_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_pause_ack w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.device_id, m->pause_ack.device_id);
+	XFER_RESERVED(x, w.reserved);
+	XFER(x, w.generation, m->pause_ack.generation);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void ok_xfer(_unused_ struct xfer *x, _unused_ struct proto_msg *m)
+{
+}
+
+static void error_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_error *h = &m->error;
+	struct proto_wire_error w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.code, h->code);
+	XFER(x, w.request_opcode, h->request_opcode);
+	xfer_string(x, &w.message_len, h->message, PROTO_ERROR_MESSAGE_MAX, "message");
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "code", h->code, 1, 4095);
+}
+
+static void device_pause_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_device_pause *h = &m->device_pause;
+	struct proto_wire_device_pause w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.reason, h->reason);
+	XFER(x, w.flags, h->flags);
+	XFER(x, w.generation, h->generation);
+	XFER(x, w.deadline_ms, h->deadline_ms);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "reason", h->reason, PROTO_REASON_ADMIN, PROTO_REASON_UNPLUG);
+	check_flags(x, "flags", h->flags, PROTO_PAUSE_FLAGS_KNOWN);
+	if (!x->err && (h->flags & PROTO_PAUSE_FORCE) && h->deadline_ms != 0)
+		xfer_fail(x, xfer_invalid(x), "DEVICE_PAUSE with FORCE has deadline_ms %" PRIu32
+			  ", must be 0", h->deadline_ms);
+}
+
+static void device_resume_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_device_resume *h = &m->device_resume;
+	struct proto_wire_device_resume w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.flags, h->flags);
+	XFER(x, w.generation, h->generation);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_flags(x, "flags", h->flags, PROTO_RESUME_FLAGS_KNOWN);
+}
+
+static void device_gone_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_device_gone w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.device_id, m->device_gone.device_id);
+	XFER(x, w.reason, m->device_gone.reason);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "reason", m->device_gone.reason, PROTO_REASON_ADMIN, PROTO_REASON_UNPLUG);
+}
+
+static void lease_revoked_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_lease_revoked *h = &m->lease_revoked;
+	struct proto_wire_lease_revoked w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.lease_id, h->lease_id);
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.reason, h->reason);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "reason", h->reason, PROTO_REVOKE_ADMIN, PROTO_REVOKE_POLICY);
+}
+
+#define W(name) sizeof(struct proto_wire_##name)
+#define OP(op, kind, fixed_size, tail, fds, reply, fn) \
+	{ PROTO_OP_##op, #op, PROTO_KIND_##kind, fixed_size, tail, fds, reply, fn }
+
+static const struct proto_op_info ops[] = {
+	/*  opcode         kind     fixed part       tail?  fds success reply */
+	OP(HELLO,         REQUEST, W(hello),         true,  0, PROTO_OP_WELCOME, hello_xfer),
+	OP(LIST_DEVICES,  REQUEST, W(list),          false, 0, PROTO_OP_DEVICES, list_xfer),
+	OP(ALLOC,         REQUEST, W(alloc),         true,  0, PROTO_OP_LEASE, alloc_xfer),
+	OP(RELEASE,       REQUEST, W(release),       false, 0, PROTO_OP_OK, release_xfer),
+	OP(LIST_LEASES,   REQUEST, W(list),          false, 0, PROTO_OP_LEASES, list_xfer),
+	OP(RESET,         REQUEST, W(reset),         false, 0, PROTO_OP_OK, reset_xfer),
+	OP(PAUSE_ACK,     REQUEST, W(pause_ack),     false, 0, PROTO_OP_OK, pause_ack_xfer),
+	OP(WELCOME,       REPLY,   W(welcome),       true,  0, 0, welcome_xfer),
+	OP(DEVICES,       REPLY,   W(array),         true,  0, 0, devices_xfer),
+	OP(LEASE,         REPLY,   W(lease_reply),   false, 1, 0, lease_reply_xfer),
+	OP(LEASES,        REPLY,   W(array),         true,  0, 0, leases_xfer),
+	OP(OK,            REPLY,   0,                false, 0, 0, ok_xfer),
+	OP(ERROR,         REPLY,   W(error),         true,  0, 0, error_xfer),
+	OP(DEVICE_PAUSE,  EVENT,   W(device_pause),  false, 0, 0, device_pause_xfer),
+	OP(DEVICE_RESUME, EVENT,   W(device_resume), false, 0, 0, device_resume_xfer),
+	OP(DEVICE_GONE,   EVENT,   W(device_gone),   false, 0, 0, device_gone_xfer),
+	OP(LEASE_REVOKED, EVENT,   W(lease_revoked), false, 0, 0, lease_revoked_xfer),
+};
+
+const struct proto_op_info *proto_op_info(uint16_t opcode)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+		if (ops[i].opcode == opcode)
+			return &ops[i];
+	return NULL;
+}

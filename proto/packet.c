@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* One packet and its fds over an AF_UNIX SOCK_SEQPACKET socket. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/macro.h"
+#include "proto/codec.h"
+
+/*
+ * Room for more fds than any message carries: a peer that attaches a few
+ * extra gets a clean -ETOOMANYREFS with every fd closed here. Beyond this
+ * the kernel reports MSG_CTRUNC and closes the ones that did not fit.
+ */
+#define RECV_FD_ROOM 8
+
+static int errno_to_result(int err)
+{
+	return err == EINTR || err == EAGAIN || err == EWOULDBLOCK ? -EAGAIN : -err;
+}
+
+void proto_close_fds(const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		safe_close(fds[i]);
+}
+
+int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
+{
+	union {
+		struct cmsghdr align;
+		uint8_t bytes[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+	} control = {};
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (n_fds > PROTO_MAX_FDS)
+		return -EINVAL;
+	if (n_fds > 0) {
+		mh.msg_control = control.bytes;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+	}
+	n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno_to_result(errno);
+	/* A SEQPACKET send is all or nothing. */
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+/* Collects the SCM_RIGHTS fds of a received message into fds[]. */
+static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
+{
+	size_t n = 0;
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		/* cannot exceed room: fds[] holds as many ints as the control buffer */
+		k = MIN(k, room - n);
+		memcpy(fds + n, CMSG_DATA(c), k * sizeof(int));
+		n += k;
+	}
+	return n;
+}
+
+ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
+		   size_t *ret_n_fds)
+{
+	union {
+		struct cmsghdr align;
+		uint8_t bytes[CMSG_SPACE(sizeof(int) * RECV_FD_ROOM)];
+	} control;
+	int got[sizeof(control) / sizeof(int)];
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.bytes,
+		.msg_controllen = sizeof(control.bytes),
+	};
+	size_t n_got;
+	ssize_t n;
+
+	*ret_n_fds = 0;
+	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno_to_result(errno);
+
+	n_got = collect_fds(&mh, got, ARRAY_SIZE(got));
+	if (mh.msg_flags & MSG_TRUNC)
+		n = -EMSGSIZE;
+	else if ((mh.msg_flags & MSG_CTRUNC) || n_got > max_fds)
+		n = -ETOOMANYREFS;
+	if (n <= 0) {
+		/* error, end of stream, or an empty packet that still brought fds */
+		proto_close_fds(got, n_got);
+		return n;
+	}
+	if (n_got > 0)
+		memcpy(fds, got, n_got * sizeof(int));
+	*ret_n_fds = n_got;
+	return n;
+}

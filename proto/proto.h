@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * barkeep wire protocol, version 1: constants and on-wire layouts.
+ * proto/PROTOCOL.md is the specification; this header must agree with it.
+ *
+ * Every multi-byte field is little-endian (__le16/__le32/__le64). The codec
+ * never casts a packet to these structs: it memcpy()s them in and out and
+ * converts each field with le*toh()/htole*() (proto/xfer.c). Each struct is
+ * laid out without implicit padding; the _Static_asserts pin the sizes the
+ * spec's offset tables give.
+ */
+#pragma once
+
+#include <linux/types.h>
+
+/* ---- framing ----------------------------------------------------------- */
+
+#define PROTO_MAGIC 0x4b524142u /* the bytes "BARK" on the wire */
+#define PROTO_VERSION 1         /* the only version this codec speaks */
+#define PROTO_VERSION_MIN 1
+#define PROTO_VERSION_MAX 1
+
+/* Header flags. Every other bit is reserved and rejected. */
+#define PROTO_FLAG_EVENT (1u << 0) /* set exactly on event messages */
+#define PROTO_FLAGS_KNOWN PROTO_FLAG_EVENT
+
+/* ---- limits (v1) ------------------------------------------------------- */
+
+#define PROTO_MAX_MESSAGE 65536       /* header + payload, bytes */
+#define PROTO_MAX_FDS 1               /* fds on one message */
+#define PROTO_NAME_MAX 64             /* client and server names, bytes */
+#define PROTO_PCI_ADDRESS_MAX 32      /* "0000:00:03.0" and longer domains */
+#define PROTO_LABEL_MAX 64            /* device labels */
+#define PROTO_ERROR_MESSAGE_MAX 256   /* ERROR message text */
+#define PROTO_MAX_DEVICES 64          /* entries in one DEVICES reply */
+#define PROTO_MAX_LEASES 512          /* entries in one LEASES reply */
+#define PROTO_MAX_PLANES 4            /* image planes */
+#define PROTO_TOKEN_SIZE 16           /* reclaim token, bytes */
+
+/* ---- opcodes ----------------------------------------------------------- */
+
+enum proto_opcode {
+	/* requests, client -> server: 0x0001-0x00ff */
+	PROTO_OP_HELLO = 0x0001,
+	PROTO_OP_LIST_DEVICES = 0x0002,
+	PROTO_OP_ALLOC = 0x0003,
+	PROTO_OP_RELEASE = 0x0004,
+	PROTO_OP_LIST_LEASES = 0x0005,
+	PROTO_OP_RESET = 0x0006,
+	PROTO_OP_PAUSE_ACK = 0x0007,
+	/* reserved for later versions: GRANT 0x0010, OPEN 0x0011,
+	 * REVOKE_GRANT 0x0012, RECLAIM 0x0013 */
+
+	/* replies, server -> client: 0x0100-0x01ff */
+	PROTO_OP_WELCOME = 0x0101,      /* answers HELLO */
+	PROTO_OP_DEVICES = 0x0102,      /* answers LIST_DEVICES */
+	PROTO_OP_LEASE = 0x0103,        /* answers ALLOC, carries the fd */
+	PROTO_OP_LEASES = 0x0105,       /* answers LIST_LEASES */
+	PROTO_OP_OK = 0x0180,           /* answers RELEASE, RESET, PAUSE_ACK */
+	PROTO_OP_ERROR = 0x0181,        /* answers any request */
+	/* reserved: GRANTED 0x0110, OPENED 0x0111, RECLAIMED 0x0113 */
+
+	/* events, server -> client, request id 0: 0x0200-0x02ff */
+	PROTO_OP_DEVICE_PAUSE = 0x0201,
+	PROTO_OP_DEVICE_RESUME = 0x0202,
+	PROTO_OP_DEVICE_GONE = 0x0203,
+	PROTO_OP_LEASE_REVOKED = 0x0204,
+	/* reserved: GRANT_REVOKED 0x0210 */
+};
+
+/* ---- field values ------------------------------------------------------ */
+
+/* HELLO/WELCOME capabilities. Unknown bits are ignored, never rejected. */
+#define PROTO_CAP_WATCH (1ull << 0)     /* device events for every device */
+#define PROTO_CAP_PAUSE_ACK (1ull << 1) /* client answers DEVICE_PAUSE with PAUSE_ACK */
+/* reserved: bit 8 GRANT/OPEN sharing, bit 9 RECLAIM */
+
+/* DEVICES: backend kinds */
+enum proto_backend { PROTO_BACKEND_VFIO = 1, PROTO_BACKEND_SYSMEM = 2 };
+/* DEVICES: device states */
+enum proto_state { PROTO_STATE_READY = 1, PROTO_STATE_PAUSED = 2, PROTO_STATE_GONE = 3 };
+/* DEVICES: kernel features (informational; unknown bits are ignored) */
+#define PROTO_FEATURE_DMABUF_EXPORT (1ull << 0) /* VFIO_DEVICE_FEATURE_DMA_BUF */
+#define PROTO_FEATURE_DMABUF_MMAP (1ull << 1)   /* mmap() of the dma-buf */
+#define PROTO_FEATURE_DMABUF_REVOKE (1ull << 2) /* per-buffer revoke */
+#define PROTO_FEATURE_MEMATTR_WC (1ull << 3)    /* write-combined CPU mappings */
+
+/* ALLOC device selector */
+enum proto_selector {
+	PROTO_SELECT_ANY = 0,
+	PROTO_SELECT_ID = 1,
+	PROTO_SELECT_PCI_ADDRESS = 2,
+};
+/* ALLOC and lease flags */
+#define PROTO_ALLOC_EXCLUSIVE (1u << 0)     /* the only lease on the device */
+#define PROTO_ALLOC_WRITE_COMBINE (1u << 1) /* CPU mappings write-combined */
+#define PROTO_ALLOC_IMAGE (1u << 2)         /* the image metadata is set */
+#define PROTO_ALLOC_FLAGS_KNOWN \
+	(PROTO_ALLOC_EXCLUSIVE | PROTO_ALLOC_WRITE_COMBINE | PROTO_ALLOC_IMAGE)
+
+/* RESET flags */
+#define PROTO_RESET_FORCE (1u << 0) /* no grace period */
+#define PROTO_RESET_FLAGS_KNOWN PROTO_RESET_FORCE
+
+/* DEVICE_PAUSE and DEVICE_GONE reasons */
+enum proto_reason {
+	PROTO_REASON_ADMIN = 1,  /* an administrator asked (RESET, removal) */
+	PROTO_REASON_ERROR = 2,  /* the device reported an error */
+	PROTO_REASON_UNPLUG = 3, /* the host takes the device back */
+};
+/* DEVICE_PAUSE flags */
+#define PROTO_PAUSE_FORCE (1u << 0) /* no grace: revocation is under way */
+#define PROTO_PAUSE_FLAGS_KNOWN PROTO_PAUSE_FORCE
+/* DEVICE_RESUME flags */
+#define PROTO_RESUME_CONTENTS_LOST (1u << 0)
+#define PROTO_RESUME_FLAGS_KNOWN PROTO_RESUME_CONTENTS_LOST
+
+/* LEASE_REVOKED reasons */
+enum proto_revoke_reason {
+	PROTO_REVOKE_ADMIN = 1,  /* an administrator ended the lease */
+	PROTO_REVOKE_POLICY = 2, /* the policy no longer allows it */
+};
+
+/* ---- wire layouts ------------------------------------------------------ */
+
+struct proto_wire_header {
+	__le32 magic;      /* PROTO_MAGIC */
+	__le16 version;    /* PROTO_VERSION */
+	__le16 opcode;
+	__le32 flags;      /* PROTO_FLAG_* */
+	__le32 length;     /* payload bytes after this header */
+	__le32 request_id; /* echoed in the reply; 0 on events */
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_header) == 24, "header is 24 bytes");
+#define PROTO_HEADER_SIZE 24
+
+struct proto_wire_image {
+	__le32 fourcc;
+	__le32 width;
+	__le32 height;
+	__le32 n_planes;
+	__le64 modifier;
+	__le32 offsets[PROTO_MAX_PLANES];
+	__le32 strides[PROTO_MAX_PLANES];
+};
+_Static_assert(sizeof(struct proto_wire_image) == 56, "image is 56 bytes");
+
+struct proto_wire_hello {
+	__le16 min_version;
+	__le16 max_version;
+	__le16 name_len; /* tail: client name */
+	__le16 reserved;
+	__le64 capabilities;
+};
+_Static_assert(sizeof(struct proto_wire_hello) == 16, "HELLO is 16 bytes");
+
+struct proto_wire_welcome {
+	__le16 version;
+	__le16 server_name_len; /* tail: server name */
+	__le32 max_message_size;
+	__le32 max_fds;
+	__le32 max_leases;
+	__le32 max_queued_events;
+	__le32 reserved;
+	__le64 max_lease_bytes;
+	__le64 capabilities;
+};
+_Static_assert(sizeof(struct proto_wire_welcome) == 40, "WELCOME is 40 bytes");
+
+/* LIST_DEVICES and LIST_LEASES */
+struct proto_wire_list {
+	__le32 flags; /* none defined in v1 */
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_list) == 8, "LIST_* is 8 bytes");
+
+/* DEVICES and LEASES: the fixed part before the entries */
+struct proto_wire_array {
+	__le32 count;
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_array) == 8, "array head is 8 bytes");
+
+struct proto_wire_device {
+	__le32 id;
+	__le16 pci_vendor;
+	__le16 pci_device;
+	__le16 pci_address_len; /* tail: PCI address, then label */
+	__le16 label_len;
+	__u8 backend;
+	__u8 bar_index;
+	__u8 state;
+	__u8 reserved0;
+	__le64 bar_size;
+	__le64 free_bytes;
+	__le64 largest_free;
+	__le64 generation;
+	__le64 features;
+	__le32 granule;
+	__le32 reserved1;
+};
+_Static_assert(sizeof(struct proto_wire_device) == 64, "device record is 64 bytes");
+
+struct proto_wire_alloc {
+	__le16 selector;
+	__le16 pci_address_len; /* tail: PCI address */
+	__le32 device_id;
+	__le32 flags;
+	__le32 reserved;
+	__le64 size;
+	__le64 alignment;
+	struct proto_wire_image image;
+};
+_Static_assert(sizeof(struct proto_wire_alloc) == 88, "ALLOC is 88 bytes");
+
+struct proto_wire_lease {
+	__le64 id;
+	__le32 device_id;
+	__le32 flags;
+	__le64 bar_offset;
+	__le64 size;
+	__le64 generation;
+	struct proto_wire_image image;
+	__u8 reclaim_token[PROTO_TOKEN_SIZE];
+};
+_Static_assert(sizeof(struct proto_wire_lease) == 112, "lease record is 112 bytes");
+
+/* LEASE, the ALLOC reply */
+struct proto_wire_lease_reply {
+	__le32 n_fds; /* 1 */
+	__le32 reserved;
+	struct proto_wire_lease lease;
+};
+_Static_assert(sizeof(struct proto_wire_lease_reply) == 120, "LEASE is 120 bytes");
+
+struct proto_wire_release {
+	__le64 lease_id;
+};
+_Static_assert(sizeof(struct proto_wire_release) == 8, "RELEASE is 8 bytes");
+
+struct proto_wire_reset {
+	__le32 device_id;
+	__le32 flags;
+	__le32 grace_ms;
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_reset) == 16, "RESET is 16 bytes");
+
+struct proto_wire_pause_ack {
+	__le32 device_id;
+	__le32 reserved;
+	__le64 generation;
+};
+_Static_assert(sizeof(struct proto_wire_pause_ack) == 16, "PAUSE_ACK is 16 bytes");
+
+struct proto_wire_error {
+	__le32 code;           /* positive Linux errno */
+	__le16 request_opcode; /* opcode of the request it answers, or 0 */
+	__le16 message_len;    /* tail: message */
+};
+_Static_assert(sizeof(struct proto_wire_error) == 8, "ERROR is 8 bytes");
+
+struct proto_wire_device_pause {
+	__le32 device_id;
+	__le16 reason;
+	__le16 flags;
+	__le64 generation;
+	__le32 deadline_ms;
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_device_pause) == 24, "DEVICE_PAUSE is 24 bytes");
+
+struct proto_wire_device_resume {
+	__le32 device_id;
+	__le32 flags;
+	__le64 generation;
+};
+_Static_assert(sizeof(struct proto_wire_device_resume) == 16, "DEVICE_RESUME is 16 bytes");
+
+struct proto_wire_device_gone {
+	__le32 device_id;
+	__le16 reason;
+	__le16 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_device_gone) == 8, "DEVICE_GONE is 8 bytes");
+
+struct proto_wire_lease_revoked {
+	__le64 lease_id;
+	__le32 device_id;
+	__le16 reason;
+	__le16 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_lease_revoked) == 16, "LEASE_REVOKED is 16 bytes");
+
+/* The largest replies fit in one message. */
+_Static_assert(PROTO_HEADER_SIZE + sizeof(struct proto_wire_array) +
+		       PROTO_MAX_LEASES * sizeof(struct proto_wire_lease) <= PROTO_MAX_MESSAGE,
+	       "a full LEASES reply fits in one message");
+_Static_assert(PROTO_HEADER_SIZE + sizeof(struct proto_wire_array) +
+		       PROTO_MAX_DEVICES * (sizeof(struct proto_wire_device) +
+					    PROTO_PCI_ADDRESS_MAX + PROTO_LABEL_MAX) <=
+	       PROTO_MAX_MESSAGE, "a full DEVICES reply fits in one message");

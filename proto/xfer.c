@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/* Field-level encoding and decoding shared by every message (see xfer.h). */
+#include <endian.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/xfer.h"
+
+int xfer_fail(struct xfer *x, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (x->err)
+		return x->err;
+	x->err = err;
+	if (x->diag) {
+		va_start(ap, fmt);
+		vsnprintf(x->diag->text, sizeof(x->diag->text), fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+int xfer_invalid(const struct xfer *x)
+{
+	return x->encode ? -EINVAL : -EPROTO;
+}
+
+/* Claims n bytes at the cursor; returns their offset, or fails. */
+static bool claim(struct xfer *x, size_t n, const char *name, size_t *ret_pos)
+{
+	if (x->err)
+		return false;
+	if (n > x->end - x->pos) {
+		if (x->encode)
+			xfer_fail(x, -ENOBUFS, "%s does not fit in a %zu-byte buffer (%s)",
+				  x->what, x->end, name);
+		else
+			xfer_fail(x, -EBADMSG, "%s %s (%zu bytes) runs past the end of the payload",
+				  x->what, name, n);
+		return false;
+	}
+	*ret_pos = x->pos;
+	x->pos += n;
+	return true;
+}
+
+size_t xfer_begin(struct xfer *x, void *wire, size_t size)
+{
+	size_t place = 0;
+
+	if (claim(x, size, "fixed part", &place) && !x->encode)
+		memcpy(wire, x->in + place, size);
+	return place;
+}
+
+void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place)
+{
+	if (!x->err && x->encode)
+		memcpy(x->out + place, wire, size);
+}
+
+void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
+{
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+
+	if (x->err)
+		return;
+	/* memcpy() because wire fields of packed records need not be aligned
+	 * and the host field's type is only known by its size here. */
+	switch (size) {
+	case 1:
+		memcpy(x->encode ? wire : host, x->encode ? host : wire, 1);
+		break;
+	case 2:
+		memcpy(&v16, x->encode ? host : wire, 2);
+		v16 = x->encode ? htole16(v16) : le16toh(v16);
+		memcpy(x->encode ? wire : host, &v16, 2);
+		break;
+	case 4:
+		memcpy(&v32, x->encode ? host : wire, 4);
+		v32 = x->encode ? htole32(v32) : le32toh(v32);
+		memcpy(x->encode ? wire : host, &v32, 4);
+		break;
+	case 8:
+		memcpy(&v64, x->encode ? host : wire, 8);
+		v64 = x->encode ? htole64(v64) : le64toh(v64);
+		memcpy(x->encode ? wire : host, &v64, 8);
+		break;
+	default: /* XFER() only passes the sizes above */
+		xfer_fail(x, -EINVAL, "%s has a %zu-byte integer field", x->what, size);
+	}
+}
+
+void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *name)
+{
+	const uint8_t *b = wire;
+
+	/* Encoding: the caller's wire struct starts zeroed. */
+	if (x->err || x->encode)
+		return;
+	if (strpbrk(name, ".>")) /* "w.reserved" -> "reserved" */
+		name = strpbrk(name, ".>") + 1;
+	for (size_t i = 0; i < size; i++)
+		if (b[i] != 0) {
+			xfer_fail(x, -EPROTO, "%s field %s is not zero", x->what, name);
+			return;
+		}
+}
+
+void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
+{
+	if (!x->err)
+		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
+}
+
+size_t text_invalid_at(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint8_t c = s[i];
+		uint32_t cp, min;
+		size_t n;
+
+		if (c < 0x80) {
+			if (c < 0x20 || c == 0x7f)
+				return i;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return i;
+		if (n > len - i - 1)
+			return i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		/* overlong forms, UTF-16 surrogates, beyond Unicode, C1 controls */
+		if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
+		    (cp >= 0x80 && cp <= 0x9f))
+			return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name)
+{
+	uint16_t len16 = 0;
+	size_t len, place, bad;
+	const uint8_t *bytes;
+
+	if (x->err)
+		return;
+	if (x->encode) {
+		len = strnlen(host, max + 1);
+		len16 = (uint16_t)len;
+	} else {
+		memcpy(&len16, wire_len, sizeof(len16));
+		len = le16toh(len16);
+	}
+	if (len > max) {
+		xfer_fail(x, -E2BIG, "%s %s is %s%zu bytes, at most %zu", x->what, name,
+			  x->encode ? "over " : "", len, max);
+		return;
+	}
+	if (!claim(x, len, name, &place))
+		return;
+	bytes = x->encode ? (const uint8_t *)host : x->in + place;
+	bad = text_invalid_at(bytes, len);
+	if (bad < len) {
+		xfer_fail(x, xfer_invalid(x), "%s %s has byte 0x%02x at offset %zu: not UTF-8 text "
+			  "without control characters", x->what, name, bytes[bad], bad);
+		return;
+	}
+	if (x->encode) {
+		memcpy(x->out + place, host, len);
+		len16 = htole16(len16);
+		memcpy(wire_len, &len16, sizeof(len16));
+	} else {
+		memcpy(host, bytes, len);
+		host[len] = '\0';
+	}
+}
+
+bool xfer_count(struct xfer *x, __le32 *wire_count, uint32_t *count, uint32_t max,
+		size_t entry_min)
+{
+	XFER(x, *wire_count, *count);
+	if (x->err)
+		return false;
+	if (*count > max) {
+		xfer_fail(x, -E2BIG, "%s has %" PRIu32 " entries, at most %" PRIu32, x->what,
+			  *count, max);
+		return false;
+	}
+	if (!x->encode && (uint64_t)*count * entry_min > x->end - x->pos) {
+		xfer_fail(x, -EBADMSG, "%s declares %" PRIu32 " entries of at least %zu bytes, "
+			  "but only %zu bytes follow", x->what, *count, entry_min, x->end - x->pos);
+		return false;
+	}
+	return true;
+}
+
+void *xfer_entries(struct xfer *x, void *entries, uint32_t count, size_t size)
+{
+	if (x->err || count == 0)
+		return NULL;
+	if (x->encode) {
+		if (!entries)
+			xfer_fail(x, -EINVAL, "%s has %" PRIu32 " entries but no array", x->what,
+				  count);
+		return entries;
+	}
+	entries = calloc(count, size);
+	if (!entries)
+		xfer_fail(x, -ENOMEM, "%s: out of memory for %" PRIu32 " entries", x->what, count);
+	return entries;
+}
+
+void check_flags(struct xfer *x, const char *name, uint64_t flags, uint64_t known)
+{
+	if (!x->err && (flags & ~known))
+		xfer_fail(x, xfer_invalid(x), "%s %s 0x%" PRIx64 " has unknown bits 0x%" PRIx64,
+			  x->what, name, flags, flags & ~known);
+}
+
+void check_range(struct xfer *x, const char *name, uint64_t value, uint64_t first, uint64_t last)
+{
+	if (!x->err && (value < first || value > last))
+		xfer_fail(x, xfer_invalid(x), "%s %s %" PRIu64 " is not in %" PRIu64 "..%" PRIu64,
+			  x->what, name, value, first, last);
+}
+
+void check_image(struct xfer *x, uint32_t flags, const struct proto_image *image)
+{
+	static const struct proto_image none;
+	_Static_assert(sizeof(none) == 56, "no padding: memcmp() compares fields only");
+	uint32_t n = image->n_planes;
+
+	if (x->err)
+		return;
+	if (!(flags & PROTO_ALLOC_IMAGE)) {
+		if (memcmp(image, &none, sizeof(none)) != 0)
+			xfer_fail(x, xfer_invalid(x), "%s has image metadata without the IMAGE flag",
+				  x->what);
+		return;
+	}
+	if (n < 1 || n > PROTO_MAX_PLANES || image->width == 0 || image->height == 0) {
+		xfer_fail(x, xfer_invalid(x), "%s image is %" PRIu32 "x%" PRIu32 " with %" PRIu32
+			  " planes; needs a non-zero size and 1..%d planes", x->what,
+			  image->width, image->height, n, PROTO_MAX_PLANES);
+		return;
+	}
+	for (uint32_t i = 0; i < PROTO_MAX_PLANES; i++) {
+		bool used = i < n;
+
+		if (used ? image->strides[i] == 0 : image->strides[i] || image->offsets[i]) {
+			xfer_fail(x, xfer_invalid(x), "%s image plane %" PRIu32 " has stride %" PRIu32
+				  " and offset %" PRIu32 " (%s)", x->what, i, image->strides[i],
+				  image->offsets[i], used ? "stride must not be 0" : "unused, must be 0");
+			return;
+		}
+	}
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal to proto/: one description of each message's layout serves both
+ * directions. A message's xfer function walks its fields once; in an
+ * encoding xfer each call moves a host value into the wire struct and the
+ * packet, in a decoding xfer from the packet and wire struct into the host
+ * value, checking it. So encoder and decoder cannot disagree on a layout.
+ *
+ * The first error sticks (x->err) and turns later calls into no-ops, so an
+ * xfer function reads as a plain list of fields and rules.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macro.h"
+#include "proto/codec.h"
+
+struct xfer {
+	bool encode;
+	union {
+		const uint8_t *in; /* decode */
+		uint8_t *out;      /* encode */
+	};
+	size_t pos, end;  /* cursor and end of the payload, from the buffer start */
+	const char *what; /* the message's name, for diagnostics */
+	struct proto_diag *diag;
+	int err;
+};
+
+/* Records the first failure (with its description); returns err. */
+int xfer_fail(struct xfer *x, int err, const char *fmt, ...) _printf_(3, 4);
+/* The error for a value that breaks a rule: -EINVAL encoding, -EPROTO decoding. */
+int xfer_invalid(const struct xfer *x);
+
+/* Starts a fixed-size wire struct: decoding copies it out of the packet,
+ * encoding reserves its place. Returns the place for xfer_end(). */
+size_t xfer_begin(struct xfer *x, void *wire, size_t size);
+/* Ends it: encoding copies the filled wire struct into its place. */
+void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place);
+
+/* Moves an integer of 1, 2, 4 or 8 bytes between wire (LE) and host order. */
+void xfer_int(struct xfer *x, void *wire, void *host, size_t size);
+#define XFER(x, wire_field, host_field)                                               \
+	do {                                                                          \
+		_Static_assert(sizeof(wire_field) == sizeof(host_field), #host_field); \
+		_Static_assert(IS_POWER_OF_2(sizeof(host_field)) && sizeof(host_field) <= 8, \
+			       #host_field);                                          \
+		xfer_int((x), &(wire_field), &(host_field), sizeof(host_field));      \
+	} while (0)
+
+/* Reserved wire fields: written as 0, rejected unless 0. */
+void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *name);
+#define XFER_RESERVED(x, wire_field) \
+	xfer_reserved((x), &(wire_field), sizeof(wire_field), #wire_field)
+
+/* Raw bytes (the reclaim token). */
+void xfer_raw(struct xfer *x, void *wire, void *host, size_t size);
+
+/* A string: its length in *wire_len, its bytes appended to the tail.
+ * host is NUL-terminated and has room for max + 1 bytes. */
+void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name);
+
+/* An array count: checks it against max and, decoding, against the bytes
+ * left at entry_min bytes per entry. Returns false if the entries must not
+ * be walked. */
+bool xfer_count(struct xfer *x, __le32 *wire_count, uint32_t *count, uint32_t max,
+		size_t entry_min);
+/* The entries to walk: decoding allocates count zeroed ones (freed by
+ * proto_msg_clear()), encoding checks the caller gave some. NULL on error. */
+void *xfer_entries(struct xfer *x, void *entries, uint32_t count, size_t size);
+
+/* Rules shared by several messages. */
+void check_flags(struct xfer *x, const char *name, uint64_t flags, uint64_t known);
+void check_range(struct xfer *x, const char *name, uint64_t value, uint64_t first, uint64_t last);
+void check_image(struct xfer *x, uint32_t flags, const struct proto_image *image);
+
+/* Offset of the first byte that is not UTF-8 text without control
+ * characters, or len if there is none. */
+size_t text_invalid_at(const uint8_t *s, size_t len);
+
+/* The per-opcode table (proto/messages.c). */
+enum proto_kind { PROTO_KIND_REQUEST, PROTO_KIND_REPLY, PROTO_KIND_EVENT };
+
+struct proto_op_info {
+	uint16_t opcode;
+	const char *name;
+	enum proto_kind kind;
+	size_t fixed_size; /* the payload's fixed part */
+	bool has_tail;     /* strings or entries may follow the fixed part */
+	unsigned n_fds;
+	uint16_t reply;    /* requests: the success reply */
+	void (*xfer)(struct xfer *x, struct proto_msg *m);
+};
+
+const struct proto_op_info *proto_op_info(uint16_t opcode);
