@@ -53,8 +53,10 @@ static void bk_invalidate_mappings(struct dma_buf_attachment *attach)
 	dma_resv_assert_held(attach->dmabuf->resv);
 
 	atomic64_inc(&slot->invalidations);
-	/* We never touch the memory: drop the mapping right away, which is
-	 * what lets the exporter's revoke finish. */
+	/*
+	 * We never touch the memory: drop the mapping right away, which is
+	 * what lets the exporter's revoke finish.
+	 */
 	if (slot->sgt) {
 		dma_buf_unmap_attachment(attach, slot->sgt, DMA_BIDIRECTIONAL);
 		slot->sgt = NULL;
@@ -127,7 +129,7 @@ static long bk_ioctl_attach(struct bk_file *bf, void __user *uarg)
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags & ~BK_OBSERVER_F_MAP || arg.pad)
+	if ((arg.flags & ~BK_OBSERVER_F_MAP) || arg.pad)
 		return -EINVAL;
 
 	for (i = 0; i < BK_OBSERVER_MAX_SLOTS; i++)
@@ -136,7 +138,7 @@ static long bk_ioctl_attach(struct bk_file *bf, void __user *uarg)
 	if (i == BK_OBSERVER_MAX_SLOTS)
 		return -ENOSPC;
 
-	slot = kzalloc(sizeof(*slot), GFP_KERNEL);
+	slot = kzalloc_obj(*slot);
 	if (!slot)
 		return -ENOMEM;
 	atomic64_set(&slot->invalidations, 0);
@@ -269,7 +271,7 @@ static int bk_open(struct inode *inode, struct file *file)
 {
 	struct bk_file *bf;
 
-	bf = kzalloc(sizeof(*bf), GFP_KERNEL);
+	bf = kzalloc_obj(*bf);
 	if (!bf)
 		return -ENOMEM;
 	mutex_init(&bf->lock);

@@ -17,10 +17,12 @@
 #define BK_OBSERVER_DEVICE	"/dev/bk_observer"
 #define BK_OBSERVER_MAX_SLOTS	64
 
-/* Attach flags (ATTACH, REATTACH). */
-/* Also map the attachment (dma_buf_map_attachment). VFIO maps only for a PCI
- * importer with a peer-to-peer route to the exporting device, so for the
- * observer's own (non-PCI) device the map fails with EINVAL. */
+/*
+ * Attach flag (ATTACH, REATTACH): also map the attachment
+ * (dma_buf_map_attachment). VFIO maps only for a PCI importer with a
+ * peer-to-peer route to the exporting device, so for the observer's own
+ * (non-PCI) device the map fails with EINVAL.
+ */
 #define BK_OBSERVER_F_MAP	(1u << 0)
 
 /* Slot state bits (STATUS). */

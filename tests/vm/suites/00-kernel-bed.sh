@@ -2,7 +2,7 @@
 # Suite 00: the kernel test bed itself (issue 2, items 6 and 7): VFIO dma-buf
 # export of a BAR2 window, its errors and importers, and revocation made
 # visible by the bk_observer test module (tests/kmod).
-# shellcheck source=../lib.sh
+# shellcheck source=tests/vm/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 prog=$BARKEEP_BUILD/tests/vm/kernel_bed
