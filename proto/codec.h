@@ -244,17 +244,25 @@ int proto_negotiate_version(uint16_t client_min, uint16_t client_max);
 
 /* ---- packets on a SOCK_SEQPACKET socket ---------------------------------- */
 
+/* The most fds one packet carries at this layer: more than any message
+ * declares (proto_op_fds()), so that a receiver can see and close every
+ * extra fd a peer attached, and a test can attach some. */
+#define PROTO_PACKET_MAX_FDS 8
+
 /*
- * Sends the packet buf[0..len) with n_fds (<= PROTO_MAX_FDS) fds attached
- * (SCM_RIGHTS, MSG_NOSIGNAL). The fds stay the caller's. Returns 0,
- * -EAGAIN (would block, or interrupted: try again), -EINVAL (too many
- * fds), or the sendmsg() errno (-EPIPE when the peer is gone).
+ * Sends the packet buf[0..len) with n_fds fds attached (SCM_RIGHTS,
+ * MSG_NOSIGNAL); n_fds should be proto_op_fds() of the message. The fds
+ * stay the caller's. Returns 0, -EAGAIN (would block, or interrupted: try
+ * again), -EINVAL (more than PROTO_PACKET_MAX_FDS fds), or the sendmsg()
+ * errno (-EPIPE when the peer is gone).
  */
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
 
 /*
  * Receives one packet into buf (give it PROTO_MAX_MESSAGE bytes) and up to
  * max_fds fds into fds[] (opened O_CLOEXEC; *ret_n_fds says how many).
+ * With max_fds = PROTO_MAX_FDS a packet with extra fds fails here; with
+ * more, proto_decode() refuses it and names the count.
  * Returns the packet length, 0 at end of stream (an empty packet counts as
  * one), -EAGAIN (nothing to read, or interrupted), -EMSGSIZE (the packet
  * was larger than size), -ETOOMANYREFS (more than max_fds fds came with

@@ -7,11 +7,15 @@
 #include "proto/codec.h"
 
 /*
- * Room for more fds than any message carries: a peer that attaches a few
- * extra gets a clean -ETOOMANYREFS with every fd closed here. Beyond this
- * the kernel reports MSG_CTRUNC and closes the ones that did not fit.
+ * Packets carry up to PROTO_PACKET_MAX_FDS fds, more than any message
+ * declares: proto_decode() enforces the protocol's count, so a receiver
+ * sees exactly how many extra fds a peer attached and closes them all.
+ * Beyond this room the kernel reports MSG_CTRUNC and closes the excess.
  */
-#define RECV_FD_ROOM 8
+union fd_control {
+	struct cmsghdr align;
+	uint8_t bytes[CMSG_SPACE(sizeof(int) * PROTO_PACKET_MAX_FDS)];
+};
 
 static int errno_to_result(int err)
 {
@@ -26,16 +30,13 @@ void proto_close_fds(const int *fds, size_t n)
 
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
-	union {
-		struct cmsghdr align;
-		uint8_t bytes[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
-	} control = {};
+	union fd_control control = {};
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
 	ssize_t n;
 
-	if (n_fds > PROTO_MAX_FDS)
+	if (n_fds > PROTO_PACKET_MAX_FDS)
 		return -EINVAL;
 	if (n_fds > 0) {
 		mh.msg_control = control.bytes;
@@ -75,10 +76,7 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
 ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		   size_t *ret_n_fds)
 {
-	union {
-		struct cmsghdr align;
-		uint8_t bytes[CMSG_SPACE(sizeof(int) * RECV_FD_ROOM)];
-	} control;
+	union fd_control control;
 	int got[sizeof(control) / sizeof(int)];
 	struct iovec iov = { .iov_base = buf, .iov_len = size };
 	struct msghdr mh = {

@@ -62,6 +62,12 @@ void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place)
 		memcpy(x->out + place, wire, size);
 }
 
+void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
+{
+	if (!x->err)
+		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
+}
+
 void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
 {
 	uint16_t v16;
@@ -70,11 +76,10 @@ void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
 
 	if (x->err)
 		return;
-	/* memcpy() because wire fields of packed records need not be aligned
-	 * and the host field's type is only known by its size here. */
+	/* Only the fields' size is known here, so they are moved with memcpy(). */
 	switch (size) {
 	case 1:
-		memcpy(x->encode ? wire : host, x->encode ? host : wire, 1);
+		xfer_raw(x, wire, host, 1);
 		break;
 	case 2:
 		memcpy(&v16, x->encode ? host : wire, 2);
@@ -110,12 +115,6 @@ void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *na
 			xfer_fail(x, -EPROTO, "%s field %s is not zero", x->what, name);
 			return;
 		}
-}
-
-void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
-{
-	if (!x->err)
-		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
 }
 
 size_t text_invalid_at(const uint8_t *s, size_t len)

@@ -766,7 +766,7 @@ static int make_memfd(size_t size)
 	return fd;
 }
 
-/* sendmsg() with any number of fds: what a misbehaving peer does. */
+/* sendmsg() with more fds than proto_send() takes: to overflow proto_recv(). */
 static int send_raw(int sock, const void *data, size_t len, const int *fds, size_t n_fds)
 {
 	union {
@@ -838,13 +838,13 @@ static void test_socket_extra_fds_closed(void)
 	two[1] = make_memfd(4096);
 
 	/* a receiver that takes at most one fd refuses the packet */
-	CHECK_EQ(send_raw(sv[0], buf, len, two, 2), 0);
+	CHECK_EQ(proto_send(sv[0], buf, len, two, 2), 0);
 	n = proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds);
 	CHECK_EQ(n, -ETOOMANYREFS);
 	CHECK_EQ(n_fds, 0);
 
 	/* one that takes more hands them to the decoder, which refuses them */
-	CHECK_EQ(send_raw(sv[0], buf, len, two, 2), 0);
+	CHECK_EQ(proto_send(sv[0], buf, len, two, 2), 0);
 	n = proto_recv(sv[1], rbuf, sizeof(rbuf), fds, ARRAY_SIZE(fds), &n_fds);
 	CHECK_EQ(n, (ssize_t)len);
 	CHECK_EQ(n_fds, 2);
@@ -876,13 +876,13 @@ static void test_socket_truncation_closes_fds(void)
 		many[i] = make_memfd(1);
 
 	/* a packet larger than the buffer: MSG_TRUNC */
-	CHECK_EQ(send_raw(sv[0], buf, len, many, 1), 0);
+	CHECK_EQ(proto_send(sv[0], buf, len, many, 1), 0);
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), -EMSGSIZE);
 	/* more fds than the control buffer holds: MSG_CTRUNC */
 	CHECK_EQ(send_raw(sv[0], buf, 40, many, ARRAY_SIZE(many)), 0);
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), -ETOOMANYREFS);
 	/* an empty packet with an fd reads as end of stream, fd closed */
-	CHECK_EQ(send_raw(sv[0], buf, 0, many, 1), 0);
+	CHECK_EQ(proto_send(sv[0], buf, 0, many, 1), 0);
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), 0);
 
 	proto_close_fds(many, ARRAY_SIZE(many));
@@ -899,7 +899,7 @@ static void test_socket_eagain_and_eof(void)
 
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), -EAGAIN);
-	CHECK_EQ(proto_send(sv[0], buf, 24, &fd, 2), -EINVAL);
+	CHECK_EQ(proto_send(sv[0], buf, 24, &fd, PROTO_PACKET_MAX_FDS + 1), -EINVAL);
 	close(sv[0]);
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), 0);
 	CHECK_EQ(proto_send(sv[1], buf, 24, NULL, 0), -EPIPE);
