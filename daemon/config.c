@@ -1332,7 +1332,8 @@ static void dump_group(FILE *f, const char *name, gid_t gid)
 		fprintf(f, "%s (gid %u)", name, (unsigned)gid);
 }
 
-static void dump_ids(FILE *f, const char *what, const uint32_t *ids, char *const *names, size_t n)
+static void print_ids(FILE *f, const char *what, const uint32_t *ids, char *const *names,
+		      size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (names[i])
@@ -1340,6 +1341,13 @@ static void dump_ids(FILE *f, const char *what, const uint32_t *ids, char *const
 		else
 			fprintf(f, ", %s %u", what, (unsigned)ids[i]);
 	}
+}
+
+void config_device_print_access(const struct config_device *d, FILE *f)
+{
+	fprintf(f, "root");
+	print_ids(f, "user", d->allow_uids, d->allow_user_names, d->n_allow_uids);
+	print_ids(f, "group", d->allow_gids, d->allow_group_names, d->n_allow_gids);
 }
 
 static void dump_device(const struct config_device *d, FILE *f)
@@ -1361,9 +1369,8 @@ static void dump_device(const struct config_device *d, FILE *f)
 		fprintf(f, "  reserved: 0x%llx+%s (line %u)\n",
 			(unsigned long long)d->reserved[i].offset,
 			config_format_size(d->reserved[i].length, sz), d->reserved[i].line);
-	fprintf(f, "  may be used by: root");
-	dump_ids(f, "user", d->allow_uids, d->allow_user_names, d->n_allow_uids);
-	dump_ids(f, "group", d->allow_gids, d->allow_group_names, d->n_allow_gids);
+	fprintf(f, "  may be used by: ");
+	config_device_print_access(d, f);
 	fprintf(f, "%s\n", d->default_access ? " (default: no allow-users/allow-groups)" : "");
 	if (d->max_bytes_per_uid != CONFIG_UNLIMITED)
 		fprintf(f, "  at most %s per uid\n", config_format_size(d->max_bytes_per_uid, sz));

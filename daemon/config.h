@@ -113,6 +113,10 @@ struct config *config_free(struct config *c);
 /* By name or PCI address (any accepted spelling); NULL if there is none. */
 const struct config_device *config_find_device(const struct config *c, const char *key);
 
+/* "root, user alice (1001), group barkeep (999)": who may use d, for messages
+ * such as a refused ALLOC (open_memstream() gives a string). */
+void config_device_print_access(const struct config_device *d, FILE *f);
+
 /* Writes a human summary, for barkeepd --check-config. */
 void config_dump(const struct config *c, FILE *f);
 
