@@ -20,7 +20,8 @@ endif
 CC      ?= gcc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wformat-truncation \
 	   -Wpointer-arith -Wmissing-prototypes -Wstrict-prototypes -Wundef \
-	   -Wvla -Wcast-align -Wwrite-strings -Wno-missing-field-initializers
+	   -Wvla -Wcast-align -Wwrite-strings -Wno-missing-field-initializers \
+	   -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) -fPIC -D_GNU_SOURCE -I. $(SANFLAGS) \
 	   $(shell pkg-config --cflags $(PKGS))

@@ -1413,6 +1413,5 @@ void config_dump(const struct config *c, FILE *f)
 		dump_device(&c->devices[i], f);
 	if (c->n_devices == 0)
 		fprintf(f, "no devices\n");
-	for (size_t i = 0; i < c->n_warnings; i++)
-		fprintf(f, "warning: %s\n", c->warnings[i]);
+	/* Warnings are not repeated here: the caller logs c->warnings itself. */
 }

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libbarkeep: borrow windows of GPU VRAM from barkeepd as dma-buf fds.
+ *
+ *   struct barkeep *bk;
+ *   barkeep_connect(NULL, "my-app", &bk);
+ *   struct barkeep_alloc_params p = { .size = 64 << 20 };
+ *   struct barkeep_lease *lease;
+ *   if (barkeep_alloc(bk, &p, &lease) < 0)
+ *           fprintf(stderr, "%s\n", barkeep_error_message(bk));
+ *   ... use lease->fd (a dma-buf) ...
+ *   barkeep_release(bk, lease);
+ *   barkeep_disconnect(bk);
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative
+ * errno on failure; after a failure, barkeep_error_message() holds a
+ * sentence from the broker or the library saying what went wrong. The
+ * library never logs and never blocks except in the request functions,
+ * which wait for their reply. A connection is not thread-safe: use it from
+ * one thread at a time. Events (resets, revocations) that arrive while a
+ * request waits are queued and delivered by barkeep_dispatch().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BARKEEP_DEFAULT_SOCKET "/run/barkeep/barkeep.sock"
+#define BARKEEP_SOCKET_ENV "BARKEEP_SOCKET" /* overrides the default path */
+
+struct barkeep;
+
+enum barkeep_backend { BARKEEP_BACKEND_VFIO = 1, BARKEEP_BACKEND_SYSMEM = 2 };
+enum barkeep_device_state { BARKEEP_DEVICE_READY = 1, BARKEEP_DEVICE_PAUSED = 2, BARKEEP_DEVICE_GONE = 3 };
+
+/* Device features (struct barkeep_device.features) */
+#define BARKEEP_FEATURE_DMABUF_EXPORT (1ull << 0)
+#define BARKEEP_FEATURE_DMABUF_MMAP (1ull << 1)
+#define BARKEEP_FEATURE_DMABUF_REVOKE (1ull << 2)
+#define BARKEEP_FEATURE_MEMATTR_WC (1ull << 3)
+
+struct barkeep_device {
+	uint32_t id;
+	char pci_address[33]; /* "0000:00:03.0"; "" for non-PCI backends */
+	char label[65];
+	uint16_t pci_vendor, pci_device;
+	enum barkeep_backend backend;
+	enum barkeep_device_state state;
+	uint32_t bar_index;
+	uint32_t granule;      /* allocation unit, bytes */
+	uint64_t bar_size;
+	uint64_t free_bytes;
+	uint64_t largest_free; /* the largest window that can be had now */
+	uint64_t generation;   /* bumps on every reset */
+	uint64_t features;     /* BARKEEP_FEATURE_* */
+};
+
+/* Optional image metadata carried with a lease (for DRM/gbm/Wayland import). */
+struct barkeep_image {
+	uint32_t fourcc; /* DRM_FORMAT_* */
+	uint32_t width, height;
+	uint32_t n_planes; /* 1..4 */
+	uint64_t modifier; /* DRM_FORMAT_MOD_LINEAR for VRAM windows */
+	uint32_t offsets[4], strides[4];
+};
+
+/* Lease flags */
+#define BARKEEP_ALLOC_EXCLUSIVE (1u << 0)     /* the only lease on its device */
+#define BARKEEP_ALLOC_WRITE_COMBINE (1u << 1) /* CPU mappings write-combined */
+
+struct barkeep_alloc_params {
+	const char *device;     /* NULL: any device; else its PCI address */
+	bool by_id;             /* pick the device by device_id instead */
+	uint32_t device_id;
+	uint64_t size;          /* bytes; rounded up to the device's granule */
+	uint64_t alignment;     /* 0: the granule; else a power of two */
+	uint32_t flags;         /* BARKEEP_ALLOC_* */
+	const struct barkeep_image *image; /* NULL: not an image */
+};
+
+struct barkeep_lease {
+	uint64_t id;
+	uint32_t device_id;
+	uint32_t flags;
+	uint64_t bar_offset; /* where the window starts in the device's BAR */
+	uint64_t size;
+	uint64_t generation; /* device generation when made: older than the device's = contents lost */
+	bool has_image;
+	struct barkeep_image image;
+	uint8_t reclaim_token[16];
+	int fd; /* the dma-buf, owned by the lease (-1 in barkeep_list_leases results) */
+};
+
+enum barkeep_event_type {
+	BARKEEP_EVENT_DEVICE_PAUSE = 1, /* drop imports, then barkeep_ack_pause() */
+	BARKEEP_EVENT_DEVICE_RESUME,    /* re-import; contents are lost */
+	BARKEEP_EVENT_DEVICE_GONE,      /* the device and its leases are gone for good */
+	BARKEEP_EVENT_LEASE_REVOKED,    /* that lease ended */
+};
+
+struct barkeep_event {
+	enum barkeep_event_type type;
+	uint32_t device_id;
+	uint64_t lease_id;    /* LEASE_REVOKED */
+	uint64_t generation;  /* PAUSE: being paused; RESUME: the new one */
+	uint32_t reason;      /* 1 admin, 2 device error, 3 unplug */
+	uint32_t flags;       /* PAUSE: 1 = forced; RESUME: 1 = contents lost */
+	uint32_t deadline_ms; /* PAUSE: time left to acknowledge */
+};
+
+typedef void (*barkeep_event_fn)(struct barkeep *bk, const struct barkeep_event *ev, void *userdata);
+
+/* Connects and says HELLO. path NULL: $BARKEEP_SOCKET, else the default.
+ * name: how the broker's logs call this client (NULL: the program name). */
+int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
+/* Closes the connection; the broker ends every lease still held (fds that
+ * were handed out stay valid until closed). Accepts NULL. */
+void barkeep_disconnect(struct barkeep *bk);
+
+/* The last error's sentence (never NULL; "" before any error). Valid until
+ * the next call. With bk NULL: why this thread's last barkeep_connect() failed. */
+const char *barkeep_error_message(const struct barkeep *bk);
+
+/* For poll loops: readable when events wait. barkeep_dispatch() reads what is
+ * there without blocking and calls the event handler; returns the number of
+ * events delivered, or -errno (-ECONNRESET when the broker went away). */
+int barkeep_get_fd(const struct barkeep *bk);
+void barkeep_set_event_handler(struct barkeep *bk, barkeep_event_fn fn, void *userdata);
+int barkeep_dispatch(struct barkeep *bk);
+
+/* Requests. Each blocks until the broker answers. */
+int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t *ret_n); /* free(*ret) */
+int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, struct barkeep_lease **ret);
+/* Ends the lease at the broker, closes its fd and frees it (also on error). */
+int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease);
+int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n); /* free(*ret) */
+int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generation);
+/* Admin: pause, revoke and reset a device. grace_ms 0: the broker's default. */
+int barkeep_reset(struct barkeep *bk, uint32_t device_id, bool force, uint32_t grace_ms);
+
+/* Closes the fd and frees a lease without telling the broker (it ends when
+ * the connection does). Accepts NULL. */
+void barkeep_lease_free(struct barkeep_lease *lease);
+
+/* Imports the lease's dma-buf into a DRM device (drmPrimeFDToHandle).
+ * -EOPNOTSUPP: the driver cannot import peer-to-peer VFIO buffers (most
+ * cannot: only amdgpu, xe and a few others); *ret_msg, if given, gets a
+ * sentence saying so. */
+int barkeep_import_prime(const struct barkeep_lease *lease, int drm_fd, uint32_t *ret_handle,
+			 const char **ret_msg);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client/lib/barkeep.h"
+#include "common/macro.h"
+#include "proto/codec.h"
+
+#define QUEUED_EVENTS_MAX 1024
+
+struct barkeep {
+	int fd;
+	uint32_t next_request;
+	barkeep_event_fn handler;
+	void *handler_data;
+	struct barkeep_event *queue; /* events that came while a request waited */
+	size_t n_queued, queue_cap;
+	char error[PROTO_ERROR_MESSAGE_MAX + 64];
+};
+
+static _printf_(3, 4) int fail(struct barkeep *bk, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(bk->error, sizeof(bk->error), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Why the last barkeep_connect() of this thread failed. */
+static __thread char connect_error[PROTO_ERROR_MESSAGE_MAX + 64];
+
+const char *barkeep_error_message(const struct barkeep *bk)
+{
+	return bk ? bk->error : connect_error;
+}
+
+int barkeep_get_fd(const struct barkeep *bk)
+{
+	return bk->fd;
+}
+
+void barkeep_set_event_handler(struct barkeep *bk, barkeep_event_fn fn, void *userdata)
+{
+	bk->handler = fn;
+	bk->handler_data = userdata;
+}
+
+static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
+{
+	*ev = (struct barkeep_event){};
+	switch (m->opcode) {
+	case PROTO_OP_DEVICE_PAUSE:
+		*ev = (struct barkeep_event){ BARKEEP_EVENT_DEVICE_PAUSE, m->device_pause.device_id, 0,
+			m->device_pause.generation, m->device_pause.reason, m->device_pause.flags,
+			m->device_pause.deadline_ms };
+		return true;
+	case PROTO_OP_DEVICE_RESUME:
+		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_DEVICE_RESUME,
+			.device_id = m->device_resume.device_id, .generation = m->device_resume.generation,
+			.flags = m->device_resume.flags };
+		return true;
+	case PROTO_OP_DEVICE_GONE:
+		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_DEVICE_GONE,
+			.device_id = m->device_gone.device_id, .reason = m->device_gone.reason };
+		return true;
+	case PROTO_OP_LEASE_REVOKED:
+		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_LEASE_REVOKED,
+			.device_id = m->lease_revoked.device_id, .lease_id = m->lease_revoked.lease_id,
+			.reason = m->lease_revoked.reason };
+		return true;
+	}
+	return false;
+}
+
+static int queue_event(struct barkeep *bk, const struct barkeep_event *ev)
+{
+	if (bk->n_queued == bk->queue_cap) {
+		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
+			return fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
+				    QUEUED_EVENTS_MAX);
+		size_t cap = bk->queue_cap ? bk->queue_cap * 2 : 16;
+		struct barkeep_event *q = realloc(bk->queue, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		bk->queue = q;
+		bk->queue_cap = cap;
+	}
+	bk->queue[bk->n_queued++] = *ev;
+	return 0;
+}
+
+/* Reads one message; blocks when `block`. The fd that rides with it (if any) goes to *ret_fd. */
+static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, int *ret_fd)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_diag diag;
+	int fds[PROTO_MAX_FDS];
+	size_t n_fds = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
+		if (n != -EAGAIN || !block)
+			break;
+		struct pollfd p = { .fd = bk->fd, .events = POLLIN };
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return fail(bk, -errno, "poll on the broker socket failed: %s", strerror(errno));
+	}
+	if (n == -EAGAIN)
+		return -EAGAIN;
+	if (n == 0)
+		return fail(bk, -ECONNRESET, "the broker closed the connection");
+	if (n < 0)
+		return fail(bk, (int)n, "cannot read from the broker: %s", strerror((int)-n));
+	int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_SERVER, ret, &diag);
+	if (r < 0) {
+		proto_close_fds(fds, n_fds);
+		return fail(bk, r, "the broker sent a malformed message: %s", diag.text);
+	}
+	*ret_fd = n_fds ? fds[0] : -EBADF;
+	return 0;
+}
+
+/* Sends a request and waits for its reply, queueing events that come first.
+ * An ERROR reply becomes -code with its message kept. */
+static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_diag diag;
+	int r, fd = -EBADF;
+
+	bk->error[0] = '\0';
+	req->request_id = bk->next_request++;
+	if (bk->next_request == 0)
+		bk->next_request = 1;
+	r = proto_encode(req, buf, sizeof(buf), &diag);
+	if (r < 0)
+		return fail(bk, r, "invalid request: %s", diag.text);
+	size_t len = (size_t)r;
+	for (;;) {
+		r = proto_send(bk->fd, buf, len, NULL, 0);
+		if (r != -EAGAIN)
+			break;
+		struct pollfd p = { .fd = bk->fd, .events = POLLOUT };
+		(void)poll(&p, 1, -1);
+	}
+	if (r < 0)
+		return fail(bk, r, "cannot send to the broker: %s", strerror(-r));
+
+	for (;;) {
+		r = read_message(bk, true, ret, &fd);
+		if (r < 0)
+			return r;
+		struct barkeep_event ev;
+		if (to_event(ret, &ev)) {
+			proto_msg_clear(ret);
+			r = queue_event(bk, &ev);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (ret->request_id != req->request_id && ret->request_id != 0) {
+			proto_msg_clear(ret);
+			fd = safe_close(fd);
+			return fail(bk, -EPROTO, "the broker answered request %u while %u was waiting",
+				    ret->request_id, req->request_id);
+		}
+		break;
+	}
+	if (ret->opcode == PROTO_OP_ERROR) {
+		r = -(int)ret->error.code;
+		fail(bk, r ? r : -EIO, "%s", ret->error.message);
+		proto_msg_clear(ret);
+		safe_close(fd);
+		return r ? r : -EIO;
+	}
+	if (ret->opcode != proto_op_reply(req->opcode)) {
+		uint16_t op = ret->opcode;
+		proto_msg_clear(ret);
+		safe_close(fd);
+		return fail(bk, -EPROTO, "the broker answered %s with %s", proto_op_name(req->opcode),
+			    proto_op_name(op));
+	}
+	if (ret_fd)
+		*ret_fd = fd;
+	else
+		safe_close(fd);
+	return 0;
+}
+
+int barkeep_connect(const char *path, const char *name, struct barkeep **ret)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct barkeep *bk;
+	int r;
+
+	if (!path)
+		path = getenv(BARKEEP_SOCKET_ENV);
+	if (!path || !*path)
+		path = BARKEEP_DEFAULT_SOCKET;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+
+	bk = calloc(1, sizeof(*bk));
+	if (!bk)
+		return -ENOMEM;
+	bk->next_request = 1;
+	bk->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (bk->fd < 0) {
+		r = -errno;
+		free(bk);
+		return r;
+	}
+	if (connect(bk->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		snprintf(connect_error, sizeof(connect_error), "cannot connect to %s: %s%s", path,
+			 strerror(-r), r == -ENOENT || r == -ECONNREFUSED ? " (is barkeepd running?)" :
+			 r == -EACCES ? " (are you in the socket's group?)" : "");
+		barkeep_disconnect(bk);
+		return r;
+	}
+
+	struct proto_msg req = { .opcode = PROTO_OP_HELLO }, rep;
+	req.hello.min_version = PROTO_VERSION_MIN;
+	req.hello.max_version = PROTO_VERSION_MAX;
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK;
+	snprintf(req.hello.name, sizeof(req.hello.name), "%s",
+		 name ? name : program_invocation_short_name);
+	r = request(bk, &req, &rep, NULL);
+	if (r < 0) {
+		/* Keep the broker's reason for the caller: it is the useful part. */
+		snprintf(connect_error, sizeof(connect_error), "%s", bk->error);
+		barkeep_disconnect(bk);
+		return r;
+	}
+	proto_msg_clear(&rep);
+	*ret = bk;
+	return 0;
+}
+
+void barkeep_disconnect(struct barkeep *bk)
+{
+	if (!bk)
+		return;
+	safe_close(bk->fd);
+	free(bk->queue);
+	free(bk);
+}
+
+int barkeep_dispatch(struct barkeep *bk)
+{
+	int delivered = 0;
+
+	/* Events queued during requests first, in arrival order. */
+	for (size_t i = 0; i < bk->n_queued; i++, delivered++)
+		if (bk->handler)
+			bk->handler(bk, &bk->queue[i], bk->handler_data);
+	bk->n_queued = 0;
+
+	for (;;) {
+		struct proto_msg m;
+		struct barkeep_event ev;
+		int fd = -EBADF;
+		int r = read_message(bk, false, &m, &fd);
+		if (r == -EAGAIN)
+			return delivered;
+		if (r < 0)
+			return r;
+		safe_close(fd);
+		bool is_event = to_event(&m, &ev);
+		proto_msg_clear(&m);
+		if (!is_event)
+			return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+		if (bk->handler)
+			bk->handler(bk, &ev, bk->handler_data);
+		delivered++;
+	}
+}
+
+static void from_wire_device(struct barkeep_device *d, const struct proto_device *w)
+{
+	*d = (struct barkeep_device){
+		.id = w->id, .pci_vendor = w->pci_vendor, .pci_device = w->pci_device,
+		.backend = (enum barkeep_backend)w->backend, .state = (enum barkeep_device_state)w->state,
+		.bar_index = w->bar_index, .granule = w->granule, .bar_size = w->bar_size,
+		.free_bytes = w->free_bytes, .largest_free = w->largest_free,
+		.generation = w->generation, .features = w->features,
+	};
+	snprintf(d->pci_address, sizeof(d->pci_address), "%s", w->pci_address);
+	snprintf(d->label, sizeof(d->label), "%s", w->label);
+}
+
+int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t *ret_n)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_LIST_DEVICES }, rep;
+	int r = request(bk, &req, &rep, NULL);
+	if (r < 0)
+		return r;
+	struct barkeep_device *d = calloc(rep.devices.count ? rep.devices.count : 1, sizeof(*d));
+	if (!d) {
+		proto_msg_clear(&rep);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < rep.devices.count; i++)
+		from_wire_device(&d[i], &rep.devices.entries[i]);
+	*ret = d;
+	*ret_n = rep.devices.count;
+	proto_msg_clear(&rep);
+	return 0;
+}
+
+static void from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd)
+{
+	*l = (struct barkeep_lease){
+		.id = w->id, .device_id = w->device_id, .flags = w->flags, .bar_offset = w->bar_offset,
+		.size = w->size, .generation = w->generation, .has_image = w->image.n_planes > 0,
+		.fd = fd,
+	};
+	l->image = (struct barkeep_image){ w->image.fourcc, w->image.width, w->image.height,
+					   w->image.n_planes, w->image.modifier };
+	memcpy(l->image.offsets, w->image.offsets, sizeof(l->image.offsets));
+	memcpy(l->image.strides, w->image.strides, sizeof(l->image.strides));
+	memcpy(l->reclaim_token, w->reclaim_token, sizeof(l->reclaim_token));
+}
+
+int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, struct barkeep_lease **ret)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_ALLOC }, rep;
+	struct proto_alloc *a = &req.alloc;
+	int fd = -EBADF, r;
+
+	if (p->by_id) {
+		a->selector = PROTO_SELECT_ID;
+		a->device_id = p->device_id;
+	} else if (p->device && *p->device) {
+		a->selector = PROTO_SELECT_PCI_ADDRESS;
+		if (strlen(p->device) >= sizeof(a->pci_address))
+			return fail(bk, -EINVAL, "device '%s' is too long for a PCI address", p->device);
+		strcpy(a->pci_address, p->device);
+	} else {
+		a->selector = PROTO_SELECT_ANY;
+	}
+	a->size = p->size;
+	a->alignment = p->alignment;
+	a->flags = p->flags;
+	if (p->image) {
+		a->flags |= PROTO_ALLOC_IMAGE;
+		a->image = (struct proto_image){ p->image->fourcc, p->image->width, p->image->height,
+						 p->image->n_planes, p->image->modifier };
+		memcpy(a->image.offsets, p->image->offsets, sizeof(a->image.offsets));
+		memcpy(a->image.strides, p->image->strides, sizeof(a->image.strides));
+	}
+	r = request(bk, &req, &rep, &fd);
+	if (r < 0)
+		return r;
+	struct barkeep_lease *l = calloc(1, sizeof(*l));
+	if (!l) {
+		safe_close(fd);
+		proto_msg_clear(&rep);
+		return -ENOMEM;
+	}
+	from_wire_lease(l, &rep.lease, fd);
+	proto_msg_clear(&rep);
+	*ret = l;
+	return 0;
+}
+
+void barkeep_lease_free(struct barkeep_lease *lease)
+{
+	if (!lease)
+		return;
+	safe_close(lease->fd);
+	free(lease);
+}
+
+static int simple_request(struct barkeep *bk, struct proto_msg *req)
+{
+	struct proto_msg rep;
+	int r = request(bk, req, &rep, NULL);
+	if (r == 0)
+		proto_msg_clear(&rep);
+	return r;
+}
+
+int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_RELEASE };
+	req.release.lease_id = lease->id;
+	/* Close our fd first: the broker can then reuse the window at once. */
+	lease->fd = safe_close(lease->fd);
+	int r = simple_request(bk, &req);
+	barkeep_lease_free(lease);
+	return r;
+}
+
+int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_LIST_LEASES }, rep;
+	int r = request(bk, &req, &rep, NULL);
+	if (r < 0)
+		return r;
+	struct barkeep_lease *l = calloc(rep.leases.count ? rep.leases.count : 1, sizeof(*l));
+	if (!l) {
+		proto_msg_clear(&rep);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < rep.leases.count; i++)
+		from_wire_lease(&l[i], &rep.leases.entries[i], -1);
+	*ret = l;
+	*ret_n = rep.leases.count;
+	proto_msg_clear(&rep);
+	return 0;
+}
+
+int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generation)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_PAUSE_ACK };
+	req.pause_ack = (struct proto_pause_ack){ device_id, generation };
+	return simple_request(bk, &req);
+}
+
+int barkeep_reset(struct barkeep *bk, uint32_t device_id, bool force, uint32_t grace_ms)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_RESET };
+	req.reset = (struct proto_reset){ device_id, force ? PROTO_RESET_FORCE : 0, grace_ms };
+	return simple_request(bk, &req);
+}

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+#include <string.h>
+
+#include "daemon/backend.h"
+
+static const struct backend_ops *const backends[] = {
+	&backend_vfio,
+};
+
+const struct backend_ops *backend_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}

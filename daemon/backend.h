@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device backends: what the broker core needs from a device, and nothing
+ * else. The core carves windows and tracks leases; a backend opens the
+ * device, exports a window as a dma-buf fd and scrubs a window before reuse.
+ * Adding a backend is one file in daemon/backends/ plus a line in backend.c.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/macro.h"
+
+/* Kernel features a device offers (reported to clients in LIST_DEVICES). */
+enum {
+	DEVICE_FEATURE_DMABUF = 1u << 0, /* windows export as dma-bufs */
+	DEVICE_FEATURE_MMAP = 1u << 1,   /* clients may mmap their dma-buf */
+	DEVICE_FEATURE_REVOKE = 1u << 2, /* one buffer can be revoked alone */
+};
+
+struct backend_device;
+
+struct backend_info {
+	char pci_addr[32];
+	uint16_t vendor, device;
+	uint32_t bar;      /* the BAR lent out */
+	uint64_t bar_size;
+	uint64_t page_size;
+	uint32_t features; /* DEVICE_FEATURE_* */
+};
+
+struct backend_ops {
+	const char *name;
+	/* bar < 0: pick the VRAM BAR (largest 64-bit prefetchable). */
+	int (*open)(const char *pci_addr, int bar, struct backend_device **ret,
+		    struct backend_info *ret_info);
+	struct backend_device *(*close)(struct backend_device *dev);
+	/* Returns a new dma-buf fd (O_CLOEXEC) of [offset, offset+size). */
+	int (*export)(struct backend_device *dev, uint64_t offset, uint64_t size, int open_flags);
+	/* Zeroes a window before it is handed to someone else. */
+	int (*scrub)(struct backend_device *dev, uint64_t offset, uint64_t size);
+};
+
+extern const struct backend_ops backend_vfio;
+
+/* NULL when no backend has that name. */
+const struct backend_ops *backend_find(const char *name);

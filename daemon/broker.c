@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/vfio.h"
+#include "daemon/allocator.h"
+#include "daemon/broker.h"
+#include "daemon/policy.h"
+
+struct broker {
+	struct config *cfg;
+	struct device **devices;
+	size_t n_devices;
+	struct list clients;
+	size_t n_clients;
+	size_t n_leases;
+	uint64_t next_lease_id;
+	uint32_t next_client_id;
+	struct policy_usage *usage;
+};
+
+int broker_new(struct config *cfg, struct broker **ret)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->cfg = cfg;
+	list_init(&b->clients);
+	b->next_lease_id = 1;
+	b->next_client_id = 1;
+	int r = policy_usage_new(cfg, &b->usage);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	*ret = b;
+	return 0;
+}
+
+struct broker *broker_free(struct broker *b)
+{
+	struct client *c, *tmp;
+
+	if (!b)
+		return NULL;
+	list_for_each_safe(c, tmp, &b->clients, link)
+		broker_client_free(c);
+	for (size_t i = 0; i < b->n_devices; i++)
+		device_free(b->devices[i]);
+	free(b->devices);
+	policy_usage_free(b->usage);
+	free(b);
+	return NULL;
+}
+
+int broker_open_devices(struct broker *b, broker_open_failed_cb cb)
+{
+	b->devices = calloc(b->cfg->n_devices ? b->cfg->n_devices : 1, sizeof(*b->devices));
+	if (!b->devices)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->cfg->n_devices; i++) {
+		struct error_info err = {};
+		struct device *d;
+		/* Ids follow the config's order and survive skipped devices. */
+		if (device_open(&b->cfg->devices[i], (uint32_t)i, &d, &err) < 0) {
+			if (cb)
+				cb(&b->cfg->devices[i], &err);
+			continue;
+		}
+		b->devices[b->n_devices++] = d;
+	}
+	return (int)b->n_devices;
+}
+
+const struct config *broker_config(const struct broker *b) { return b->cfg; }
+size_t broker_n_devices(const struct broker *b) { return b->n_devices; }
+struct device *broker_device(const struct broker *b, size_t i) { return i < b->n_devices ? b->devices[i] : NULL; }
+size_t broker_n_clients(const struct broker *b) { return b->n_clients; }
+size_t broker_n_leases(const struct broker *b) { return b->n_leases; }
+
+bool broker_may_use(const struct client *c, const struct device *d)
+{
+	return policy_may_use_device(d->cfg, c->creds.uid, c->creds.groups, c->creds.n_groups) == 0;
+}
+
+static int quota_error(struct error_info *err, int r, const struct policy_quota_hit *hit)
+{
+	char why[ERROR_TEXT_MAX];
+
+	if (hit->limit == POLICY_LIMIT_NONE || policy_quota_hit_format(hit, why, sizeof(why)) < 0)
+		return error_set(err, -r, "%s", strerror(-r));
+	return error_set(err, -r, "%s", why);
+}
+
+int broker_client_new(struct broker *b, const struct client_creds *creds,
+		      const struct client_ops *ops, void *userdata, struct client **ret,
+		      struct error_info *err)
+{
+	struct policy_quota_hit hit;
+	int r;
+
+	r = policy_charge_client(b->usage, creds->uid, &hit);
+	if (r < 0)
+		return quota_error(err, r, &hit);
+
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		policy_uncharge_client(b->usage, creds->uid);
+		return error_set(err, ENOMEM, "out of memory");
+	}
+	c->id = b->next_client_id++;
+	c->broker = b;
+	c->creds = *creds;
+	c->ops = ops;
+	c->userdata = userdata;
+	snprintf(c->name, sizeof(c->name), "pid%d", (int)creds->pid);
+	list_init(&c->leases);
+	list_insert_tail(&b->clients, &c->link);
+	b->n_clients++;
+	*ret = c;
+	return 0;
+}
+
+void broker_client_set_name(struct client *c, const char *name)
+{
+	snprintf(c->name, sizeof(c->name), "%s", name);
+}
+
+static void lease_end(struct lease *l)
+{
+	struct client *c = l->owner;
+	struct broker *b = c->broker;
+	struct device *d = l->device;
+
+	list_remove(&l->device_link);
+	list_remove(&l->client_link);
+	d->n_leases--;
+	if (l->flags & LEASE_EXCLUSIVE)
+		d->n_exclusive--;
+	c->n_leases--;
+	c->bytes -= l->size;
+	b->n_leases--;
+	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
+	device_window_release(d, l->offset, l->size, l->fd);
+	free(l);
+}
+
+struct client *broker_client_free(struct client *c)
+{
+	struct lease *l, *tmp;
+
+	if (!c)
+		return NULL;
+	list_for_each_safe(l, tmp, &c->leases, client_link)
+		lease_end(l);
+	policy_uncharge_client(c->broker->usage, c->creds.uid);
+	list_remove(&c->link);
+	c->broker->n_clients--;
+	free(c);
+	return NULL;
+}
+
+static struct device *find_device(struct broker *b, const struct alloc_request *req)
+{
+	for (size_t i = 0; i < b->n_devices; i++) {
+		struct device *d = b->devices[i];
+		if (req->device_by_id ? d->id == req->device_id
+				      : config_find_device(b->cfg, req->device) == d->cfg)
+			return d;
+	}
+	return NULL;
+}
+
+/* "Any device": the first allowed, ready one with room. */
+static struct device *pick_device(struct client *c, uint64_t size)
+{
+	struct broker *b = c->broker;
+	for (size_t i = 0; i < b->n_devices; i++) {
+		struct device *d = b->devices[i];
+		if (d->state == DEVICE_READY && broker_may_use(c, d) && !d->n_exclusive &&
+		    allocator_largest_free(d->alloc) >= size)
+			return d;
+	}
+	return NULL;
+}
+
+static int check_device(struct client *c, struct device *d, uint32_t flags, struct error_info *err)
+{
+	if (!broker_may_use(c, d))
+		return error_set(err, EACCES, "uid %u may not use device %s (see allow-users/allow-groups in %s)",
+				 c->creds.uid, device_name(d), c->broker->cfg->path);
+	if (d->state == DEVICE_PAUSED)
+		return error_set(err, EAGAIN, "device %s is resetting, retry", device_name(d));
+	if (d->state == DEVICE_GONE)
+		return error_set(err, ENODEV, "device %s is gone", device_name(d));
+	if (d->n_exclusive)
+		return error_set(err, EBUSY, "device %s is held exclusively by another lease", device_name(d));
+	if ((flags & LEASE_EXCLUSIVE) && d->n_leases)
+		return error_set(err, EBUSY, "device %s has %u leases; an exclusive lease needs it idle",
+				 device_name(d), d->n_leases);
+	return 0;
+}
+
+int broker_alloc(struct client *c, const struct alloc_request *req, struct lease **ret,
+		 struct error_info *err)
+{
+	struct broker *b = c->broker;
+	struct policy_quota_hit hit;
+	struct device *d;
+	int r;
+
+	if (req->size == 0)
+		return error_set(err, EINVAL, "size 0 asked for; a lease needs at least one page");
+	if (req->alignment && !IS_POWER_OF_2(req->alignment))
+		return error_set(err, EINVAL, "alignment %llu is not a power of two",
+				 (unsigned long long)req->alignment);
+	if (req->flags & ~(uint32_t)(LEASE_EXCLUSIVE | LEASE_WRITE_COMBINE | LEASE_IMAGE))
+		return error_set(err, EINVAL, "unknown ALLOC flags %#x", req->flags);
+
+	if (req->device_by_id || (req->device && *req->device)) {
+		d = find_device(b, req);
+		if (!d) {
+			if (req->device_by_id)
+				return error_set(err, ENODEV, "no device with id %u", req->device_id);
+			return error_set(err, ENODEV, "no device named %s", req->device);
+		}
+	} else {
+		d = pick_device(c, req->size);
+		if (!d)
+			return error_set(err, ENOSPC, "no device you may use has %llu bytes free",
+					 (unsigned long long)req->size);
+	}
+	r = check_device(c, d, req->flags, err);
+	if (r < 0)
+		return r;
+	if (req->size > d->info.bar_size)
+		return error_set(err, E2BIG, "asked for %llu bytes; device %s's BAR%u is only %llu bytes",
+				 (unsigned long long)req->size, device_name(d), d->info.bar,
+				 (unsigned long long)d->info.bar_size);
+	uint64_t size = ALIGN_UP(req->size, d->info.page_size);
+	r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, size, &hit);
+	if (r < 0)
+		return quota_error(err, r, &hit);
+
+	struct lease *l = calloc(1, sizeof(*l));
+	if (!l) {
+		r = error_set(err, ENOMEM, "out of memory");
+		goto fail_uncharge;
+	}
+	r = device_window_new(d, size, req->alignment, O_RDWR, &l->offset, &l->fd, err);
+	if (r < 0)
+		goto fail_free;
+	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token)) {
+		r = error_set(err, EIO, "no randomness for the lease token");
+		device_window_release(d, l->offset, size, l->fd);
+		goto fail_free;
+	}
+	l->id = b->next_lease_id++;
+	l->device = d;
+	l->owner = c;
+	l->size = size;
+	l->generation = d->generation;
+	l->flags = req->flags;
+	l->image = req->image;
+
+	/* fdinfo names the buffer after its lease and holder, for admins. */
+	char name[64];
+	snprintf(name, sizeof(name), "barkeep:%llu:%u", (unsigned long long)l->id, c->creds.uid);
+	(void)dmabuf_set_name(l->fd, name);
+
+	list_insert_tail(&d->leases, &l->device_link);
+	list_insert_tail(&c->leases, &l->client_link);
+	d->n_leases++;
+	if (l->flags & LEASE_EXCLUSIVE)
+		d->n_exclusive++;
+	c->n_leases++;
+	c->bytes += size;
+	b->n_leases++;
+	*ret = l;
+	return 0;
+
+fail_free:
+	free(l);
+fail_uncharge:
+	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
+	return r;
+}
+
+int broker_release(struct client *c, uint64_t lease_id, struct error_info *err)
+{
+	struct lease *l;
+
+	list_for_each(l, &c->leases, client_link)
+		if (l->id == lease_id) {
+			lease_end(l);
+			return 0;
+		}
+	return error_set(err, ENOENT, "you hold no lease %llu", (unsigned long long)lease_id);
+}
+
+unsigned broker_sweep(struct broker *b)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < b->n_devices; i++)
+		n += device_sweep(b->devices[i]);
+	return n;
+}
+
+uint64_t broker_quarantined_bytes(const struct broker *b)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < b->n_devices; i++)
+		n += b->devices[i]->quarantined_bytes;
+	return n;
+}

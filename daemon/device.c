@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/vfio.h"
+#include "daemon/allocator.h"
+#include "daemon/device.h"
+
+/* A released window still referenced by some dma-buf outside the daemon. */
+struct window {
+	struct list link;
+	uint64_t offset, size;
+	int fd; /* the daemon's reference, to read the file's count */
+};
+
+const char *device_name(const struct device *d)
+{
+	return d->cfg->name;
+}
+
+const char *device_state_to_string(enum device_state s)
+{
+	switch (s) {
+	case DEVICE_READY: return "ready";
+	case DEVICE_PAUSED: return "paused";
+	case DEVICE_GONE: return "gone";
+	}
+	return "unknown";
+}
+
+int device_open(const struct config_device *cfg, uint32_t id, struct device **ret,
+		struct error_info *err)
+{
+	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
+	struct device *d;
+	int r;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return error_set(err, ENOMEM, "out of memory");
+	d->id = id;
+	d->cfg = cfg;
+	d->state = DEVICE_READY;
+	d->generation = 1;
+	list_init(&d->leases);
+	list_init(&d->quarantine);
+
+	d->ops = backend_find(config_backend_to_string(cfg->backend));
+	if (!d->ops) {
+		r = error_set(err, EOPNOTSUPP, "device %s: backend %s is not available in this build",
+			      cfg->name, config_backend_to_string(cfg->backend));
+		goto fail;
+	}
+	r = d->ops->open(cfg->pci, cfg->bar, &d->backend, &d->info);
+	if (r < 0) {
+		error_set(err, -r, "device %s (%s): cannot open it through %s: %s", cfg->name,
+			  cfg->pci, d->ops->name, strerror(-r));
+		goto fail;
+	}
+	r = allocator_new(d->info.bar_size, d->info.page_size, &d->alloc);
+	if (r < 0) {
+		error_set(err, -r, "device %s: BAR%u of %s bytes cannot be managed: %s", cfg->name,
+			  d->info.bar, config_format_size(d->info.bar_size, size_a), strerror(-r));
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_reserved; i++) {
+		const struct config_range *rg = &cfg->reserved[i];
+		r = allocator_reserve(d->alloc, rg->offset, rg->length);
+		if (r < 0) {
+			error_set(err, -r, "device %s: reserved range at line %u (%#llx+%s) does not fit BAR%u of %s",
+				  cfg->name, rg->line, (unsigned long long)rg->offset,
+				  config_format_size(rg->length, size_a), d->info.bar,
+				  config_format_size(d->info.bar_size, size_b));
+			goto fail;
+		}
+	}
+	*ret = d;
+	return 0;
+fail:
+	device_free(d);
+	return r;
+}
+
+static struct window *window_free(struct window *w)
+{
+	if (!w)
+		return NULL;
+	list_remove(&w->link);
+	safe_close(w->fd);
+	free(w);
+	return NULL;
+}
+
+struct device *device_free(struct device *d)
+{
+	struct window *w, *tmp;
+
+	if (!d)
+		return NULL;
+	list_for_each_safe(w, tmp, &d->quarantine, link)
+		window_free(w);
+	allocator_free(d->alloc);
+	if (d->ops && d->backend)
+		d->ops->close(d->backend);
+	free(d);
+	return NULL;
+}
+
+int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_flags,
+		      uint64_t *ret_offset, int *ret_fd, struct error_info *err)
+{
+	char want[CONFIG_SIZE_STR_MAX], free_b[CONFIG_SIZE_STR_MAX], largest[CONFIG_SIZE_STR_MAX];
+	uint64_t offset;
+	int r, fd;
+
+	r = allocator_alloc(d->alloc, size, align, &offset);
+	if (r == -ENOSPC && device_sweep(d) > 0)
+		r = allocator_alloc(d->alloc, size, align, &offset);
+	if (r == -ENOSPC)
+		return error_set(err, ENOSPC,
+				 "device %s has %s free (largest free window %s%s); asked for %s",
+				 device_name(d), config_format_size(allocator_free_bytes(d->alloc), free_b),
+				 config_format_size(allocator_largest_free(d->alloc), largest),
+				 d->quarantined_bytes ? ", more waits for released buffers to be closed" : "",
+				 config_format_size(size, want));
+	if (r < 0)
+		return error_set(err, -r, "device %s: cannot carve a window of %s: %s",
+				 device_name(d), config_format_size(size, want), strerror(-r));
+
+	size = ALIGN_UP(size, d->info.page_size);
+	fd = d->ops->export(d->backend, offset, size, open_flags);
+	if (fd < 0) {
+		allocator_release(d->alloc, offset, size);
+		return error_set(err, -fd, "device %s: the kernel refused to export %s at %#llx: %s",
+				 device_name(d), config_format_size(size, want),
+				 (unsigned long long)offset, strerror(-fd));
+	}
+	*ret_offset = offset;
+	*ret_fd = fd;
+	return 0;
+}
+
+/* True when fd is the only reference to its dma-buf. */
+static bool window_unreferenced(int fd)
+{
+	long count = 0;
+	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1;
+}
+
+static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
+{
+	/* A window that cannot be scrubbed stays out of use: never hand one
+	 * tenant's bytes to the next. */
+	if (d->ops->scrub(d->backend, offset, size) < 0)
+		return;
+	allocator_release(d->alloc, offset, size);
+}
+
+int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd)
+{
+	if (window_unreferenced(fd)) {
+		safe_close(fd);
+		window_reclaim(d, offset, size);
+		return 1;
+	}
+	struct window *w = malloc(sizeof(*w));
+	if (!w) {
+		/* Without memory to track it, leak the window rather than reuse it. */
+		safe_close(fd);
+		return 0;
+	}
+	*w = (struct window){ .offset = offset, .size = size, .fd = fd };
+	list_insert_tail(&d->quarantine, &w->link);
+	d->quarantined_bytes += size;
+	return 0;
+}
+
+unsigned device_sweep(struct device *d)
+{
+	struct window *w, *tmp;
+	unsigned n = 0;
+
+	list_for_each_safe(w, tmp, &d->quarantine, link) {
+		if (!window_unreferenced(w->fd))
+			continue;
+		d->quarantined_bytes -= w->size;
+		window_reclaim(d, w->offset, w->size);
+		window_free(w);
+		n++;
+	}
+	return n;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A device the broker lends from: a backend handle, the BAR's window
+ * allocator, and the windows waiting in quarantine.
+ *
+ * The reuse rule: a window goes back to the allocator only when no dma-buf
+ * that covered it is alive anywhere. Clients may pass their fd on, and the
+ * kernel gives no notice when the last copy closes, so the daemon keeps its
+ * own reference to every export and reads the file's reference count from
+ * fdinfo: at 1 (ours alone) the window is zeroed and freed; above 1 it
+ * waits in quarantine and is looked at again on every sweep.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/list.h"
+#include "daemon/backend.h"
+#include "daemon/config.h"
+
+struct allocator;
+
+enum device_state { DEVICE_READY = 1, DEVICE_PAUSED = 2, DEVICE_GONE = 3 };
+
+struct device {
+	uint32_t id;
+	const struct config_device *cfg;
+	const struct backend_ops *ops;
+	struct backend_device *backend;
+	struct backend_info info;
+	struct allocator *alloc;
+	enum device_state state;
+	uint64_t generation;
+	struct list leases;     /* struct lease.device_link, live */
+	struct list quarantine; /* struct window, released but still referenced */
+	unsigned n_leases;
+	unsigned n_exclusive;
+	uint64_t quarantined_bytes;
+};
+
+/* Opens the device the config describes, applies its reserved ranges.
+ * -errno with err saying what failed. */
+int device_open(const struct config_device *cfg, uint32_t id, struct device **ret,
+		struct error_info *err);
+struct device *device_free(struct device *d);
+
+/* Carves a window and exports it: *ret_fd is the daemon's own reference.
+ * -ENOSPC (err says free and largest-free bytes), -errno from the kernel. */
+int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_flags,
+		      uint64_t *ret_offset, int *ret_fd, struct error_info *err);
+
+/* Ends the daemon's use of a window: frees it at once when fd holds the last
+ * reference, else quarantines it (takes fd either way). Returns 1 when freed,
+ * 0 when quarantined. */
+int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd);
+
+/* Frees quarantined windows whose last outside reference has gone. Returns
+ * the number freed. */
+unsigned device_sweep(struct device *d);
+
+const char *device_name(const struct device *d);
+const char *device_state_to_string(enum device_state s);

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+/* barkeepd: the broker daemon. See doc/barkeepd.8.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/log.h"
+#include "daemon/broker.h"
+#include "daemon/config.h"
+#include "daemon/transports/socket.h"
+
+#define SWEEP_INTERVAL_MS 250 /* how often quarantined windows are looked at */
+
+struct daemon {
+	struct event_base *base;
+	struct broker *broker;
+	struct socket_server *socket;
+	struct event *ev_sigterm, *ev_sigint, *ev_sweep;
+};
+
+static void help(void)
+{
+	printf("Usage: barkeepd [OPTIONS]\n\n"
+	       "Lends windows of GPU VRAM BARs (vfio-pci devices) to clients as dma-bufs.\n\n"
+	       "  -c, --config FILE        configuration file (default %s)\n"
+	       "      --check-config FILE  validate FILE, print what it configures, and exit\n"
+	       "  -s, --socket PATH        listen on PATH instead of the configured socket\n"
+	       "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
+	       "  -h, --help               show this help\n"
+	       "      --version            show the version\n",
+	       CONFIG_DEFAULT_PATH);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *userdata)
+{
+	struct daemon *d = userdata;
+	log_info("Received %s, shutting down", strsignal((int)sig));
+	event_base_loopbreak(d->base);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *userdata)
+{
+	struct daemon *d = userdata;
+	unsigned n = broker_sweep(d->broker);
+	if (n)
+		log_info("%u released window(s) are closed everywhere now; scrubbed and free again", n);
+}
+
+static void device_failed(const struct config_device *cfg, const struct error_info *err)
+{
+	log_error("Failed to open device %s: %s", cfg->name, err->text);
+}
+
+static int check_config(const char *path)
+{
+	_cleanup_config_ struct config *cfg = NULL;
+	_cleanup_free_ char *error = NULL;
+
+	int r = config_load_file(path, &cfg, &error);
+	if (r < 0) {
+		fprintf(stderr, "%s", error ? error : "");
+		if (error && error[0] && error[strlen(error) - 1] != '\n')
+			fputc('\n', stderr);
+		return EXIT_FAILURE;
+	}
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		fprintf(stderr, "warning: %s\n", cfg->warnings[i]);
+	config_dump(cfg, stdout);
+	printf("%s: OK\n", path);
+	return EXIT_SUCCESS;
+}
+
+/* systemd socket activation: one inherited SEQPACKET Unix socket. */
+static int inherited_socket(void)
+{
+	int n = sd_listen_fds(1);
+	if (n <= 0)
+		return -EBADF;
+	if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+		log_warning("Ignoring %d inherited fd(s): expected one listening SOCK_SEQPACKET socket", n);
+		return -EBADF;
+	}
+	return SD_LISTEN_FDS_START;
+}
+
+static void ensure_parent_dir(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		(void)mkdir(dir, 0755);
+	}
+}
+
+static int run(struct config *cfg, const char *socket_override)
+{
+	struct daemon d = {};
+	int r, ret = EXIT_FAILURE;
+
+	r = broker_new(cfg, &d.broker);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the broker: %m"), EXIT_FAILURE;
+	int n = broker_open_devices(d.broker, device_failed);
+	if (n < 0) {
+		log_error_errno(n, "Failed to open devices: %m");
+		goto out;
+	}
+	for (size_t i = 0; i < broker_n_devices(d.broker); i++) {
+		const struct device *dev = broker_device(d.broker, i);
+		log_info("device %s: %s [%04x:%04x] BAR%u, %llu MiB, lending through %s",
+			 device_name(dev), dev->info.pci_addr, dev->info.vendor, dev->info.device,
+			 dev->info.bar, (unsigned long long)(dev->info.bar_size >> 20), dev->ops->name);
+	}
+	if (n == 0 && cfg->n_devices > 0)
+		log_warning("None of the %zu configured devices could be opened; serving none", cfg->n_devices);
+
+	d.base = event_base_new();
+	if (!d.base) {
+		log_error("Failed to create the event loop");
+		goto out;
+	}
+	struct socket_options so = {
+		.path = socket_override ? socket_override : cfg->socket_path,
+		.mode = cfg->socket_mode, .gid = cfg->socket_gid, .listen_fd = inherited_socket(),
+	};
+	if (so.listen_fd < 0)
+		ensure_parent_dir(so.path);
+	r = socket_server_new(d.base, d.broker, &so, &d.socket);
+	if (r < 0) {
+		log_error_errno(r, "Failed to listen on %s: %m", so.path);
+		goto out;
+	}
+	d.ev_sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	d.ev_sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	d.ev_sweep = event_new(d.base, -1, EV_PERSIST, on_sweep, &d);
+	struct timeval sweep = { 0, SWEEP_INTERVAL_MS * 1000 };
+	if (!d.ev_sigterm || !d.ev_sigint || !d.ev_sweep || event_add(d.ev_sigterm, NULL) < 0 ||
+	    event_add(d.ev_sigint, NULL) < 0 || event_add(d.ev_sweep, &sweep) < 0) {
+		log_error("Failed to set up signal and timer events");
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	log_info("Listening on %s with %zu device(s)", so.listen_fd >= 0 ? "the inherited socket" : so.path,
+		 broker_n_devices(d.broker));
+	(void)sd_notifyf(0, "READY=1\nSTATUS=Serving %zu device(s)", broker_n_devices(d.broker));
+	if (event_base_dispatch(d.base) < 0)
+		log_error("The event loop failed");
+	else
+		ret = EXIT_SUCCESS;
+	(void)sd_notify(0, "STOPPING=1");
+out:
+	socket_server_free(d.socket);
+	if (d.ev_sigterm)
+		event_free(d.ev_sigterm);
+	if (d.ev_sigint)
+		event_free(d.ev_sigint);
+	if (d.ev_sweep)
+		event_free(d.ev_sweep);
+	broker_free(d.broker);
+	if (d.base)
+		event_base_free(d.base);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 0x100, OPT_VERSION };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, OPT_CHECK },
+		{ "socket", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{},
+	};
+	const char *config_path = CONFIG_DEFAULT_PATH, *socket_path = NULL, *level = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:s:l:h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c': config_path = optarg; break;
+		case 's': socket_path = optarg; break;
+		case 'l': level = optarg; break;
+		case OPT_CHECK: return check_config(optarg);
+		case 'h': help(); return EXIT_SUCCESS;
+		case OPT_VERSION: printf("barkeepd 0.1.0\n"); return EXIT_SUCCESS;
+		default: return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "barkeepd: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+
+	_cleanup_config_ struct config *cfg = NULL;
+	_cleanup_free_ char *error = NULL;
+	int r = config_load_file(config_path, &cfg, &error);
+	if (r < 0) {
+		log_error("Failed to load %s:\n%s", config_path, error ? error : strerror(-r));
+		return EXIT_FAILURE;
+	}
+	log_set_max_level((enum log_level)cfg->log_level);
+	if (level) {
+		int l = log_parse_level(level);
+		if (l < 0) {
+			log_error("--log-level: '%s' is not one of error, warning, notice, info, debug", level);
+			return EXIT_FAILURE;
+		}
+		log_set_max_level((enum log_level)l);
+	}
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		log_warning("%s", cfg->warnings[i]);
+	return run(cfg, socket_path);
+}

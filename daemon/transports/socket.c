@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/list.h"
+#include "common/log.h"
+#include "daemon/allocator.h"
+#include "daemon/broker.h"
+#include "daemon/transports/socket.h"
+#include "proto/codec.h"
+
+#define MESSAGES_PER_WAKEUP 16 /* then yield to other clients */
+
+struct outgoing {
+	struct list link;
+	size_t len;
+	int fd; /* a dup, or -EBADF */
+	uint8_t buf[];
+};
+
+struct conn {
+	struct socket_server *server;
+	struct list link;
+	int fd;
+	struct event *ev_read, *ev_write, *ev_timeout;
+	struct client *client;
+	bool hello_done;
+	struct list out; /* struct outgoing */
+	unsigned n_out;
+};
+
+struct socket_server {
+	struct event_base *base;
+	struct broker *broker;
+	int listen_fd;
+	char *path; /* unlinked on exit when we created it */
+	struct event *ev_accept;
+	struct list conns;
+};
+
+static void conn_free(struct conn *c)
+{
+	struct outgoing *o, *tmp;
+
+	if (!c)
+		return;
+	log_debug("client %s (uid %u) disconnected", c->client ? c->client->name : "?",
+		  c->client ? c->client->creds.uid : 0);
+	list_for_each_safe(o, tmp, &c->out, link) {
+		safe_close(o->fd);
+		free(o);
+	}
+	if (c->ev_read)
+		event_free(c->ev_read);
+	if (c->ev_write)
+		event_free(c->ev_write);
+	if (c->ev_timeout)
+		event_free(c->ev_timeout);
+	broker_client_free(c->client);
+	safe_close(c->fd);
+	list_remove(&c->link);
+	free(c);
+}
+
+static int queue_limit(const struct conn *c)
+{
+	return (int)broker_config(c->server->broker)->limits.max_queued_events;
+}
+
+/* Sends a packet now, or queues it when the socket is full. Returns -ENOBUFS
+ * when the client's queue is over its limit: the caller disconnects it. */
+static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
+{
+	int r = -EAGAIN;
+
+	if (list_empty(&c->out)) {
+		r = proto_send(c->fd, buf, len, fd >= 0 ? &fd : NULL, fd >= 0);
+		if (r == 0)
+			return 0;
+		if (r != -EAGAIN)
+			return r;
+	}
+	if (c->n_out >= (unsigned)queue_limit(c))
+		return -ENOBUFS;
+	struct outgoing *o = malloc(sizeof(*o) + len);
+	if (!o)
+		return -ENOMEM;
+	o->len = len;
+	o->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -EBADF;
+	if (fd >= 0 && o->fd < 0) {
+		free(o);
+		return -errno;
+	}
+	memcpy(o->buf, buf, len);
+	list_insert_tail(&c->out, &o->link);
+	c->n_out++;
+	event_add(c->ev_write, NULL);
+	return 0;
+}
+
+static int conn_send(struct conn *c, const struct proto_msg *m, int fd)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_diag diag;
+	int n = proto_encode(m, buf, sizeof(buf), &diag);
+	if (n < 0)
+		return log_error_errno(n, "Failed to encode %s: %s", proto_op_name(m->opcode), diag.text);
+	return conn_send_packet(c, buf, (size_t)n, fd);
+}
+
+static int conn_send_error(struct conn *c, uint32_t request_id, uint16_t opcode,
+			   const struct error_info *err)
+{
+	struct proto_msg m = { .opcode = PROTO_OP_ERROR, .request_id = request_id };
+	m.error.code = (uint32_t)err->code;
+	m.error.request_opcode = opcode;
+	snprintf(m.error.message, sizeof(m.error.message), "%s", err->text);
+	return conn_send(c, &m, -EBADF);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+	struct outgoing *o, *tmp;
+
+	list_for_each_safe(o, tmp, &c->out, link) {
+		int r = proto_send(fd, o->buf, o->len, o->fd >= 0 ? &o->fd : NULL, o->fd >= 0);
+		if (r == -EAGAIN)
+			return; /* still armed */
+		if (r < 0) {
+			conn_free(c);
+			return;
+		}
+		list_remove(&o->link);
+		c->n_out--;
+		safe_close(o->fd);
+		free(o);
+	}
+	event_del(c->ev_write);
+}
+
+static int send_event(struct client *cl, const struct broker_event *ev, void *userdata)
+{
+	struct conn *c = userdata;
+	struct proto_msg m = { .request_id = 0 };
+
+	switch (ev->type) {
+	case BROKER_EVENT_DEVICE_PAUSE:
+		m.opcode = PROTO_OP_DEVICE_PAUSE;
+		m.device_pause = (struct proto_device_pause){ ev->device_id, (uint16_t)ev->reason,
+			(uint16_t)ev->flags, ev->generation, ev->deadline_ms };
+		break;
+	case BROKER_EVENT_DEVICE_RESUME:
+		m.opcode = PROTO_OP_DEVICE_RESUME;
+		m.device_resume = (struct proto_device_resume){ ev->device_id, ev->flags, ev->generation };
+		break;
+	case BROKER_EVENT_DEVICE_GONE:
+		m.opcode = PROTO_OP_DEVICE_GONE;
+		m.device_gone = (struct proto_device_gone){ ev->device_id, (uint16_t)ev->reason };
+		break;
+	case BROKER_EVENT_LEASE_REVOKED:
+		m.opcode = PROTO_OP_LEASE_REVOKED;
+		m.lease_revoked = (struct proto_lease_revoked){ ev->lease_id, ev->device_id,
+			(uint16_t)ev->reason };
+		break;
+	}
+	(void)cl;
+	return conn_send(c, &m, -EBADF);
+}
+
+static const struct client_ops socket_client_ops = { .send_event = send_event };
+
+static void fill_image(struct proto_image *w, const struct lease_image *img)
+{
+	*w = (struct proto_image){ img->fourcc, img->width, img->height, img->n_planes, img->modifier };
+	memcpy(w->offsets, img->offsets, sizeof(w->offsets));
+	memcpy(w->strides, img->strides, sizeof(w->strides));
+}
+
+static void fill_lease(struct proto_lease *w, const struct lease *l)
+{
+	*w = (struct proto_lease){ .id = l->id, .device_id = l->device->id, .flags = l->flags,
+		.bar_offset = l->offset, .size = l->size, .generation = l->generation };
+	fill_image(&w->image, &l->image);
+	memcpy(w->reclaim_token, l->token, sizeof(w->reclaim_token));
+}
+
+static int handle_hello(struct conn *c, const struct proto_msg *req, struct error_info *err)
+{
+	const struct config_limits *lim = &broker_config(c->server->broker)->limits;
+	int v = proto_negotiate_version(req->hello.min_version, req->hello.max_version);
+	if (v < 0)
+		return error_set(err, EPROTONOSUPPORT,
+				 "client speaks protocol versions %u-%u, this broker %u-%u",
+				 req->hello.min_version, req->hello.max_version,
+				 PROTO_VERSION_MIN, PROTO_VERSION_MAX);
+	if (req->hello.name[0])
+		broker_client_set_name(c->client, req->hello.name);
+	c->hello_done = true;
+	event_del(c->ev_timeout);
+	log_info("client %s (uid %u, pid %d) connected", c->client->name, c->client->creds.uid,
+		 (int)c->client->creds.pid);
+
+	struct proto_msg m = { .opcode = PROTO_OP_WELCOME, .request_id = req->request_id };
+	m.welcome = (struct proto_welcome){
+		.version = (uint16_t)v, .max_message_size = PROTO_MAX_MESSAGE, .max_fds = PROTO_MAX_FDS,
+		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
+		.max_queued_events = lim->max_queued_events,
+		.max_lease_bytes = lim->max_bytes_per_uid, .capabilities = 0,
+	};
+	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
+	return conn_send(c, &m, -EBADF);
+}
+
+static int handle_list_devices(struct conn *c, const struct proto_msg *req)
+{
+	struct broker *b = c->server->broker;
+	struct proto_device entries[PROTO_MAX_DEVICES];
+	struct proto_msg m = { .opcode = PROTO_OP_DEVICES, .request_id = req->request_id };
+	size_t n = MIN(broker_n_devices(b), (size_t)PROTO_MAX_DEVICES);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct device *d = broker_device(b, i);
+		struct proto_device *e = &entries[i];
+		*e = (struct proto_device){
+			.id = d->id, .pci_vendor = d->info.vendor, .pci_device = d->info.device,
+			.backend = PROTO_BACKEND_VFIO, .bar_index = (uint8_t)d->info.bar,
+			.state = (uint8_t)d->state, .granule = (uint32_t)d->info.page_size,
+			.bar_size = d->info.bar_size, .free_bytes = allocator_free_bytes(d->alloc),
+			.largest_free = allocator_largest_free(d->alloc), .generation = d->generation,
+			.features = (d->info.features & DEVICE_FEATURE_DMABUF ? PROTO_FEATURE_DMABUF_EXPORT : 0) |
+				    (d->info.features & DEVICE_FEATURE_MMAP ? PROTO_FEATURE_DMABUF_MMAP : 0) |
+				    (d->info.features & DEVICE_FEATURE_REVOKE ? PROTO_FEATURE_DMABUF_REVOKE : 0),
+		};
+		snprintf(e->pci_address, sizeof(e->pci_address), "%s", d->info.pci_addr);
+		snprintf(e->label, sizeof(e->label), "%s", d->cfg->label ? d->cfg->label : d->cfg->name);
+	}
+	m.devices.count = (uint32_t)n;
+	m.devices.entries = entries;
+	return conn_send(c, &m, -EBADF);
+}
+
+static int handle_alloc(struct conn *c, const struct proto_msg *req, struct error_info *err)
+{
+	const struct proto_alloc *a = &req->alloc;
+	struct alloc_request ar = {
+		.device = a->selector == PROTO_SELECT_PCI_ADDRESS ? a->pci_address : NULL,
+		.device_id = a->device_id, .device_by_id = a->selector == PROTO_SELECT_ID,
+		.size = a->size, .alignment = a->alignment,
+		.flags = a->flags, /* PROTO_ALLOC_* and LEASE_* share their bits */
+	};
+	ar.image = (struct lease_image){ a->image.fourcc, a->image.width, a->image.height,
+					 a->image.n_planes, a->image.modifier };
+	memcpy(ar.image.offsets, a->image.offsets, sizeof(ar.image.offsets));
+	memcpy(ar.image.strides, a->image.strides, sizeof(ar.image.strides));
+
+	struct lease *l;
+	int r = broker_alloc(c->client, &ar, &l, err);
+	if (r < 0)
+		return r;
+	log_info("lease %llu: %llu bytes at %#llx of %s for %s (uid %u)", (unsigned long long)l->id,
+		 (unsigned long long)l->size, (unsigned long long)l->offset, device_name(l->device),
+		 c->client->name, c->client->creds.uid);
+	struct proto_msg m = { .opcode = PROTO_OP_LEASE, .request_id = req->request_id };
+	fill_lease(&m.lease, l);
+	return conn_send(c, &m, l->fd);
+}
+
+static int handle_list_leases(struct conn *c, const struct proto_msg *req)
+{
+	static struct proto_lease entries[PROTO_MAX_LEASES];
+	struct proto_msg m = { .opcode = PROTO_OP_LEASES, .request_id = req->request_id };
+	struct lease *l;
+	uint32_t n = 0;
+
+	list_for_each(l, &c->client->leases, client_link) {
+		if (n == PROTO_MAX_LEASES)
+			break;
+		fill_lease(&entries[n++], l);
+	}
+	m.leases.count = n;
+	m.leases.entries = entries;
+	return conn_send(c, &m, -EBADF);
+}
+
+static int handle_ok(struct conn *c, const struct proto_msg *req)
+{
+	struct proto_msg m = { .opcode = PROTO_OP_OK, .request_id = req->request_id };
+	return conn_send(c, &m, -EBADF);
+}
+
+/* Returns < 0 when the connection must end (the reply is already queued). */
+static int dispatch(struct conn *c, const struct proto_msg *req)
+{
+	struct error_info err = {};
+	int r;
+
+	if (!c->hello_done && req->opcode != PROTO_OP_HELLO) {
+		error_set(&err, EPROTO, "%s before HELLO; say HELLO first", proto_op_name(req->opcode));
+		conn_send_error(c, req->request_id, req->opcode, &err);
+		return -EPROTO;
+	}
+	switch (req->opcode) {
+	case PROTO_OP_HELLO:
+		if (c->hello_done) {
+			error_set(&err, EPROTO, "HELLO sent twice on one connection");
+			conn_send_error(c, req->request_id, req->opcode, &err);
+			return -EPROTO;
+		}
+		r = handle_hello(c, req, &err);
+		if (r < 0 && err.code) {
+			conn_send_error(c, req->request_id, req->opcode, &err);
+			return r;
+		}
+		return r;
+	case PROTO_OP_LIST_DEVICES:
+		return handle_list_devices(c, req);
+	case PROTO_OP_ALLOC:
+		r = handle_alloc(c, req, &err);
+		break;
+	case PROTO_OP_RELEASE:
+		r = broker_release(c->client, req->release.lease_id, &err);
+		if (r == 0) {
+			log_info("lease %llu released by %s", (unsigned long long)req->release.lease_id,
+				 c->client->name);
+			return handle_ok(c, req);
+		}
+		break;
+	case PROTO_OP_LIST_LEASES:
+		return handle_list_leases(c, req);
+	default:
+		r = error_set(&err, EOPNOTSUPP, "%s is not supported by this broker",
+			      proto_op_name(req->opcode));
+		break;
+	}
+	if (r < 0 && err.code) {
+		log_debug("%s from %s refused: %s", proto_op_name(req->opcode), c->client->name, err.text);
+		return conn_send_error(c, req->request_id, req->opcode, &err);
+	}
+	return r;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+	uint8_t buf[PROTO_MAX_MESSAGE];
+
+	for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
+		int fds[PROTO_MAX_FDS];
+		size_t n_fds = 0;
+		struct proto_msg m;
+		struct proto_diag diag = { "" };
+
+		ssize_t n = proto_recv(fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			if (n < 0) {
+				struct error_info err;
+				error_set(&err, (int)-n, "message refused: %s", n == -ETOOMANYREFS ?
+					  "more fds than any message carries" : n == -EMSGSIZE ?
+					  "larger than the 65536-byte limit" : strerror((int)-n));
+				log_warning("Protocol error from %s: %s", c->client->name, err.text);
+				conn_send_error(c, 0, 0, &err);
+			}
+			conn_free(c);
+			return;
+		}
+		int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_CLIENT, &m, &diag);
+		/* No request takes fds: whatever came is closed here. */
+		proto_close_fds(fds, n_fds);
+		if (r < 0) {
+			struct error_info err;
+			error_set(&err, -r, "Protocol error: %s", diag.text);
+			log_warning("Protocol error from %s (uid %u): %s", c->client->name,
+				    c->client->creds.uid, diag.text);
+			conn_send_error(c, m.request_id, m.opcode, &err);
+			conn_free(c);
+			return;
+		}
+		r = dispatch(c, &m);
+		proto_msg_clear(&m);
+		if (r < 0) {
+			if (r == -ENOBUFS)
+				log_warning("client %s does not read its replies; disconnecting it",
+					    c->client->name);
+			conn_free(c);
+			return;
+		}
+	}
+}
+
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+	struct error_info err;
+
+	error_set(&err, ETIMEDOUT, "no HELLO within %u ms",
+		  broker_config(c->server->broker)->limits.handshake_timeout_ms);
+	log_warning("client %s: %s; disconnecting it", c->client->name, err.text);
+	conn_send_error(c, 0, 0, &err);
+	conn_free(c);
+}
+
+static int peer_creds(int fd, struct client_creds *ret)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return -errno;
+	*ret = (struct client_creds){ .uid = uc.uid, .gid = uc.gid, .pid = uc.pid };
+	len = sizeof(ret->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, ret->groups, &len) == 0)
+		ret->n_groups = len / sizeof(gid_t);
+	/* More groups than we track: keep the first ones; the policy only loses matches. */
+	return 0;
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *userdata)
+{
+	struct socket_server *s = userdata;
+	struct client_creds creds;
+	struct error_info err = {};
+
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warning_errno(errno, "Failed to accept a connection: %m");
+		return;
+	}
+	if (peer_creds(fd, &creds) < 0) {
+		log_warning_errno(errno, "Failed to read a client's credentials: %m");
+		close(fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->server = s;
+	c->fd = fd;
+	list_init(&c->out);
+	list_insert_tail(&s->conns, &c->link);
+	if (broker_client_new(s->broker, &creds, &socket_client_ops, c, &c->client, &err) < 0) {
+		log_warning("Refused a connection from uid %u pid %d: %s", creds.uid, (int)creds.pid, err.text);
+		/* Best effort: the client learns why before the hang-up. */
+		struct proto_msg m = { .opcode = PROTO_OP_ERROR };
+		m.error.code = (uint32_t)err.code;
+		snprintf(m.error.message, sizeof(m.error.message), "%s", err.text);
+		uint8_t buf[PROTO_MAX_MESSAGE];
+		int n = proto_encode(&m, buf, sizeof(buf), NULL);
+		if (n > 0)
+			(void)proto_send(fd, buf, (size_t)n, NULL, 0);
+		conn_free(c);
+		return;
+	}
+	c->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+	c->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+	c->ev_timeout = evtimer_new(s->base, on_handshake_timeout, c);
+	if (!c->ev_read || !c->ev_write || !c->ev_timeout) {
+		conn_free(c);
+		return;
+	}
+	uint32_t ms = broker_config(s->broker)->limits.handshake_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	event_add(c->ev_read, NULL);
+	if (ms)
+		event_add(c->ev_timeout, &tv);
+}
+
+static int listen_on(const struct socket_options *opts)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(opts->path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, opts->path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file left by a previous run would make bind() fail. */
+	(void)unlink(opts->path);
+	mode_t old = umask(0777 & ~opts->mode);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(fd, 128) < 0)
+		goto fail;
+	if (chmod(opts->path, opts->mode) < 0)
+		goto fail;
+	if (opts->gid != (gid_t)-1 && chown(opts->path, (uid_t)-1, opts->gid) < 0)
+		goto fail;
+	return fd;
+fail:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+int socket_server_new(struct event_base *base, struct broker *b, const struct socket_options *opts,
+		      struct socket_server **ret)
+{
+	struct socket_server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->base = base;
+	s->broker = b;
+	list_init(&s->conns);
+	if (opts->listen_fd >= 0) {
+		s->listen_fd = opts->listen_fd;
+		(void)fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK);
+	} else {
+		s->listen_fd = listen_on(opts);
+		if (s->listen_fd < 0) {
+			r = s->listen_fd;
+			free(s);
+			return r;
+		}
+		s->path = strdup(opts->path);
+	}
+	s->ev_accept = event_new(base, s->listen_fd, EV_READ | EV_PERSIST, on_accept, s);
+	if (!s->ev_accept || event_add(s->ev_accept, NULL) < 0) {
+		socket_server_free(s);
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
+struct socket_server *socket_server_free(struct socket_server *s)
+{
+	struct conn *c, *tmp;
+
+	if (!s)
+		return NULL;
+	list_for_each_safe(c, tmp, &s->conns, link)
+		conn_free(c);
+	if (s->ev_accept)
+		event_free(s->ev_accept);
+	safe_close(s->listen_fd);
+	if (s->path) {
+		unlink(s->path);
+		free(s->path);
+	}
+	free(s);
+	return NULL;
+}

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: MIT
+/*
+ * barkeepd v1 on a real kernel: run inside the VM against a running daemon
+ * (tests/vm/suites/10-barkeepd.sh writes its config). Usage:
+ *   broker_test SOCKET DAEMON_PID VRAM_FILE_OF_GPU0
+ * gpu0 is open to root only, gpu1 also to uid 1000 with a 8 MiB per-uid quota.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <grp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/lib/barkeep.h"
+#include "common/vfio.h"
+#include "proto/codec.h"
+#include "tests/unit/unit.h"
+
+#define MiB (1ull << 20)
+
+static const char *sock_path, *vram0;
+static pid_t daemon_pid;
+static struct barkeep_device devs[2];
+
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 2;
+}
+
+/* The daemon frees a closed connection's state asynchronously: wait (up to
+ * 3 s) for its fd count to come back to want, and return the last count. */
+static int settled_fds(pid_t pid, int want)
+{
+	int n = count_fds(pid);
+	for (int i = 0; i < 30 && n != want; i++) {
+		usleep(100 * 1000);
+		n = count_fds(pid);
+	}
+	return n;
+}
+
+static struct barkeep *conn(const char *name)
+{
+	struct barkeep *bk = NULL;
+	int r = barkeep_connect(sock_path, name, &bk);
+	if (r < 0)
+		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
+	return bk;
+}
+
+static int alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret)
+{
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = dev, .size = size };
+	return barkeep_alloc(bk, &p, ret);
+}
+
+static uint64_t free_bytes(struct barkeep *bk, uint32_t dev)
+{
+	struct barkeep_device *d;
+	size_t n;
+	uint64_t f = 0;
+	if (barkeep_list_devices(bk, &d, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].id == dev)
+			f = d[i].free_bytes;
+	free(d);
+	return f;
+}
+
+static void test_list_devices(void)
+{
+	struct barkeep *bk = conn("list");
+	struct barkeep_device *d;
+	size_t n = 0;
+	CHECK(bk);
+	if (!bk)
+		return;
+	CHECK_EQ(barkeep_list_devices(bk, &d, &n), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		memcpy(devs, d, sizeof(devs));
+		CHECK_EQ(d[0].bar_size, 64 * MiB);
+		CHECK_EQ(d[1].bar_size, 256 * MiB);
+		CHECK_EQ(d[0].bar_index, 2);
+		CHECK_EQ(d[0].pci_vendor, 0x1af4);
+		CHECK(d[0].features & BARKEEP_FEATURE_DMABUF_EXPORT);
+		CHECK_EQ(d[0].free_bytes, 64 * MiB);
+		CHECK_EQ(d[0].state, BARKEEP_DEVICE_READY);
+		free(d);
+	}
+	barkeep_disconnect(bk);
+}
+
+/* Each fd is a real VFIO dma-buf of the asked size. */
+static int check_lease_fd(const struct barkeep_lease *l, uint64_t size)
+{
+	uint64_t got = 0;
+	char exp[64] = "";
+	if (dmabuf_query(l->fd, &got, NULL, exp, sizeof(exp)) < 0)
+		return -1;
+	return got == size && strcmp(exp, "vfio_pci_core") == 0 ? 0 : -1;
+}
+
+static void test_concurrent_clients(void)
+{
+	enum { CLIENTS = 8, ROUNDS = 6 };
+	pid_t pids[CLIENTS];
+
+	for (int i = 0; i < CLIENTS; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct barkeep *bk = conn("worker");
+			int bad = !bk;
+			for (int r = 0; bk && r < ROUNDS; r++) {
+				struct barkeep_lease *l;
+				/* gpu1 has an 8 MiB per-uid quota, root included: 4 workers x 2 MiB. */
+				uint64_t size = (uint64_t)(1 + (i + r) % (i % 2 ? 2 : 4)) * MiB;
+				if (alloc_on(bk, (uint32_t)(i % 2), size, &l) < 0) {
+					fprintf(stderr, "  worker %d: %s\n", i, barkeep_error_message(bk));
+					bad = 1;
+					break;
+				}
+				bad |= check_lease_fd(l, size) < 0;
+				bad |= barkeep_release(bk, l) < 0;
+			}
+			barkeep_disconnect(bk);
+			_exit(bad);
+		}
+	}
+	int failures = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		int st;
+		waitpid(pids[i], &st, 0);
+		failures += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	}
+	CHECK_EQ(failures, 0);
+}
+
+static int send_fd(int sock, int fd)
+{
+	char c = 'x';
+	struct iovec iov = { &c, 1 };
+	char cbuf[CMSG_SPACE(sizeof(int))] = {};
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int fd;
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+static int vram_fill(uint64_t off, uint64_t len, uint8_t v)
+{
+	int fd = open(vram0, O_WRONLY | O_CLOEXEC);
+	uint8_t buf[65536];
+	memset(buf, v, sizeof(buf));
+	for (uint64_t done = 0; fd >= 0 && done < len; done += sizeof(buf))
+		if (pwrite(fd, buf, sizeof(buf), (off_t)(off + done)) != sizeof(buf))
+			return close(fd), -1;
+	return fd < 0 ? -1 : close(fd);
+}
+
+/* 1 when all of [off, off+len) is v, 0 if not, -1 on error. */
+static int vram_all(uint64_t off, uint64_t len, uint8_t v)
+{
+	int fd = open(vram0, O_RDONLY | O_CLOEXEC);
+	uint8_t buf[65536];
+	int ok = 1;
+	for (uint64_t done = 0; fd >= 0 && done < len && ok; done += sizeof(buf)) {
+		if (pread(fd, buf, sizeof(buf), (off_t)(off + done)) != sizeof(buf))
+			return close(fd), -1;
+		for (size_t i = 0; i < sizeof(buf); i++)
+			ok &= buf[i] == v;
+	}
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return ok;
+}
+
+static void wait_sweep(void)
+{
+	usleep(800 * 1000); /* a few of the daemon's 250 ms sweeps */
+}
+
+/* A window whose fd was passed on is not reused until the last holder closes
+ * it; then it is zeroed and handed out again. */
+static void test_passed_fd_quarantine(void)
+{
+	struct barkeep *b = conn("neighbour");
+	struct barkeep_lease *b1, *b2, *a, *again;
+	int sv[2];
+	CHECK(b);
+	if (!b)
+		return;
+	CHECK_EQ(alloc_on(b, 0, MiB, &b1), 0);
+	struct barkeep *owner = conn("owner");
+	CHECK_EQ(alloc_on(owner, 0, MiB, &a), 0);
+	CHECK_EQ(alloc_on(b, 0, MiB, &b2), 0);
+	uint64_t x = a->bar_offset;
+	CHECK_EQ(vram_fill(x, MiB, 0xa5), 0);
+	uint64_t before = free_bytes(b, 0);
+
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid_t holder = fork();
+	if (holder == 0) {
+		close(sv[0]);
+		int fd = recv_fd(sv[1]);
+		char c;
+		/* Hold the buffer until told to let go. */
+		if (fd < 0 || read(sv[1], &c, 1) != 1)
+			_exit(1);
+		close(fd);
+		_exit(write(sv[1], "k", 1) == 1 ? 0 : 1);
+	}
+	close(sv[1]);
+	CHECK_EQ(send_fd(sv[0], a->fd), 0);
+	barkeep_lease_free(a);
+	barkeep_disconnect(owner); /* the lease ends with the connection */
+	wait_sweep();
+	CHECK_EQ(free_bytes(b, 0), before);   /* still out of use */
+	CHECK_EQ(vram_all(x, MiB, 0xa5), 1);  /* and untouched */
+
+	char c;
+	CHECK_EQ(write(sv[0], "g", 1), 1);
+	CHECK_EQ(read(sv[0], &c, 1), 1);      /* the third process closed it */
+	close(sv[0]);
+	int st;
+	waitpid(holder, &st, 0);
+	wait_sweep();
+	CHECK_EQ(free_bytes(b, 0), before + MiB);
+	CHECK_EQ(vram_all(x, MiB, 0), 1);     /* scrubbed */
+	CHECK_EQ(alloc_on(b, 0, MiB, &again), 0);
+	CHECK_EQ(again->bar_offset, x);       /* and reused */
+	barkeep_release(b, again);
+	barkeep_release(b, b1);
+	barkeep_release(b, b2);
+	barkeep_disconnect(b);
+}
+
+/* Immediately reusable when nobody else holds the fd. */
+static void test_release_reuses(void)
+{
+	struct barkeep *b = conn("reuse");
+	struct barkeep_lease *l;
+	CHECK(b);
+	if (!b)
+		return;
+	uint64_t before = free_bytes(b, 1);
+	CHECK_EQ(alloc_on(b, 1, 4 * MiB, &l), 0);
+	CHECK_EQ(free_bytes(b, 1), before - 4 * MiB);
+	CHECK_EQ(barkeep_release(b, l), 0);
+	CHECK_EQ(free_bytes(b, 1), before);
+	barkeep_disconnect(b);
+}
+
+static void test_too_big(void)
+{
+	struct barkeep *b = conn("big");
+	struct barkeep_lease *l;
+	CHECK(b);
+	if (!b)
+		return;
+	CHECK_EQ(alloc_on(b, 0, 65 * MiB, &l), -E2BIG);
+	CHECK(strstr(barkeep_error_message(b), "64 MiB") || strstr(barkeep_error_message(b), "67108864"));
+	CHECK_EQ(alloc_on(b, 0, 0, &l), -EINVAL);
+	barkeep_disconnect(b);
+}
+
+/* Runs fn as uid 1000 in a child; returns its exit status. */
+static int as_user(int (*fn)(void))
+{
+	pid_t p = fork();
+	if (p == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(1000) < 0 || setuid(1000) < 0)
+			_exit(99);
+		_exit(fn());
+	}
+	int st;
+	waitpid(p, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
+}
+
+static int user_policy(void)
+{
+	struct barkeep *b = conn("user");
+	struct barkeep_lease *l, *l1, *l2;
+	if (!b)
+		return 1;
+	if (alloc_on(b, 0, MiB, &l) != -EACCES)
+		return 2;
+	if (!strstr(barkeep_error_message(b), "may not use"))
+		return 3;
+	if (alloc_on(b, 1, 4 * MiB, &l1) < 0 || alloc_on(b, 1, 4 * MiB, &l2) < 0)
+		return 4;
+	/* The per-uid quota on gpu1 is 8 MiB. */
+	if (alloc_on(b, 1, MiB, &l) != -EDQUOT || !strstr(barkeep_error_message(b), "limit is 8 MiB"))
+		return 5;
+	barkeep_release(b, l1);
+	if (alloc_on(b, 1, MiB, &l) < 0)
+		return 6;
+	barkeep_disconnect(b);
+	barkeep_lease_free(l);
+	barkeep_lease_free(l2);
+	return 0;
+}
+
+static void test_policy_and_quota(void)
+{
+	CHECK_EQ(as_user(user_policy), 0);
+}
+
+/* ---- malformed input ---------------------------------------------------- */
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int encode(const struct proto_msg *m, uint8_t *buf)
+{
+	return proto_encode(m, buf, PROTO_MAX_MESSAGE, NULL);
+}
+
+static int raw_hello(int fd)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_msg m = { .opcode = PROTO_OP_HELLO, .request_id = 1 };
+	m.hello.min_version = m.hello.max_version = 1;
+	int n = encode(&m, buf);
+	if (proto_send(fd, buf, (size_t)n, NULL, 0) < 0)
+		return -1;
+	return recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : -1;
+}
+
+/* Sends a packet with any number of fds: more than the codec would allow. */
+static int send_raw(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)] = {};
+	struct iovec iov = { (void *)pkt, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n_fds) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+	}
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+/* Sends a packet (with fds) and expects an ERROR reply, then the hang-up.
+ * Returns the ERROR code, 0 when the daemon only hung up, -1 otherwise. */
+static int expect_refusal(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_msg m;
+	int code = 0;
+
+	if (send_raw(fd, pkt, len, fds, n_fds) < 0) {
+		close(fd);
+		return -1;
+	}
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n > 0) {
+		if (proto_decode(buf, (size_t)n, 0, PROTO_FROM_SERVER, &m, NULL) < 0 ||
+		    m.opcode != PROTO_OP_ERROR || !m.error.message[0]) {
+			close(fd);
+			return -1;
+		}
+		code = (int)m.error.code;
+		n = recv(fd, buf, sizeof(buf), 0);
+	}
+	close(fd);
+	return n == 0 ? code : -1;
+}
+
+static void test_malformed(void)
+{
+	uint8_t pkt[PROTO_MAX_MESSAGE];
+	struct proto_msg m = { .opcode = PROTO_OP_LIST_DEVICES, .request_id = 7 };
+	int base = settled_fds(daemon_pid, -1), fd, n;
+	int memfds[2] = { memfd_create("x", MFD_CLOEXEC), memfd_create("y", MFD_CLOEXEC) };
+
+	n = encode(&m, pkt);
+	/* truncated header */
+	fd = raw_connect();
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, pkt, 10, NULL, 0) > 0);
+	/* lying length: header says more than sent, then less */
+	fd = raw_connect();
+	pkt[12] = (uint8_t)(pkt[12] + 4);
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, pkt, (size_t)n, NULL, 0) > 0);
+	pkt[12] = (uint8_t)(pkt[12] - 4);
+	fd = raw_connect();
+	uint8_t longer[PROTO_MAX_MESSAGE];
+	memcpy(longer, pkt, (size_t)n);
+	memset(longer + n, 0, 16);
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, longer, (size_t)n + 16, NULL, 0) > 0);
+	/* unknown opcode */
+	fd = raw_connect();
+	uint8_t unk[PROTO_MAX_MESSAGE];
+	memcpy(unk, pkt, (size_t)n);
+	unk[6] = 0x77;
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, unk, (size_t)n, NULL, 0) == EPROTO);
+	/* an fd on a message that takes none */
+	fd = raw_connect();
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, pkt, (size_t)n, memfds, 1) > 0);
+	/* too many fds */
+	fd = raw_connect();
+	CHECK(raw_hello(fd) == 0 && expect_refusal(fd, pkt, (size_t)n, memfds, 2) >= 0);
+	/* a request before HELLO */
+	fd = raw_connect();
+	CHECK_EQ(expect_refusal(fd, pkt, (size_t)n, NULL, 0), EPROTO);
+	/* a flood of HELLOs: the second one ends the connection */
+	fd = raw_connect();
+	struct proto_msg h = { .opcode = PROTO_OP_HELLO, .request_id = 1 };
+	h.hello.min_version = h.hello.max_version = 1;
+	int hn = encode(&h, pkt);
+	CHECK(raw_hello(fd) == 0);
+	for (int i = 0; i < 1000; i++)
+		if (proto_send(fd, pkt, (size_t)hn, NULL, 0) < 0)
+			break;
+	close(fd);
+	close(memfds[0]);
+	close(memfds[1]);
+
+	/* The daemon still serves, and holds no more fds than before. */
+	struct barkeep *b = conn("after");
+	struct barkeep_lease *l;
+	CHECK(b && alloc_on(b, 1, MiB, &l) == 0);
+	if (b) {
+		barkeep_release(b, l);
+		barkeep_disconnect(b);
+	}
+	CHECK_EQ(settled_fds(daemon_pid, base), base);
+}
+
+static int baseline_fds;
+
+static void test_fds_back_to_baseline(void)
+{
+	int n = settled_fds(daemon_pid, baseline_fds);
+	printf("  daemon fds: %d at start, %d at end\n", baseline_fds, n);
+	CHECK_EQ(n, baseline_fds);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: broker_test SOCKET DAEMON_PID VRAM_FILE_OF_GPU0\n");
+		return 2;
+	}
+	sock_path = argv[1];
+	daemon_pid = atoi(argv[2]);
+	vram0 = argv[3];
+	baseline_fds = count_fds(daemon_pid);
+
+	RUN(test_list_devices);
+	RUN(test_concurrent_clients);
+	RUN(test_release_reuses);
+	RUN(test_passed_fd_quarantine);
+	RUN(test_too_big);
+	RUN(test_policy_and_quota);
+	RUN(test_malformed);
+	RUN(test_fds_back_to_baseline);
+	return UNIT_END();
+}

@@ -1,0 +1,46 @@
+#!/bin/bash
+# barkeepd v1 on the real kernel: devices, allocation, fd passing and the
+# window reuse rule, policy and quotas, malformed clients.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+
+read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
+conf=/run/barkeep-test.conf
+sock=/run/barkeep/barkeep.sock
+cat > "$conf" <<CONF
+[daemon]
+socket = $sock
+socket-mode = 0666
+log-level = debug
+
+[limits]
+max-leases-per-uid = 64
+
+[device gpu0]
+pci = $gpu0
+label = emulated dGPU A
+allow-users = root
+
+[device gpu1]
+pci = $gpu1
+label = emulated dGPU B
+allow-users = root, 1000
+max-bytes-per-uid = 8M
+CONF
+
+check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
+"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> /run/barkeepd.log &
+pid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+check "daemon listens" test -S "$sock"
+
+run_prog "$BARKEEP_BUILD/tests/vm/broker_test" "$sock" "$pid" "$BARKEEP_VRAM_DIR/gpu0"
+
+kill -TERM "$pid"
+wait "$pid"
+check "daemon exits cleanly on SIGTERM" test $? -eq 0
+check "socket is removed on exit" test ! -e "$sock"
+check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' /run/barkeepd.log"
+echo "--- daemon log (tail)"; tail -n 15 /run/barkeepd.log
+suite_end
