@@ -641,6 +641,37 @@ static void test_dump(void)
 	free(buf);
 }
 
+/* The shipped example must stay valid; only its user and group names may be
+ * unknown on the machine running the test. */
+static void test_example_file(void)
+{
+	const char *path = "systemd/barkeep.conf.example";
+	struct config *c = NULL;
+	char *err = NULL;
+
+	if (access(path, R_OK) < 0) {
+		printf("  %s not found (run from the top of the tree); skipped\n", path);
+		return;
+	}
+	int r = config_load_file(path, &c, &err);
+	if (r == 0)
+		CHECK(c && c->n_devices == 2);
+	else {
+		CHECK_EQ(r, -EINVAL);
+		for (char *line = err, *next; line && *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			if (!strstr(line, ": no such user '") && !strstr(line, ": no such group '")) {
+				fprintf(stderr, "  %s\n", line);
+				unit_case_failed = 1;
+			}
+		}
+	}
+	free(err);
+	config_free(c);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -657,5 +688,6 @@ int main(void)
 	RUN(test_default_access);
 	RUN(test_files);
 	RUN(test_dump);
+	RUN(test_example_file);
 	return UNIT_END();
 }
