@@ -100,9 +100,14 @@ check-san:
 	$(MAKE) SAN=1 check-unit
 
 check-vm: all kmod
+	tests/vm/selftest
 	tests/vm/run-suites
 
-check: check-unit check-san check-vm
+check:
+	tests/install-deps
+	$(MAKE) check-unit
+	$(MAKE) check-san
+	$(MAKE) check-vm
 
 vm-kernel:
 	tests/vm/fetch-kernel
@@ -110,7 +115,9 @@ vm-kernel:
 kmod: vm-kernel
 	tests/kmod/build
 
-demo: all kmod
+demo:
+	tests/install-deps
+	$(MAKE) all kmod
 	tests/vm/demo
 
 clean:
