@@ -99,7 +99,9 @@ check-unit: $(unit_bin)
 check-san:
 	$(MAKE) SAN=1 check-unit
 
-check-vm: all kmod
+check-vm: all
+	tests/vm/fetch-kernel
+	tests/kmod/build
 	tests/vm/selftest
 	tests/vm/run-suites
 
@@ -109,10 +111,12 @@ check:
 	$(MAKE) check-san
 	$(MAKE) check-vm
 
+# Looks for the newest sid kernel; everything else uses the cached one.
 vm-kernel:
-	tests/vm/fetch-kernel
+	tests/vm/fetch-kernel --refresh
 
-kmod: vm-kernel
+kmod:
+	tests/vm/fetch-kernel
 	tests/kmod/build
 
 demo:
