@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/macro.h"
@@ -39,6 +40,14 @@ struct backend_ops {
 	int (*export)(struct backend_device *dev, uint64_t offset, uint64_t size, int open_flags);
 	/* Zeroes a window before it is handed to someone else. */
 	int (*scrub)(struct backend_device *dev, uint64_t offset, uint64_t size);
+	/* Resets the device with its own reset method (function-level reset);
+	 * every dma-buf of it is revoked meanwhile. -EOPNOTSUPP: the device has
+	 * none. May block for long (the kernel waits for importers): called on a
+	 * worker thread, never while the core uses dev on the loop. */
+	int (*reset)(struct backend_device *dev);
+	/* Turns the BAR's memory decode off or on: off revokes every dma-buf of
+	 * the device, on restores them. Same threading rules as reset. */
+	int (*set_memory)(struct backend_device *dev, bool enable);
 };
 
 extern const struct backend_ops backend_vfio;

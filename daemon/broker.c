@@ -8,20 +8,10 @@
 
 #include "common/vfio.h"
 #include "daemon/allocator.h"
-#include "daemon/broker.h"
+#include "daemon/broker-private.h"
+#include "daemon/pause.h"
 #include "daemon/policy.h"
 
-struct broker {
-	struct config *cfg;
-	struct device **devices;
-	size_t n_devices;
-	struct list clients;
-	size_t n_clients;
-	size_t n_leases;
-	uint64_t next_lease_id;
-	uint32_t next_client_id;
-	struct policy_usage *usage;
-};
 
 int broker_new(struct config *cfg, struct broker **ret)
 {
@@ -49,8 +39,10 @@ struct broker *broker_free(struct broker *b)
 		return NULL;
 	list_for_each_safe(c, tmp, &b->clients, link)
 		broker_client_free(c);
-	for (size_t i = 0; i < b->n_devices; i++)
+	for (size_t i = 0; i < b->n_devices; i++) {
+		pause_abort(b->devices[i]);
 		device_free(b->devices[i]);
+	}
 	free(b->devices);
 	policy_usage_free(b->usage);
 	free(b);
@@ -130,7 +122,24 @@ void broker_client_set_name(struct client *c, const char *name)
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
-static void lease_end(struct lease *l)
+void broker_client_set_events(struct client *c, bool acks_pauses, bool watches)
+{
+	c->acks_pauses = acks_pauses;
+	c->watches = watches;
+}
+
+void broker_set_event_base(struct broker *b, struct event_base *base)
+{
+	b->base = base;
+}
+
+void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata)
+{
+	b->hooks = hooks;
+	b->hooks_data = userdata;
+}
+
+void broker_lease_end(struct lease *l)
 {
 	struct client *c = l->owner;
 	struct broker *b = c->broker;
@@ -156,7 +165,9 @@ struct client *broker_client_free(struct client *c)
 	if (!c)
 		return NULL;
 	list_for_each_safe(l, tmp, &c->leases, client_link)
-		lease_end(l);
+		broker_lease_end(l);
+	for (size_t i = 0; i < c->broker->n_devices; i++)
+		pause_forget_client(c->broker->devices[i], c);
 	policy_uncharge_client(c->broker->usage, c->creds.uid);
 	list_remove(&c->link);
 	c->broker->n_clients--;
@@ -296,10 +307,69 @@ int broker_release(struct client *c, uint64_t lease_id, struct error_info *err)
 
 	list_for_each(l, &c->leases, client_link)
 		if (l->id == lease_id) {
-			lease_end(l);
+			broker_lease_end(l);
 			return 0;
 		}
 	return error_set(err, ENOENT, "you hold no lease %llu", (unsigned long long)lease_id);
+}
+
+static struct device *device_by_id(struct broker *b, uint32_t id)
+{
+	for (size_t i = 0; i < b->n_devices; i++)
+		if (b->devices[i]->id == id)
+			return b->devices[i];
+	return NULL;
+}
+
+int broker_reset(struct client *c, uint32_t device_id, bool force, uint32_t grace_ms,
+		 uint32_t request_id, struct error_info *err)
+{
+	struct broker *b = c->broker;
+	struct device *d;
+	int r;
+
+	if (policy_is_admin(b->cfg, c->creds.uid, c->creds.groups, c->creds.n_groups) < 0) {
+		if (b->cfg->admin_gid == CONFIG_GID_NONE)
+			return error_set(err, EPERM, "uid %u may not reset devices: only root may",
+					 c->creds.uid);
+		return error_set(err, EPERM, "uid %u may not reset devices: only root and members of group %s may",
+				 c->creds.uid, b->cfg->admin_group);
+	}
+	d = device_by_id(b, device_id);
+	if (!d)
+		return error_set(err, ENODEV, "no device with id %u", device_id);
+	if (d->state == DEVICE_GONE)
+		return error_set(err, ENODEV, "device %s is gone", device_name(d));
+	if (d->state == DEVICE_PAUSED)
+		return error_set(err, EBUSY, "device %s is already being reset; wait for it to resume",
+				 device_name(d));
+	struct pause_params p = {
+		.action = PAUSE_THEN_RESET, .reason = BROKER_REASON_ADMIN,
+		.flags = force ? BROKER_PAUSE_FORCE : 0,
+		.grace_ms = force ? 0 : MIN(grace_ms ? grace_ms : b->cfg->limits.pause_grace_ms, BROKER_GRACE_MAX_MS),
+		.requester = c, .request_id = request_id,
+	};
+	r = pause_begin(b, d, &p);
+	if (r < 0)
+		return error_set(err, -r, "device %s cannot be paused: %s", device_name(d), strerror(-r));
+	return 0;
+}
+
+int broker_pause_ack(struct client *c, uint32_t device_id, uint64_t generation,
+		     struct error_info *err)
+{
+	struct device *d = device_by_id(c->broker, device_id);
+	if (!d)
+		return error_set(err, ENODEV, "no device with id %u", device_id);
+	if (pause_ack(d, c, generation) < 0) {
+		if (d->state != DEVICE_PAUSED)
+			return error_set(err, ESTALE, "device %s is not paused (generation %llu)",
+					 device_name(d), (unsigned long long)d->generation);
+		return error_set(err, ESTALE, "device %s is paused at generation %llu, not %llu",
+				 device_name(d), (unsigned long long)d->generation,
+				 (unsigned long long)generation);
+	}
+	return 0;
 }
 
 unsigned broker_sweep(struct broker *b)

@@ -22,6 +22,7 @@
 struct broker;
 struct client;
 struct policy_usage;
+struct event_base;
 
 struct client_creds {
 	uid_t uid;
@@ -52,6 +53,12 @@ struct lease {
 	int fd; /* the daemon's own reference to the dma-buf */
 };
 
+/* Why a device is paused or gone (the protocol's reason values). */
+enum broker_reason { BROKER_REASON_ADMIN = 1, BROKER_REASON_ERROR, BROKER_REASON_UNPLUG };
+#define BROKER_PAUSE_FORCE (1u << 0)          /* DEVICE_PAUSE: no grace */
+#define BROKER_RESUME_CONTENTS_LOST (1u << 0) /* DEVICE_RESUME */
+#define BROKER_GRACE_MAX_MS 600000u           /* longest grace a RESET may ask for */
+
 /* Broker -> transport: events for one client. */
 enum broker_event_type {
 	BROKER_EVENT_DEVICE_PAUSE = 1,
@@ -69,8 +76,14 @@ struct broker_event {
 };
 
 struct client_ops {
-	/* Queues an event; returns -ENOBUFS when the client's queue is full. */
+	/* Queues an event; returns -ENOBUFS when the client's queue is full (the
+	 * transport then disconnects the client later, never from inside this
+	 * call: the broker is iterating its clients). */
 	int (*send_event)(struct client *c, const struct broker_event *ev, void *userdata);
+	/* Answers the client's RESET request_id: r 0 (the device resumed) or
+	 * -errno with err. May be called from inside broker_reset(). */
+	void (*reset_done)(struct client *c, uint32_t request_id, int r,
+			   const struct error_info *err, void *userdata);
 };
 
 struct client {
@@ -84,6 +97,8 @@ struct client {
 	uint64_t bytes;
 	const struct client_ops *ops;
 	void *userdata;
+	bool acks_pauses; /* answers DEVICE_PAUSE with PAUSE_ACK: resets wait for it */
+	bool watches;     /* gets device events of every device */
 };
 
 struct alloc_request {
@@ -112,10 +127,49 @@ int broker_client_new(struct broker *b, const struct client_creds *creds,
 /* Ends every lease of the client and frees it. */
 struct client *broker_client_free(struct client *c);
 void broker_client_set_name(struct client *c, const char *name);
+void broker_client_set_events(struct client *c, bool acks_pauses, bool watches);
 
 int broker_alloc(struct client *c, const struct alloc_request *req, struct lease **ret,
 		 struct error_info *err);
 int broker_release(struct client *c, uint64_t lease_id, struct error_info *err);
+
+/* Admin request: pauses the device, tells every holder, waits for their
+ * acknowledgements or the deadline (grace_ms 0: the configured default;
+ * force: none), resets the device off the loop and resumes it. Returns
+ * -errno with err when refused at once; 0 when under way: the answer then
+ * comes through c->ops->reset_done(request_id). */
+int broker_reset(struct client *c, uint32_t device_id, bool force, uint32_t grace_ms,
+		 uint32_t request_id, struct error_info *err);
+/* The client dropped its imports of the device paused at generation. 0, or
+ * -ESTALE (not the pause under way), -ENODEV. */
+int broker_pause_ack(struct client *c, uint32_t device_id, uint64_t generation,
+		     struct error_info *err);
+
+/* What the core did with a pause, for the daemon's log (the core does not log). */
+enum broker_pause_stage {
+	BROKER_PAUSE_STARTED,  /* events sent; waiting */
+	BROKER_PAUSE_REVOKING, /* acknowledged or deadline passed: the worker runs */
+	BROKER_PAUSE_DONE,     /* resumed (result 0) or gone (result < 0) */
+};
+struct broker_pause_report {
+	enum broker_pause_stage stage;
+	enum broker_reason reason;
+	uint32_t flags, grace_ms;
+	uint64_t generation;   /* DONE: the new one when resumed */
+	unsigned n_holders;    /* clients told */
+	unsigned n_unacked;    /* REVOKING, DONE: holders the reset did not wait for any longer */
+	const char *method;    /* DONE: how the device was reset, or NULL */
+	int result;            /* DONE */
+	uint64_t elapsed_ms;   /* DONE: since STARTED */
+};
+struct broker_hooks {
+	void (*pause)(const struct device *d, const struct broker_pause_report *rep, void *userdata);
+};
+
+/* The loop the core arms its timers on and hands worker results back to;
+ * must be set before any request. */
+void broker_set_event_base(struct broker *b, struct event_base *base);
+void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata);
 
 /* Frees quarantined windows whose buffers were closed; returns how many. */
 unsigned broker_sweep(struct broker *b);

@@ -159,7 +159,11 @@ static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
 
 int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd)
 {
-	if (window_unreferenced(fd)) {
+	if (d->state == DEVICE_GONE) {
+		safe_close(fd);
+		return 0;
+	}
+	if (d->state == DEVICE_READY && window_unreferenced(fd)) {
 		safe_close(fd);
 		window_reclaim(d, offset, size);
 		return 1;
@@ -181,6 +185,8 @@ unsigned device_sweep(struct device *d)
 	struct window *w, *tmp;
 	unsigned n = 0;
 
+	if (d->state != DEVICE_READY)
+		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
 		if (!window_unreferenced(w->fd))
 			continue;
@@ -190,4 +196,20 @@ unsigned device_sweep(struct device *d)
 		n++;
 	}
 	return n;
+}
+
+int device_reset(struct device *d, const char **ret_method)
+{
+	int r = d->ops->reset(d->backend);
+	if (r != -EOPNOTSUPP) {
+		*ret_method = "device reset";
+		return r;
+	}
+	/* No reset method (ivshmem in the VM, some GPUs): revoke through memory
+	 * decode, which is what a reset does to the buffers. */
+	*ret_method = "memory-disable fallback (the device has no reset method)";
+	r = d->ops->set_memory(d->backend, false);
+	if (r < 0)
+		return r;
+	return d->ops->set_memory(d->backend, true);
 }

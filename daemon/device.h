@@ -8,7 +8,9 @@
  * kernel gives no notice when the last copy closes, so the daemon keeps its
  * own reference to every export and reads the file's reference count from
  * fdinfo: at 1 (ours alone) the window is zeroed and freed; above 1 it
- * waits in quarantine and is looked at again on every sweep.
+ * waits in quarantine and is looked at again on every sweep. A device that
+ * is not READY is not touched at all: its windows wait in quarantine (a
+ * paused BAR cannot be scrubbed), and those of a GONE one are dropped.
  */
 #pragma once
 
@@ -20,6 +22,7 @@
 #include "daemon/config.h"
 
 struct allocator;
+struct device_pause;
 
 enum device_state { DEVICE_READY = 1, DEVICE_PAUSED = 2, DEVICE_GONE = 3 };
 
@@ -37,6 +40,7 @@ struct device {
 	unsigned n_leases;
 	unsigned n_exclusive;
 	uint64_t quarantined_bytes;
+	struct device_pause *pause; /* while PAUSED: the pause under way (daemon/pause.c) */
 };
 
 /* Opens the device the config describes, applies its reserved ranges.
@@ -58,6 +62,13 @@ int device_window_release(struct device *d, uint64_t offset, uint64_t size, int 
 /* Frees quarantined windows whose last outside reference has gone. Returns
  * the number freed. */
 unsigned device_sweep(struct device *d);
+
+/* Resets the device: its own reset method where it has one, else memory
+ * decode off and on again (which revokes and restores every dma-buf).
+ * *ret_method names what ran. Blocks while importers hold the buffers: call
+ * it off the event loop, while the device is PAUSED (nothing else uses the
+ * backend then). */
+int device_reset(struct device *d, const char **ret_method);
 
 const char *device_name(const struct device *d);
 const char *device_state_to_string(enum device_state s);

@@ -55,6 +55,53 @@ static void on_sweep(evutil_socket_t fd, short what, void *userdata)
 		log_info("%u released window(s) are closed everywhere now; scrubbed and free again", n);
 }
 
+static const char *reason_name(enum broker_reason r)
+{
+	switch (r) {
+	case BROKER_REASON_ADMIN: return "an administrator's request";
+	case BROKER_REASON_ERROR: return "a device error";
+	case BROKER_REASON_UNPLUG: return "the host taking it back";
+	}
+	return "an unknown reason";
+}
+
+static void on_pause(const struct device *dev, const struct broker_pause_report *rep, void *userdata)
+{
+	switch (rep->stage) {
+	case BROKER_PAUSE_STARTED:
+		if (rep->flags & BROKER_PAUSE_FORCE)
+			log_notice("device %s: paused for %s, no grace; told %u client(s)", device_name(dev),
+				   reason_name(rep->reason), rep->n_holders);
+		else
+			log_notice("device %s: paused for %s; told %u client(s), waiting up to %u ms for them",
+				   device_name(dev), reason_name(rep->reason), rep->n_holders, rep->grace_ms);
+		break;
+	case BROKER_PAUSE_REVOKING:
+		if (rep->flags & BROKER_PAUSE_FORCE)
+			log_info("device %s: revoking its buffers at once (forced)", device_name(dev));
+		else if (rep->n_unacked)
+			log_warning("device %s: %u client(s) did not acknowledge the pause within %u ms; revoking anyway",
+				    device_name(dev), rep->n_unacked, rep->grace_ms);
+		else
+			log_info("device %s: revoking its buffers", device_name(dev));
+		break;
+	case BROKER_PAUSE_DONE:
+		if (rep->result == 0)
+			log_notice("device %s: reset by %s in %llu ms; resumed at generation %llu",
+				   device_name(dev), rep->method ? rep->method : "?",
+				   (unsigned long long)rep->elapsed_ms, (unsigned long long)rep->generation);
+		else if (rep->reason == BROKER_REASON_UNPLUG)
+			log_notice("device %s: closed and gone after %llu ms; its leases have ended",
+				   device_name(dev), (unsigned long long)rep->elapsed_ms);
+		else
+			log_error("device %s: reset by %s failed: %s; the device is gone, its leases have ended",
+				  device_name(dev), rep->method ? rep->method : "?", strerror(-rep->result));
+		break;
+	}
+}
+
+static const struct broker_hooks broker_hooks = { .pause = on_pause };
+
 static void device_failed(const struct config_device *cfg, const struct error_info *err)
 {
 	log_error("Failed to open device %s: %s", cfg->name, err->text);
@@ -129,6 +176,8 @@ static int run(struct config *cfg, const char *socket_override)
 		log_error("Failed to create the event loop");
 		goto out;
 	}
+	broker_set_event_base(d.broker, d.base);
+	broker_set_hooks(d.broker, &broker_hooks, NULL);
 	struct socket_options so = {
 		.path = socket_override ? socket_override : cfg->socket_path,
 		.mode = cfg->socket_mode, .gid = cfg->socket_gid, .listen_fd = inherited_socket(),

@@ -21,8 +21,8 @@ struct barkeep {
 	uint32_t next_request;
 	barkeep_event_fn handler;
 	void *handler_data;
-	struct barkeep_event *queue; /* events that came while a request waited */
-	size_t n_queued, queue_cap;
+	struct barkeep_event *queue; /* events that came while a request waited: */
+	size_t q_head, n_queued, queue_cap; /* [q_head, n_queued) wait for delivery */
 	char error[PROTO_ERROR_MESSAGE_MAX + 64];
 };
 
@@ -83,6 +83,14 @@ static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
 
 static int queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 {
+	if (bk->q_head == bk->n_queued)
+		bk->q_head = bk->n_queued = 0;
+	if (bk->n_queued == bk->queue_cap && bk->q_head > 0) {
+		/* Delivered entries at the front: make room by moving the rest. */
+		memmove(bk->queue, bk->queue + bk->q_head, (bk->n_queued - bk->q_head) * sizeof(*bk->queue));
+		bk->n_queued -= bk->q_head;
+		bk->q_head = 0;
+	}
 	if (bk->n_queued == bk->queue_cap) {
 		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
 			return fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
@@ -257,30 +265,30 @@ void barkeep_disconnect(struct barkeep *bk)
 	free(bk);
 }
 
+/* The handler may call requests (barkeep_ack_pause), which queue the events
+ * that overtake their replies: take events one at a time, queue first. */
 int barkeep_dispatch(struct barkeep *bk)
 {
 	int delivered = 0;
 
-	/* Events queued during requests first, in arrival order. */
-	for (size_t i = 0; i < bk->n_queued; i++, delivered++)
-		if (bk->handler)
-			bk->handler(bk, &bk->queue[i], bk->handler_data);
-	bk->n_queued = 0;
-
 	for (;;) {
-		struct proto_msg m;
 		struct barkeep_event ev;
-		int fd = -EBADF;
-		int r = read_message(bk, false, &m, &fd);
-		if (r == -EAGAIN)
-			return delivered;
-		if (r < 0)
-			return r;
-		safe_close(fd);
-		bool is_event = to_event(&m, &ev);
-		proto_msg_clear(&m);
-		if (!is_event)
-			return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+		if (bk->q_head < bk->n_queued) {
+			ev = bk->queue[bk->q_head++];
+		} else {
+			struct proto_msg m;
+			int fd = -EBADF;
+			int r = read_message(bk, false, &m, &fd);
+			if (r == -EAGAIN)
+				return delivered;
+			if (r < 0)
+				return r;
+			safe_close(fd);
+			bool is_event = to_event(&m, &ev);
+			proto_msg_clear(&m);
+			if (!is_event)
+				return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+		}
 		if (bk->handler)
 			bk->handler(bk, &ev, bk->handler_data);
 		delivered++;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <linux/pci_regs.h>
@@ -101,10 +102,26 @@ static int vfio_scrub(struct backend_device *dev, uint64_t offset, uint64_t size
 	return 0;
 }
 
+static int vfio_reset(struct backend_device *dev)
+{
+	if (!(dev->vfio.flags & VFIO_DEVICE_FLAGS_RESET))
+		return -EOPNOTSUPP;
+	if (ioctl(dev->vfio.device_fd, VFIO_DEVICE_RESET) < 0)
+		return -errno;
+	return 0;
+}
+
+static int vfio_set_memory(struct backend_device *dev, bool enable)
+{
+	return vfio_set_memory_enable(&dev->vfio, enable);
+}
+
 const struct backend_ops backend_vfio = {
 	.name = "vfio",
 	.open = vfio_open,
 	.close = vfio_close,
 	.export = vfio_export,
 	.scrub = vfio_scrub,
+	.reset = vfio_reset,
+	.set_memory = vfio_set_memory,
 };

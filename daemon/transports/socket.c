@@ -30,8 +30,10 @@ struct conn {
 	struct list link;
 	int fd;
 	struct event *ev_read, *ev_write, *ev_timeout;
+	struct event *ev_close; /* a disconnect decided where freeing is not safe */
 	struct client *client;
 	bool hello_done;
+	bool closing;
 	struct list out; /* struct outgoing */
 	unsigned n_out;
 };
@@ -63,10 +65,29 @@ static void conn_free(struct conn *c)
 		event_free(c->ev_write);
 	if (c->ev_timeout)
 		event_free(c->ev_timeout);
+	if (c->ev_close)
+		event_free(c->ev_close);
 	broker_client_free(c->client);
 	safe_close(c->fd);
 	list_remove(&c->link);
 	free(c);
+}
+
+static void on_close(evutil_socket_t fd, short what, void *userdata)
+{
+	conn_free(userdata);
+}
+
+/* Disconnects the client from the loop, later: the broker may be iterating
+ * over its clients right now. Nothing more is read from or sent to it. */
+static void conn_close_soon(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	event_del(c->ev_read);
+	event_del(c->ev_write);
+	event_active(c->ev_close, EV_TIMEOUT, 1);
 }
 
 static int queue_limit(const struct conn *c)
@@ -80,6 +101,8 @@ static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
 {
 	int r = -EAGAIN;
 
+	if (c->closing)
+		return -ENOBUFS;
 	if (list_empty(&c->out)) {
 		r = proto_send(c->fd, buf, len, fd >= 0 ? &fd : NULL, fd >= 0);
 		if (r == 0)
@@ -171,11 +194,36 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 			(uint16_t)ev->reason };
 		break;
 	}
-	(void)cl;
-	return conn_send(c, &m, -EBADF);
+	int r = conn_send(c, &m, -EBADF);
+	if (r < 0 && !c->closing) {
+		if (r == -ENOBUFS)
+			log_warning("client %s (uid %u) does not read its events (%u queued); disconnecting it",
+				    cl->name, cl->creds.uid, c->n_out);
+		else
+			log_warning_errno(r, "Failed to send an event to client %s; disconnecting it: %m",
+					  cl->name);
+		conn_close_soon(c);
+	}
+	return r;
 }
 
-static const struct client_ops socket_client_ops = { .send_event = send_event };
+static void reset_done(struct client *cl, uint32_t request_id, int r, const struct error_info *err,
+		       void *userdata)
+{
+	struct conn *c = userdata;
+	int q;
+
+	if (r == 0) {
+		struct proto_msg m = { .opcode = PROTO_OP_OK, .request_id = request_id };
+		q = conn_send(c, &m, -EBADF);
+	} else {
+		q = conn_send_error(c, request_id, PROTO_OP_RESET, err);
+	}
+	if (q < 0)
+		conn_close_soon(c);
+}
+
+static const struct client_ops socket_client_ops = { .send_event = send_event, .reset_done = reset_done };
 
 static void fill_image(struct proto_image *w, const struct lease_image *img)
 {
@@ -203,6 +251,8 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 				 PROTO_VERSION_MIN, PROTO_VERSION_MAX);
 	if (req->hello.name[0])
 		broker_client_set_name(c->client, req->hello.name);
+	broker_client_set_events(c->client, req->hello.capabilities & PROTO_CAP_PAUSE_ACK,
+				 req->hello.capabilities & PROTO_CAP_WATCH);
 	c->hello_done = true;
 	event_del(c->ev_timeout);
 	log_info("client %s (uid %u, pid %d) connected", c->client->name, c->client->creds.uid,
@@ -213,7 +263,8 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		.version = (uint16_t)v, .max_message_size = PROTO_MAX_MESSAGE, .max_fds = PROTO_MAX_FDS,
 		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
 		.max_queued_events = lim->max_queued_events,
-		.max_lease_bytes = lim->max_bytes_per_uid, .capabilities = 0,
+		.max_lease_bytes = lim->max_bytes_per_uid,
+		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH,
 	};
 	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
 	return conn_send(c, &m, -EBADF);
@@ -335,6 +386,24 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		break;
 	case PROTO_OP_LIST_LEASES:
 		return handle_list_leases(c, req);
+	case PROTO_OP_RESET:
+		r = broker_reset(c->client, req->reset.device_id, req->reset.flags & PROTO_RESET_FORCE,
+				 req->reset.grace_ms, req->request_id, &err);
+		if (r == 0) {
+			log_notice("client %s (uid %u) asked to reset device #%u%s", c->client->name,
+				   c->client->creds.uid, req->reset.device_id,
+				   req->reset.flags & PROTO_RESET_FORCE ? " at once (force)" : "");
+			return 0; /* answered when the device has resumed */
+		}
+		break;
+	case PROTO_OP_PAUSE_ACK:
+		r = broker_pause_ack(c->client, req->pause_ack.device_id, req->pause_ack.generation, &err);
+		if (r == 0) {
+			log_debug("client %s acknowledged the pause of device #%u", c->client->name,
+				  req->pause_ack.device_id);
+			return handle_ok(c, req);
+		}
+		break;
 	default:
 		r = error_set(&err, EOPNOTSUPP, "%s is not supported by this broker",
 			      proto_op_name(req->opcode));
@@ -394,6 +463,8 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 			conn_free(c);
 			return;
 		}
+		if (c->closing)
+			return;
 	}
 }
 
@@ -466,7 +537,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *userdata)
 	c->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
 	c->ev_timeout = evtimer_new(s->base, on_handshake_timeout, c);
-	if (!c->ev_read || !c->ev_write || !c->ev_timeout) {
+	c->ev_close = evtimer_new(s->base, on_close, c);
+	if (!c->ev_read || !c->ev_write || !c->ev_timeout || !c->ev_close) {
 		conn_free(c);
 		return;
 	}

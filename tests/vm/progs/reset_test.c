@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Device reset on a real kernel: run inside the VM against a running daemon
+ * (tests/vm/suites/20-reset.sh writes its config). Usage:
+ *   reset_test SOCKET
+ * Many connections from this one process hold leases on gpu0 (device 0) and
+ * gpu1 (device 1) and take their events through barkeep_dispatch(); the
+ * RESET requests come from forked children, since a RESET blocks its caller
+ * until the device resumed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/lib/barkeep.h"
+#include "tests/kmod/bk_observer.h"
+#include "tests/unit/unit.h"
+
+#define KiB (1ull << 10)
+#define N_GPU0 56 /* holders of gpu0 that acknowledge pauses */
+#define N_GPU1 8  /* holders of gpu1 */
+#define N_ALL (N_GPU0 + N_GPU1 + 1) /* + one gpu0 holder that never acknowledges */
+
+struct holder {
+	struct barkeep *bk;
+	struct barkeep_lease *lease;
+	uint32_t dev;
+	bool acks, connected;
+	/* what one round saw */
+	int n_pause, n_resume, n_other, ack_result;
+	bool resume_before_pause;
+	struct barkeep_event pause, resume;
+};
+
+struct reset_result {
+	int r;
+	long long ms;
+	char msg[300];
+};
+
+static const char *sock_path;
+static struct holder holders[N_ALL];
+static size_t n_holders;
+static struct barkeep *prober; /* for requests while a device is paused */
+static int observer_fd = -1;
+static uint32_t observer_slot;
+static int round_no;          /* what the first PAUSE of a round probes */
+static bool probed;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct barkeep *conn(const char *name)
+{
+	struct barkeep *bk = NULL;
+	if (barkeep_connect(sock_path, name, &bk) < 0)
+		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
+	return bk;
+}
+
+static bool device_state(uint32_t dev, enum barkeep_device_state *ret_state, uint64_t *ret_gen)
+{
+	struct barkeep_device *d;
+	size_t n;
+	bool found = false;
+	if (barkeep_list_devices(prober, &d, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].id == dev) {
+			*ret_state = d[i].state;
+			*ret_gen = d[i].generation;
+			found = true;
+		}
+	free(d);
+	return found;
+}
+
+static uint64_t observed_invalidations(void)
+{
+	struct bk_observer_status st = { .slot = observer_slot };
+	if (ioctl(observer_fd, BK_OBSERVER_IOC_STATUS, &st) < 0)
+		return (uint64_t)-1;
+	return st.invalidations;
+}
+
+static uint64_t invalidations_before;
+
+/* The first DEVICE_PAUSE of a round: look at the device while it is paused. */
+static void probe_paused(const struct barkeep_event *ev)
+{
+	enum barkeep_device_state state = 0;
+	uint64_t gen = 0;
+	struct barkeep_lease *l = NULL;
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = ev->device_id, .size = 64 * KiB };
+
+	int r = barkeep_alloc(prober, &p, &l);
+	if (r != -EAGAIN || !strstr(barkeep_error_message(prober), "resetting")) {
+		fprintf(stderr, "  ALLOC while paused: %d (%s), expected -EAGAIN\n", r,
+			barkeep_error_message(prober));
+		unit_case_failed = 1;
+		barkeep_lease_free(l);
+	}
+	CHECK(device_state(ev->device_id, &state, &gen));
+	CHECK_EQ(state, BARKEEP_DEVICE_PAUSED);
+	CHECK_EQ(gen, ev->generation);
+	/* The holders are told before anything is revoked. */
+	CHECK_EQ(observed_invalidations(), invalidations_before);
+	if (round_no == 2) {
+		r = barkeep_reset(prober, ev->device_id, false, 0);
+		CHECK_EQ(r, -EBUSY);
+		CHECK(strstr(barkeep_error_message(prober), "already being reset"));
+	}
+	probed = true;
+}
+
+static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *userdata)
+{
+	struct holder *h = userdata;
+
+	switch (ev->type) {
+	case BARKEEP_EVENT_DEVICE_PAUSE:
+		h->n_pause++;
+		h->pause = *ev;
+		if (!probed)
+			probe_paused(ev);
+		if (h->acks)
+			h->ack_result = barkeep_ack_pause(bk, ev->device_id, ev->generation);
+		break;
+	case BARKEEP_EVENT_DEVICE_RESUME:
+		if (!h->n_pause)
+			h->resume_before_pause = true;
+		h->n_resume++;
+		h->resume = *ev;
+		break;
+	default:
+		h->n_other++;
+		break;
+	}
+}
+
+static bool add_holder(uint32_t dev, bool acks)
+{
+	struct holder *h = &holders[n_holders];
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = dev, .size = 256 * KiB };
+
+	h->bk = conn(acks ? "holder" : "silent-holder");
+	if (!h->bk)
+		return false;
+	if (barkeep_alloc(h->bk, &p, &h->lease) < 0) {
+		fprintf(stderr, "  ALLOC on %u: %s\n", dev, barkeep_error_message(h->bk));
+		barkeep_disconnect(h->bk);
+		return false;
+	}
+	h->dev = dev;
+	h->acks = acks;
+	h->connected = true;
+	barkeep_set_event_handler(h->bk, on_event, h);
+	n_holders++;
+	return true;
+}
+
+static void dispatch_all(void)
+{
+	for (size_t i = 0; i < n_holders; i++)
+		if (holders[i].connected && barkeep_dispatch(holders[i].bk) < 0) {
+			fprintf(stderr, "  holder %zu: %s\n", i, barkeep_error_message(holders[i].bk));
+			holders[i].connected = false;
+		}
+}
+
+/* Resets dev from a child process while this one serves every holder's
+ * events; returns what the child's barkeep_reset() said. */
+static struct reset_result run_reset(uint32_t dev, bool force, uint32_t grace_ms)
+{
+	struct reset_result res = { .r = -EIO };
+	int pfd[2];
+
+	for (size_t i = 0; i < n_holders; i++) {
+		struct holder *h = &holders[i];
+		h->n_pause = h->n_resume = h->n_other = h->ack_result = 0;
+		h->resume_before_pause = false;
+	}
+	/* A forced reset may be over before anyone could look. */
+	probed = force;
+	invalidations_before = observed_invalidations();
+	if (pipe(pfd) < 0)
+		return res;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		struct barkeep *bk = conn("resetter");
+		long long t0 = now_ms();
+		res.r = bk ? barkeep_reset(bk, dev, force, grace_ms) : -ECONNREFUSED;
+		res.ms = now_ms() - t0;
+		snprintf(res.msg, sizeof(res.msg), "%s", barkeep_error_message(bk));
+		if (write(pfd[1], &res, sizeof(res)) != sizeof(res))
+			_exit(1);
+		_exit(0);
+	}
+	close(pfd[1]);
+	struct pollfd fds[N_ALL + 1];
+	for (;;) {
+		size_t n = 0;
+		for (size_t i = 0; i < n_holders; i++)
+			fds[n++] = (struct pollfd){ .fd = holders[i].connected ? barkeep_get_fd(holders[i].bk) : -1,
+						    .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+		if (poll(fds, n, 30000) <= 0) {
+			fprintf(stderr, "  no progress for 30 s\n");
+			break;
+		}
+		dispatch_all();
+		if (fds[n - 1].revents) {
+			if (read(pfd[0], &res, sizeof(res)) != sizeof(res))
+				res.r = -EIO;
+			break;
+		}
+	}
+	close(pfd[0]);
+	waitpid(pid, NULL, 0);
+	/* Every event was sent before the reply: whatever is left is in the sockets. */
+	for (long long until = now_ms() + 300; now_ms() < until; usleep(20 * 1000))
+		dispatch_all();
+	return res;
+}
+
+/* Every gpu0 holder saw PAUSE(gen) then RESUME(gen + 1) exactly once; gpu1's saw nothing. */
+static void check_round(uint64_t gen, uint32_t pause_flags, uint32_t deadline)
+{
+	/* A forced reset may be over before an acknowledgement arrives. */
+	bool forced = pause_flags & 1;
+	int bad = 0;
+	for (size_t i = 0; i < n_holders; i++) {
+		struct holder *h = &holders[i];
+		if (h->dev == 1) {
+			if (h->n_pause || h->n_resume || h->n_other) {
+				fprintf(stderr, "  gpu1 holder %zu got events (%d pause, %d resume)\n", i,
+					h->n_pause, h->n_resume);
+				bad++;
+			}
+			continue;
+		}
+		if (h->n_pause != 1 || h->n_resume != 1 || h->n_other || h->resume_before_pause ||
+		    h->pause.device_id != 0 || h->pause.generation != gen || h->pause.reason != 1 ||
+		    h->pause.flags != pause_flags || h->pause.deadline_ms != deadline ||
+		    h->resume.generation != gen + 1 || h->resume.flags != 1 ||
+		    !(h->ack_result == 0 || (forced && h->ack_result == -ESTALE))) {
+			fprintf(stderr, "  gpu0 holder %zu: %d pause (gen %llu reason %u flags %u deadline %u), "
+				"%d resume (gen %llu flags %u), ack %d\n", i, h->n_pause,
+				(unsigned long long)h->pause.generation, h->pause.reason, h->pause.flags,
+				h->pause.deadline_ms, h->n_resume, (unsigned long long)h->resume.generation,
+				h->resume.flags, h->ack_result);
+			bad++;
+		}
+	}
+	CHECK_EQ(bad, 0);
+}
+
+static uint64_t gen0;
+
+static void test_setup(void)
+{
+	enum barkeep_device_state st;
+	uint64_t gen1;
+
+	prober = conn("prober");
+	CHECK(prober);
+	if (!prober)
+		exit(1);
+	for (int i = 0; i < N_GPU0; i++)
+		CHECK(add_holder(0, true));
+	for (int i = 0; i < N_GPU1; i++)
+		CHECK(add_holder(1, true));
+	CHECK_EQ(n_holders, N_GPU0 + N_GPU1);
+	CHECK(device_state(0, &st, &gen0));
+	CHECK_EQ(st, BARKEEP_DEVICE_READY);
+	CHECK(device_state(1, &st, &gen1));
+
+	observer_fd = open(BK_OBSERVER_DEVICE, O_RDWR | O_CLOEXEC);
+	CHECK(observer_fd >= 0);
+	struct bk_observer_attach a = { .fd = holders[0].lease->fd };
+	CHECK_EQ(ioctl(observer_fd, BK_OBSERVER_IOC_ATTACH, &a), 0);
+	observer_slot = a.slot;
+}
+
+/* Everyone acknowledges: the reset does not wait for the 20 s grace. */
+static void test_reset_all_ack(void)
+{
+	round_no = 1;
+	struct reset_result res = run_reset(0, false, 20000);
+	if (res.r)
+		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
+	CHECK_EQ(res.r, 0);
+	CHECK(res.ms < 10000);
+	printf("  reset with %d acknowledging holders took %lld ms (grace 20000)\n", N_GPU0, res.ms);
+	CHECK(probed);
+	check_round(gen0, 0, 20000);
+
+	enum barkeep_device_state st;
+	uint64_t gen;
+	CHECK(device_state(0, &st, &gen));
+	CHECK_EQ(st, BARKEEP_DEVICE_READY);
+	CHECK_EQ(gen, gen0 + 1);
+}
+
+/* The kernel really revoked the buffer, and it is usable again. */
+static void test_revoked_and_back(void)
+{
+	uint64_t n = observed_invalidations();
+	printf("  observer: %llu invalidation(s) during the reset\n",
+	       (unsigned long long)(n - invalidations_before));
+	CHECK(n != (uint64_t)-1 && n > invalidations_before);
+	struct bk_observer_reattach ra = { .slot = observer_slot };
+	CHECK_EQ(ioctl(observer_fd, BK_OBSERVER_IOC_REATTACH, &ra), 0);
+
+	/* The lease survived with its generation; new leases get the new one. */
+	struct barkeep_lease *ls, *l = NULL;
+	size_t nl = 0;
+	CHECK_EQ(barkeep_list_leases(holders[0].bk, &ls, &nl), 0);
+	CHECK_EQ(nl, 1);
+	if (nl == 1) {
+		CHECK_EQ(ls[0].id, holders[0].lease->id);
+		CHECK_EQ(ls[0].generation, gen0);
+	}
+	free(ls);
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 0, .size = 64 * KiB };
+	CHECK_EQ(barkeep_alloc(prober, &p, &l), 0);
+	if (l) {
+		CHECK_EQ(l->generation, gen0 + 1);
+		CHECK_EQ(barkeep_release(prober, l), 0);
+	}
+}
+
+static void test_stale_ack(void)
+{
+	CHECK_EQ(barkeep_ack_pause(holders[0].bk, 0, gen0), -ESTALE);
+	CHECK_EQ(barkeep_ack_pause(holders[0].bk, 0, gen0 + 1), -ESTALE);
+	CHECK_EQ(barkeep_ack_pause(holders[0].bk, 99, gen0), -ENODEV);
+}
+
+/* One holder never acknowledges: the reset waits for the deadline, no longer. */
+static void test_reset_deadline(void)
+{
+	const uint32_t grace = 3000;
+	CHECK(add_holder(0, false));
+	round_no = 2;
+	struct reset_result res = run_reset(0, false, grace);
+	if (res.r)
+		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
+	CHECK_EQ(res.r, 0);
+	printf("  reset with one silent holder took %lld ms (grace %u)\n", res.ms, grace);
+	CHECK(res.ms >= grace - 50);
+	CHECK(res.ms < grace + 10000);
+	check_round(gen0 + 1, 0, grace);
+}
+
+/* FORCE: no grace at all, even with the silent holder. */
+static void test_reset_force(void)
+{
+	round_no = 3;
+	struct reset_result res = run_reset(0, true, 0);
+	if (res.r)
+		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
+	CHECK_EQ(res.r, 0);
+	CHECK(res.ms < 2500);
+	check_round(gen0 + 2, 1, 0);
+	enum barkeep_device_state st;
+	uint64_t gen;
+	CHECK(device_state(0, &st, &gen));
+	CHECK_EQ(gen, gen0 + 3);
+	CHECK(device_state(1, &st, &gen));
+	CHECK_EQ(gen, 1);
+}
+
+static void test_reset_refused(void)
+{
+	CHECK_EQ(barkeep_reset(prober, 99, false, 0), -ENODEV);
+	CHECK(strstr(barkeep_error_message(prober), "99"));
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(1000) < 0 || setuid(1000) < 0)
+			_exit(2);
+		struct barkeep *bk = conn("not-admin");
+		if (!bk)
+			_exit(3);
+		int r = barkeep_reset(bk, 0, false, 0);
+		const char *msg = barkeep_error_message(bk);
+		if (r != -EPERM || !strstr(msg, "may not reset")) {
+			fprintf(stderr, "  RESET as uid 1000: %d (%s)\n", r, msg);
+			_exit(4);
+		}
+		_exit(0);
+	}
+	int st = -1;
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s SOCKET\n", argv[0]);
+		return 2;
+	}
+	sock_path = argv[1];
+	RUN(test_setup);
+	RUN(test_reset_all_ack);
+	RUN(test_revoked_and_back);
+	RUN(test_stale_ack);
+	RUN(test_reset_deadline);
+	RUN(test_reset_force);
+	RUN(test_reset_refused);
+	for (size_t i = 0; i < n_holders; i++) {
+		barkeep_lease_free(holders[i].lease);
+		barkeep_disconnect(holders[i].bk);
+	}
+	barkeep_disconnect(prober);
+	return UNIT_END();
+}
