@@ -290,6 +290,26 @@ static void test_release_reuses(void)
 	barkeep_disconnect(b);
 }
 
+/* vgem, like most DRM drivers, cannot import a VFIO dma-buf: the helper
+ * must say so clearly rather than fail obscurely. */
+static void test_import_prime_refused(void)
+{
+	struct barkeep *b = conn("prime");
+	struct barkeep_lease *l;
+	const char *msg = NULL;
+	uint32_t handle;
+	int drm = open("/dev/dri/card0", O_RDWR | O_CLOEXEC);
+	CHECK(b && drm >= 0);
+	if (!b || drm < 0)
+		return;
+	CHECK_EQ(alloc_on(b, 0, MiB, &l), 0);
+	CHECK_EQ(barkeep_import_prime(l, drm, &handle, &msg), -EOPNOTSUPP);
+	CHECK(msg && strstr(msg, "cannot import peer-to-peer VFIO buffers"));
+	barkeep_release(b, l);
+	barkeep_disconnect(b);
+	close(drm);
+}
+
 static void test_too_big(void)
 {
 	struct barkeep *b = conn("big");
@@ -507,6 +527,7 @@ int main(int argc, char **argv)
 	RUN(test_release_reuses);
 	RUN(test_passed_fd_quarantine);
 	RUN(test_too_big);
+	RUN(test_import_prime_refused);
 	RUN(test_policy_and_quota);
 	RUN(test_malformed);
 	RUN(test_fds_back_to_baseline);
