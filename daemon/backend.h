@@ -21,6 +21,12 @@ enum {
 
 struct backend_device;
 
+/* What a backend can signal on an eventfd. */
+enum backend_notify {
+	BACKEND_NOTIFY_ERROR,   /* the device reported an error (PCIe AER) */
+	BACKEND_NOTIFY_RELEASE, /* the host wants the device back (driver unbind) */
+};
+
 struct backend_info {
 	char pci_addr[32];
 	uint16_t vendor, device;
@@ -48,6 +54,9 @@ struct backend_ops {
 	/* Turns the BAR's memory decode off or on: off revokes every dma-buf of
 	 * the device, on restores them. Same threading rules as reset. */
 	int (*set_memory)(struct backend_device *dev, bool enable);
+	/* Signals eventfd (the caller's; the kernel keeps its own reference) on
+	 * `which`. -errno when the device cannot tell (no AER without PCIe). */
+	int (*notify)(struct backend_device *dev, enum backend_notify which, int eventfd);
 };
 
 extern const struct backend_ops backend_vfio;

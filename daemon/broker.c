@@ -41,6 +41,7 @@ struct broker *broker_free(struct broker *b)
 		broker_client_free(c);
 	for (size_t i = 0; i < b->n_devices; i++) {
 		pause_abort(b->devices[i]);
+		pause_unwatch(b->devices[i]);
 		device_free(b->devices[i]);
 	}
 	free(b->devices);
@@ -131,6 +132,9 @@ void broker_client_set_events(struct client *c, bool acks_pauses, bool watches)
 void broker_set_event_base(struct broker *b, struct event_base *base)
 {
 	b->base = base;
+	/* A device that cannot be watched still lends; main.c says so. */
+	for (size_t i = 0; i < b->n_devices; i++)
+		(void)pause_watch(b, b->devices[i]);
 }
 
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata)

@@ -166,8 +166,9 @@ struct broker_hooks {
 	void (*pause)(const struct device *d, const struct broker_pause_report *rep, void *userdata);
 };
 
-/* The loop the core arms its timers on and hands worker results back to;
- * must be set before any request. */
+/* The loop the core arms its timers on, hands worker results back to and
+ * watches the devices' own events on (errors, release requests: see
+ * device.signals_*); must be set before any request. */
 void broker_set_event_base(struct broker *b, struct event_base *base);
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata);
 

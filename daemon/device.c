@@ -43,6 +43,7 @@ int device_open(const struct config_device *cfg, uint32_t id, struct device **re
 	d->cfg = cfg;
 	d->state = DEVICE_READY;
 	d->generation = 1;
+	d->error_fd = -EBADF;
 	list_init(&d->leases);
 	list_init(&d->quarantine);
 

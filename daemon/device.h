@@ -23,6 +23,7 @@
 
 struct allocator;
 struct device_pause;
+struct device_watch;
 
 enum device_state { DEVICE_READY = 1, DEVICE_PAUSED = 2, DEVICE_GONE = 3 };
 
@@ -41,6 +42,10 @@ struct device {
 	unsigned n_exclusive;
 	uint64_t quarantined_bytes;
 	struct device_pause *pause; /* while PAUSED: the pause under way (daemon/pause.c) */
+	struct device_watch *watch; /* device errors, release requests (daemon/pause.c) */
+	int error_fd;               /* eventfd: a write means a device error; -EBADF */
+	bool signals_errors;        /* the backend writes to error_fd (else only a test can) */
+	bool signals_release;       /* the host's "give the device back" reaches us */
 };
 
 /* Opens the device the config describes, applies its reserved ranges.

@@ -178,6 +178,15 @@ static int run(struct config *cfg, const char *socket_override)
 	}
 	broker_set_event_base(d.broker, d.base);
 	broker_set_hooks(d.broker, &broker_hooks, NULL);
+	for (size_t i = 0; i < broker_n_devices(d.broker); i++) {
+		const struct device *dev = broker_device(d.broker, i);
+		/* The fd is named for tests, which inject errors through it. */
+		log_debug("device %s: error notifications on fd %d%s", device_name(dev), dev->error_fd,
+			  dev->signals_errors ? "" : " (the device cannot send them: no AER, not PCIe)");
+		if (!dev->signals_release)
+			log_warning("device %s: the host cannot ask for it back: unbinding it from its driver will wait until barkeepd exits",
+				    device_name(dev));
+	}
 	struct socket_options so = {
 		.path = socket_override ? socket_override : cfg->socket_path,
 		.mode = cfg->socket_mode, .gid = cfg->socket_gid, .listen_fd = inherited_socket(),

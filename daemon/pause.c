@@ -37,6 +37,7 @@ struct device_pause {
 	int done_fd;         /* eventfd the worker signals */
 	pthread_t worker;
 	bool worker_running;
+	bool escalated;      /* a FORCE pause followed the first one */
 	int result;          /* the worker's */
 	const char *method;  /* the worker's */
 	bool backend_closed; /* by the worker */
@@ -154,6 +155,7 @@ static void pause_finish(struct device_pause *p)
 				.device_id = d->id, .reason = p->params.reason });
 		list_for_each_safe(l, tmp, &d->leases, device_link)
 			broker_lease_end(l);
+		pause_unwatch(d);
 		if (p->params.action == PAUSE_THEN_RESET)
 			error_set(&err, EIO, "device %s could not be reset (%s); it is gone now",
 				  device_name(d), strerror(-r));
@@ -308,4 +310,121 @@ void pause_abort(struct device *d)
 {
 	if (d->pause)
 		pause_free(d->pause);
+}
+
+struct device_watch {
+	struct broker *broker;
+	struct device *device;
+	int release_fd;
+	struct event *ev_error, *ev_release;
+};
+
+/* A device error while holders still have time: the second DEVICE_PAUSE of
+ * PROTOCOL.md section 8, with FORCE, and the revoke starts. */
+static void pause_escalate(struct device_pause *p)
+{
+	if (p->worker_running || p->escalated || (p->params.flags & BROKER_PAUSE_FORCE))
+		return;
+	p->escalated = true;
+	p->params.flags |= BROKER_PAUSE_FORCE;
+	p->params.reason = BROKER_REASON_ERROR;
+	tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
+			.device_id = p->device->id, .generation = p->generation,
+			.reason = BROKER_REASON_ERROR, .flags = BROKER_PAUSE_FORCE });
+	report(p, BROKER_PAUSE_STARTED, p->generation);
+	revoke_soon(p);
+}
+
+static void on_device_error(evutil_socket_t fd, short what, void *userdata)
+{
+	struct device_watch *w = userdata;
+	struct device *d = w->device;
+	eventfd_t v;
+
+	(void)eventfd_read(fd, &v);
+	if (d->state == DEVICE_PAUSED) {
+		pause_escalate(d->pause);
+		return;
+	}
+	if (d->state != DEVICE_READY)
+		return;
+	struct pause_params p = { .action = PAUSE_THEN_RESET, .reason = BROKER_REASON_ERROR,
+				  .flags = BROKER_PAUSE_FORCE };
+	/* Without memory for a pause, the next error signal tries again. */
+	(void)pause_begin(w->broker, d, &p);
+}
+
+static void on_device_release(evutil_socket_t fd, short what, void *userdata)
+{
+	struct device_watch *w = userdata;
+	struct device *d = w->device;
+	eventfd_t v;
+
+	(void)eventfd_read(fd, &v);
+	/* The kernel asks again every 10 s until the device is closed: a
+	 * request that comes while a worker runs is answered by the next one. */
+	if (d->state == DEVICE_PAUSED) {
+		struct device_pause *p = d->pause;
+		if (!p->worker_running) {
+			p->params.action = PAUSE_THEN_CLOSE;
+			p->params.reason = BROKER_REASON_UNPLUG;
+		}
+		return;
+	}
+	if (d->state != DEVICE_READY)
+		return;
+	struct pause_params p = {
+		.action = PAUSE_THEN_CLOSE, .reason = BROKER_REASON_UNPLUG,
+		.grace_ms = MIN(w->broker->cfg->limits.pause_grace_ms, BROKER_GRACE_MAX_MS),
+	};
+	(void)pause_begin(w->broker, d, &p);
+}
+
+static int watch_one(struct device_watch *w, enum backend_notify which, int *ret_fd,
+		     struct event **ret_ev, event_callback_fn cb, bool *ret_signals)
+{
+	*ret_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (*ret_fd < 0)
+		return -errno;
+	*ret_ev = event_new(w->broker->base, *ret_fd, EV_READ | EV_PERSIST, cb, w);
+	if (!*ret_ev || event_add(*ret_ev, NULL) < 0)
+		return -ENOMEM;
+	*ret_signals = w->device->ops->notify(w->device->backend, which, *ret_fd) == 0;
+	return 0;
+}
+
+int pause_watch(struct broker *b, struct device *d)
+{
+	struct device_watch *w = calloc(1, sizeof(*w));
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	*w = (struct device_watch){ .broker = b, .device = d, .release_fd = -EBADF };
+	d->watch = w;
+	/* The error eventfd is kept even when the device cannot signal it (not
+	 * PCIe): a test writes to it to drive the error path. */
+	r = watch_one(w, BACKEND_NOTIFY_ERROR, &d->error_fd, &w->ev_error, on_device_error,
+		      &d->signals_errors);
+	if (r == 0)
+		r = watch_one(w, BACKEND_NOTIFY_RELEASE, &w->release_fd, &w->ev_release,
+			      on_device_release, &d->signals_release);
+	if (r < 0)
+		pause_unwatch(d);
+	return r;
+}
+
+void pause_unwatch(struct device *d)
+{
+	struct device_watch *w = d->watch;
+	if (!w)
+		return;
+	if (w->ev_error)
+		event_free(w->ev_error);
+	if (w->ev_release)
+		event_free(w->ev_release);
+	d->error_fd = safe_close(d->error_fd);
+	safe_close(w->release_fd);
+	d->watch = NULL;
+	free(w);
 }

@@ -31,3 +31,10 @@ int pause_ack(struct device *d, struct client *c, uint64_t generation);
 void pause_forget_client(struct device *d, struct client *c);
 /* Shutdown: waits for a running worker and drops the pause. */
 void pause_abort(struct device *d);
+
+/* Listens for the device's own events: an error forces a pause and a
+ * reset (an admin pause under way is escalated to FORCE); the host asking
+ * for the device back pauses it with the configured grace, then closes it
+ * (GONE) so that the unbind completes. Sets d->error_fd and d->signals_*. */
+int pause_watch(struct broker *b, struct device *d);
+void pause_unwatch(struct device *d);

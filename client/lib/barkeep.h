@@ -128,7 +128,17 @@ const char *barkeep_error_message(const struct barkeep *bk);
 
 /* For poll loops: readable when events wait. barkeep_dispatch() reads what is
  * there without blocking and calls the event handler; returns the number of
- * events delivered, or -errno (-ECONNRESET when the broker went away). */
+ * events delivered, or -errno (-ECONNRESET when the broker went away).
+ * Events that arrived while a request waited for its reply are queued, and
+ * the fd does not show them: call barkeep_dispatch() after requests too.
+ * The handler may call requests on the same connection (barkeep_ack_pause()).
+ *
+ * Resets: on DEVICE_PAUSE, stop using the device's leases, drop every import
+ * of them (GPU imports, mappings), then barkeep_ack_pause() with the event's
+ * device and generation, before deadline_ms. The broker waits for that from
+ * every libbarkeep client that holds a lease on the device (the library
+ * announces PAUSE_ACK), up to the deadline. The leases and fds stay valid;
+ * after DEVICE_RESUME import them again: their contents are lost. */
 int barkeep_get_fd(const struct barkeep *bk);
 void barkeep_set_event_handler(struct barkeep *bk, barkeep_event_fn fn, void *userdata);
 int barkeep_dispatch(struct barkeep *bk);
@@ -139,8 +149,14 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 /* Ends the lease at the broker, closes its fd and frees it (also on error). */
 int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease);
 int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n); /* free(*ret) */
+/* Says the imports of the device paused at generation are dropped. 0, or
+ * -ESTALE when that pause is over (harmless), -ENODEV. */
 int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generation);
-/* Admin: pause, revoke and reset a device. grace_ms 0: the broker's default. */
+/* Admin: pause, revoke and reset a device. grace_ms 0: the broker's default;
+ * force: no grace (grace_ms must be 0). Blocks until the device has resumed
+ * (up to the grace period plus the reset): events for this connection queue
+ * meanwhile. 0, or -EPERM (not an admin), -ENODEV, -EBUSY (a reset is under
+ * way), -EIO (the reset failed and the device is gone). */
 int barkeep_reset(struct barkeep *bk, uint32_t device_id, bool force, uint32_t grace_ms);
 
 /* Closes the fd and frees a lease without telling the broker (it ends when

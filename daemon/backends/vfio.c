@@ -116,6 +116,24 @@ static int vfio_set_memory(struct backend_device *dev, bool enable)
 	return vfio_set_memory_enable(&dev->vfio, enable);
 }
 
+static int vfio_notify(struct backend_device *dev, enum backend_notify which, int eventfd)
+{
+	union {
+		struct vfio_irq_set set;
+		uint8_t bytes[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	} irq = { .set = {
+		.argsz = sizeof(irq), .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+		.index = which == BACKEND_NOTIFY_ERROR ? VFIO_PCI_ERR_IRQ_INDEX : VFIO_PCI_REQ_IRQ_INDEX,
+		.start = 0, .count = 1,
+	} };
+	int32_t fd = eventfd;
+
+	memcpy(irq.set.data, &fd, sizeof(fd));
+	if (ioctl(dev->vfio.device_fd, VFIO_DEVICE_SET_IRQS, &irq) < 0)
+		return -errno;
+	return 0;
+}
+
 const struct backend_ops backend_vfio = {
 	.name = "vfio",
 	.open = vfio_open,
@@ -124,4 +142,5 @@ const struct backend_ops backend_vfio = {
 	.scrub = vfio_scrub,
 	.reset = vfio_reset,
 	.set_memory = vfio_set_memory,
+	.notify = vfio_notify,
 };

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,9 +37,9 @@ struct holder {
 	uint32_t dev;
 	bool acks, connected;
 	/* what one round saw */
-	int n_pause, n_resume, n_other, ack_result;
+	int n_pause, n_resume, n_gone, n_other, ack_result;
 	bool resume_before_pause;
-	struct barkeep_event pause, resume;
+	struct barkeep_event pause, resume, gone; /* the last of each */
 };
 
 struct reset_result {
@@ -53,6 +55,8 @@ static struct barkeep *prober; /* for requests while a device is paused */
 static int observer_fd = -1;
 static uint32_t observer_slot;
 static int round_no;          /* what the first PAUSE of a round probes */
+static int error_fd = -1;     /* a copy of the daemon's error eventfd of gpu0 */
+static const char *gpu1_addr;
 static bool probed;
 
 static long long now_ms(void)
@@ -122,6 +126,8 @@ static void probe_paused(const struct barkeep_event *ev)
 		CHECK_EQ(r, -EBUSY);
 		CHECK(strstr(barkeep_error_message(prober), "already being reset"));
 	}
+	if (round_no == 5) /* a device error during the grace period */
+		CHECK_EQ(eventfd_write(error_fd, 1), 0);
 	probed = true;
 }
 
@@ -143,6 +149,10 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 			h->resume_before_pause = true;
 		h->n_resume++;
 		h->resume = *ev;
+		break;
+	case BARKEEP_EVENT_DEVICE_GONE:
+		h->n_gone++;
+		h->gone = *ev;
 		break;
 	default:
 		h->n_other++;
@@ -180,31 +190,87 @@ static void dispatch_all(void)
 		}
 }
 
-/* Resets dev from a child process while this one serves every holder's
- * events; returns what the child's barkeep_reset() said. */
-static struct reset_result run_reset(uint32_t dev, bool force, uint32_t grace_ms)
+struct trigger {
+	uint32_t dev;
+	bool force;
+	uint32_t grace_ms;
+	struct reset_result (*fn)(const struct trigger *t); /* runs in a child */
+};
+
+static struct reset_result trigger_reset(const struct trigger *t)
+{
+	struct reset_result res = { .r = -ECONNREFUSED };
+	struct barkeep *bk = conn("resetter");
+	long long t0 = now_ms();
+	if (bk)
+		res.r = barkeep_reset(bk, t->dev, t->force, t->grace_ms);
+	res.ms = now_ms() - t0;
+	snprintf(res.msg, sizeof(res.msg), "%s", barkeep_error_message(bk));
+	return res;
+}
+
+/* A device error, as the kernel signals it; done when the generation moved. */
+static struct reset_result trigger_error(const struct trigger *t)
+{
+	struct reset_result res = { .r = -ETIMEDOUT };
+	enum barkeep_device_state st;
+	uint64_t gen_before, gen;
+
+	prober = conn("error-watcher");
+	if (!prober || !device_state(t->dev, &st, &gen_before))
+		return res;
+	long long t0 = now_ms();
+	if (eventfd_write(error_fd, 1) < 0) {
+		res.r = -errno;
+		return res;
+	}
+	while (now_ms() - t0 < 10000) {
+		if (device_state(t->dev, &st, &gen) && gen > gen_before && st == BARKEEP_DEVICE_READY) {
+			res.r = 0;
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	res.ms = now_ms() - t0;
+	return res;
+}
+
+/* The host takes gpu1 back: the write blocks until the daemon closed it. */
+static struct reset_result trigger_unbind(const struct trigger *t)
+{
+	struct reset_result res = { .r = 0 };
+	long long t0 = now_ms();
+	int fd = open("/sys/bus/pci/drivers/vfio-pci/unbind", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, gpu1_addr, strlen(gpu1_addr)) < 0)
+		res.r = -errno;
+	if (fd >= 0)
+		close(fd);
+	res.ms = now_ms() - t0;
+	snprintf(res.msg, sizeof(res.msg), "unbind %s: %s", gpu1_addr, strerror(-res.r));
+	return res;
+}
+
+/* Runs the trigger in a child process while this one serves every holder's
+ * events; returns what the child said. */
+static struct reset_result run_trigger(const struct trigger *t)
 {
 	struct reset_result res = { .r = -EIO };
 	int pfd[2];
 
 	for (size_t i = 0; i < n_holders; i++) {
 		struct holder *h = &holders[i];
-		h->n_pause = h->n_resume = h->n_other = h->ack_result = 0;
+		h->n_pause = h->n_resume = h->n_gone = h->n_other = h->ack_result = 0;
 		h->resume_before_pause = false;
 	}
 	/* A forced reset may be over before anyone could look. */
-	probed = force;
+	probed = t->force || t->fn != trigger_reset;
 	invalidations_before = observed_invalidations();
 	if (pipe(pfd) < 0)
 		return res;
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(pfd[0]);
-		struct barkeep *bk = conn("resetter");
-		long long t0 = now_ms();
-		res.r = bk ? barkeep_reset(bk, dev, force, grace_ms) : -ECONNREFUSED;
-		res.ms = now_ms() - t0;
-		snprintf(res.msg, sizeof(res.msg), "%s", barkeep_error_message(bk));
+		res = t->fn(t);
 		if (write(pfd[1], &res, sizeof(res)) != sizeof(res))
 			_exit(1);
 		_exit(0);
@@ -236,8 +302,15 @@ static struct reset_result run_reset(uint32_t dev, bool force, uint32_t grace_ms
 	return res;
 }
 
-/* Every gpu0 holder saw PAUSE(gen) then RESUME(gen + 1) exactly once; gpu1's saw nothing. */
-static void check_round(uint64_t gen, uint32_t pause_flags, uint32_t deadline)
+static struct reset_result run_reset(uint32_t dev, bool force, uint32_t grace_ms)
+{
+	return run_trigger(&(struct trigger){ dev, force, grace_ms, trigger_reset });
+}
+
+/* Every gpu0 holder saw n_pause PAUSE(gen) (the last with reason, flags and
+ * deadline), then RESUME(gen + 1), once; gpu1's saw nothing. */
+static void check_round_full(uint64_t gen, int n_pause, uint32_t reason, uint32_t pause_flags,
+			     uint32_t deadline)
 {
 	/* A forced reset may be over before an acknowledgement arrives. */
 	bool forced = pause_flags & 1;
@@ -252,8 +325,9 @@ static void check_round(uint64_t gen, uint32_t pause_flags, uint32_t deadline)
 			}
 			continue;
 		}
-		if (h->n_pause != 1 || h->n_resume != 1 || h->n_other || h->resume_before_pause ||
-		    h->pause.device_id != 0 || h->pause.generation != gen || h->pause.reason != 1 ||
+		if (h->n_pause != n_pause || h->n_resume != 1 || h->n_gone || h->n_other ||
+		    h->resume_before_pause || h->pause.device_id != 0 || h->pause.generation != gen ||
+		    h->pause.reason != reason ||
 		    h->pause.flags != pause_flags || h->pause.deadline_ms != deadline ||
 		    h->resume.generation != gen + 1 || h->resume.flags != 1 ||
 		    !(h->ack_result == 0 || (forced && h->ack_result == -ESTALE))) {
@@ -266,6 +340,11 @@ static void check_round(uint64_t gen, uint32_t pause_flags, uint32_t deadline)
 		}
 	}
 	CHECK_EQ(bad, 0);
+}
+
+static void check_round(uint64_t gen, uint32_t pause_flags, uint32_t deadline)
+{
+	check_round_full(gen, 1, 1, pause_flags, deadline);
 }
 
 static uint64_t gen0;
@@ -409,13 +488,104 @@ static void test_reset_refused(void)
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* A device error on a READY device: FORCE pause, reason ERROR, reset. */
+static void test_device_error(void)
+{
+	round_no = 4;
+	struct reset_result res = run_trigger(&(struct trigger){ .dev = 0, .fn = trigger_error });
+	CHECK_EQ(res.r, 0);
+	printf("  device error to resume: %lld ms\n", res.ms);
+	check_round_full(gen0 + 3, 1, 2, 1, 0);
+}
+
+/* A device error while holders still have time: a second PAUSE with FORCE. */
+static void test_error_escalates(void)
+{
+	round_no = 5;
+	struct reset_result res = run_reset(0, false, 20000);
+	if (res.r)
+		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
+	CHECK_EQ(res.r, 0);
+	CHECK(res.ms < 10000);
+	CHECK(probed);
+	check_round_full(gen0 + 4, 2, 2, 1, 0);
+}
+
+/* The host takes gpu1 back: its holders get PAUSE(UNPLUG) then GONE, the
+ * unbind completes, the leases have ended, gpu0 keeps working. */
+static void test_unplug(void)
+{
+	struct holder *h1 = NULL;
+	for (size_t i = 0; i < n_holders && !h1; i++)
+		if (holders[i].dev == 1)
+			h1 = &holders[i];
+	CHECK(h1);
+	if (!h1)
+		return;
+	struct bk_observer_attach a = { .fd = h1->lease->fd };
+	CHECK_EQ(ioctl(observer_fd, BK_OBSERVER_IOC_ATTACH, &a), 0);
+
+	round_no = 6;
+	struct reset_result res = run_trigger(&(struct trigger){ .dev = 1, .fn = trigger_unbind });
+	if (res.r)
+		fprintf(stderr, "  %s\n", res.msg);
+	CHECK_EQ(res.r, 0);
+	CHECK(res.ms < 10000);
+	printf("  unbind of %s completed after %lld ms\n", gpu1_addr, res.ms);
+
+	int bad = 0;
+	for (size_t i = 0; i < n_holders; i++) {
+		struct holder *h = &holders[i];
+		bool ok = h->dev == 0 ? !h->n_pause && !h->n_resume && !h->n_gone && !h->n_other :
+			  h->n_pause == 1 && h->pause.reason == 3 && h->pause.device_id == 1 &&
+			  h->n_gone == 1 && h->gone.reason == 3 && h->gone.device_id == 1 &&
+			  !h->n_resume && !h->n_other;
+		if (!ok) {
+			fprintf(stderr, "  holder %zu of gpu%u: %d pause (reason %u), %d gone, %d resume\n",
+				i, h->dev, h->n_pause, h->pause.reason, h->n_gone, h->n_resume);
+			bad++;
+		}
+	}
+	CHECK_EQ(bad, 0);
+
+	enum barkeep_device_state st;
+	uint64_t gen;
+	CHECK(device_state(1, &st, &gen));
+	CHECK_EQ(st, BARKEEP_DEVICE_GONE);
+	struct barkeep_lease *l = NULL;
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 1, .size = 64 * KiB };
+	CHECK_EQ(barkeep_alloc(prober, &p, &l), -ENODEV);
+	barkeep_lease_free(l);
+	l = NULL;
+	/* The lease has ended; its buffer is revoked for good. */
+	struct barkeep_lease *ls;
+	size_t nl = 9;
+	CHECK_EQ(barkeep_list_leases(h1->bk, &ls, &nl), 0);
+	CHECK_EQ(nl, 0);
+	free(ls);
+	struct bk_observer_reattach ra = { .slot = a.slot };
+	CHECK_EQ(ioctl(observer_fd, BK_OBSERVER_IOC_REATTACH, &ra), -1);
+	CHECK_EQ(errno, ENODEV);
+	/* gpu0 serves on. */
+	p.device_id = 0;
+	CHECK_EQ(barkeep_alloc(prober, &p, &l), 0);
+	if (l)
+		CHECK_EQ(barkeep_release(prober, l), 0);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s SOCKET\n", argv[0]);
+	if (argc != 5) {
+		fprintf(stderr, "usage: %s SOCKET DAEMON_PID ERROR_FD GPU1_PCI_ADDRESS\n", argv[0]);
 		return 2;
 	}
 	sock_path = argv[1];
+	gpu1_addr = argv[4];
+	int pidfd = pidfd_open(atoi(argv[2]), 0);
+	if (pidfd >= 0)
+		error_fd = pidfd_getfd(pidfd, atoi(argv[3]), 0);
+	if (error_fd < 0)
+		fprintf(stderr, "  cannot copy the daemon's fd %s: %m\n", argv[3]);
 	RUN(test_setup);
 	RUN(test_reset_all_ack);
 	RUN(test_revoked_and_back);
@@ -423,6 +593,9 @@ int main(int argc, char **argv)
 	RUN(test_reset_deadline);
 	RUN(test_reset_force);
 	RUN(test_reset_refused);
+	RUN(test_device_error);
+	RUN(test_error_escalates);
+	RUN(test_unplug);
 	for (size_t i = 0; i < n_holders; i++) {
 		barkeep_lease_free(holders[i].lease);
 		barkeep_disconnect(holders[i].bk);

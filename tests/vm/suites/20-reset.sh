@@ -1,7 +1,9 @@
 #!/bin/bash
 # Device reset: pause, acknowledgements and deadline, revocation on the real
 # kernel (memory-disable fallback: ivshmem has no reset method), resume with
-# a new generation; only holders of the device hear of it.
+# a new generation; only holders of the device hear of it. Device errors
+# (injected: ivshmem is not PCIe, no AER) and the host taking gpu1 back
+# (unbind from vfio-pci: GONE, and the unbind completes).
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
@@ -36,12 +38,18 @@ pid=$!
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 check "daemon listens" test -S "$sock"
 
-run_prog "$BARKEEP_BUILD/tests/vm/reset_test" "$sock"
+errfd=$(sed -n 's/.*device gpu0: error notifications on fd \([0-9]*\).*/\1/p' "$log")
+check "the daemon listens for gpu0's errors" test -n "$errfd"
+check "the daemon listens for release requests" sh -c "! grep -q 'cannot ask for it back' '$log'"
+
+run_prog "$BARKEEP_BUILD/tests/vm/reset_test" "$sock" "$pid" "${errfd:--1}" "$gpu1"
 
 check "the log names the reset method" grep -q "gpu0: reset by memory-disable fallback" "$log"
 check "the log names the clients that let the deadline pass" \
 	grep -q "gpu0: 1 client(s) did not acknowledge the pause within 3000 ms" "$log"
-check "gpu1 was never paused" sh -c "! grep -q 'device gpu1: paused' '$log'"
+check "gpu1 was paused only when unbound" sh -c "[ \$(grep -c 'device gpu1: paused' '$log') = 1 ]"
+check "the log says gpu1 is gone" grep -q "device gpu1: closed and gone" "$log"
+check "gpu1 is unbound" test ! -e "/sys/bus/pci/devices/$gpu1/driver"
 
 kill -TERM "$pid"
 wait "$pid"
