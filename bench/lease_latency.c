@@ -1,0 +1,444 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lease_latency: the ALLOC+RELEASE round trip through libbarkeep against a
+ * running barkeepd, next to the limit measured in the same run: a bare
+ * SOCK_SEQPACKET request and reply of the protocol's ALLOC and LEASE sizes
+ * carrying one fd, plus one VFIO_DEVICE_FEATURE_DMA_BUF export and the close
+ * of the exported fd.
+ *
+ *   lease_latency [-n ITERATIONS] [-s SIZE] SOCKET FREE_PCI
+ *
+ * SOCKET is the daemon's; FREE_PCI is a vfio-pci device the daemon does not
+ * hold (a VFIO group opens in one process only), where the limit exports
+ * its windows. bench/run starts the daemon on one emulated GPU and passes
+ * the other. The limit's server is a forked process, as the daemon is one:
+ * every round trip pays the same two context switches.
+ *
+ * Figures (median and p99 of each): barkeep's ALLOC+RELEASE and its two
+ * halves; the limit; the limit plus a bare RELEASE-sized round trip (the
+ * floor of a protocol that answers RELEASE); then the ratios. The kinds are
+ * measured interleaved in rounds, so drift of the host (TCG on a shared
+ * machine moves absolute figures by tens of percent between runs) hits all
+ * of them alike. No figure is judged: it prints them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/lib/barkeep.h"
+#include "common/macro.h"
+#include "common/vfio.h"
+#include "proto/codec.h"
+
+#define NAME "lease_latency"
+#define WARMUP 200
+#define ROUNDS 10
+#define MIN_ITERATIONS 500
+#define BUDGET_NS (40ull * 1000000000ull) /* measuring time the bench allows itself */
+
+enum kind { BARKEEP, LIMIT, TWO_TRIPS, N_KINDS };
+
+/* Samples of one kind; barkeep also records its ALLOC and RELEASE halves. */
+struct samples {
+	uint64_t *total, *alloc, *release;
+	size_t n;
+};
+
+#define PACKET_MAX 512 /* room for the four fixed-size messages the bare side sends */
+
+/* The bare side: the packets of the protocol's sizes and the server process. */
+struct bare {
+	uint8_t alloc[PACKET_MAX], lease[PACKET_MAX], release[PACKET_MAX], ok[PACKET_MAX];
+	size_t alloc_len, lease_len, release_len, ok_len;
+	int sock; /* the client end */
+	pid_t server;
+};
+
+struct bench {
+	struct barkeep *bk;
+	struct barkeep_alloc_params params;
+	struct bare bare;
+	struct samples s[N_KINDS];
+};
+
+static _noreturn_ _printf_(1, 2) void die(const char *fmt, ...)
+{
+	int saved = errno; /* for %m */
+	va_list ap;
+
+	fprintf(stderr, NAME ": ");
+	errno = saved;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_FAILURE);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Encodes m into buf; the bare packets are real protocol messages. */
+static size_t encode(const struct proto_msg *m, uint8_t *buf)
+{
+	struct proto_diag diag;
+	int n = proto_encode(m, buf, PACKET_MAX, &diag);
+
+	if (n < 0)
+		die("cannot encode %s: %s", proto_op_name(m->opcode), diag.text);
+	return (size_t)n;
+}
+
+static void bare_packets(struct bare *b, uint64_t size)
+{
+	struct proto_msg m = { .opcode = PROTO_OP_ALLOC, .request_id = 1 };
+
+	m.alloc.selector = PROTO_SELECT_ANY;
+	m.alloc.size = size;
+	b->alloc_len = encode(&m, b->alloc);
+	m = (struct proto_msg){ .opcode = PROTO_OP_LEASE, .request_id = 1 };
+	m.lease = (struct proto_lease){ .id = 1, .size = size, .generation = 1 };
+	b->lease_len = encode(&m, b->lease);
+	m = (struct proto_msg){ .opcode = PROTO_OP_RELEASE, .request_id = 2 };
+	m.release.lease_id = 1;
+	b->release_len = encode(&m, b->release);
+	m = (struct proto_msg){ .opcode = PROTO_OP_OK, .request_id = 2 };
+	b->ok_len = encode(&m, b->ok);
+}
+
+/*
+ * The bare server: answers an ALLOC-sized packet by exporting a window of
+ * the device and sending a LEASE-sized reply with the fd, then closes its
+ * fd; anything else gets an OK-sized reply. Blocking, no decoding, no
+ * bookkeeping: only what any broker must do. Exits at end of stream.
+ */
+static _noreturn_ void bare_serve(const struct bare *b, int sock, const struct vfio_dev *dev,
+				  uint32_t bar, uint64_t size)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	int fds[PROTO_PACKET_MAX_FDS];
+	size_t n_fds;
+
+	for (;;) {
+		ssize_t n = proto_recv(sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &n_fds);
+		int r;
+
+		if (n == -EAGAIN)
+			continue;
+		if (n <= 0)
+			_exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+		proto_close_fds(fds, n_fds);
+		if ((size_t)n != b->alloc_len) {
+			r = proto_send(sock, b->ok, b->ok_len, NULL, 0);
+		} else {
+			int fd = vfio_dmabuf_export(dev, bar, 0, size, O_RDWR);
+			if (fd < 0)
+				_exit(EXIT_FAILURE); /* the client sees the hang-up */
+			r = proto_send(sock, b->lease, b->lease_len, &fd, 1);
+			close(fd);
+		}
+		if (r < 0)
+			_exit(EXIT_FAILURE);
+	}
+}
+
+static void bare_start(struct bare *b, const char *pci, uint64_t size)
+{
+	struct vfio_dev dev;
+	int sv[2], r, bar;
+
+	r = vfio_dev_open(pci, &dev);
+	if (r < 0)
+		die("cannot open %s through VFIO: %s%s", pci, strerror(-r),
+		    r == -EBUSY ? " (is barkeepd holding it? give a device it does not serve)" : "");
+	bar = vfio_pick_vram_bar(&dev);
+	if (bar < 0)
+		die("%s has no BAR to export from", pci);
+	r = vfio_dmabuf_probe(&dev);
+	if (r < 0)
+		die("%s cannot export dma-bufs: %s", pci, strerror(-r));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair: %m");
+	b->server = fork();
+	if (b->server < 0)
+		die("fork: %m");
+	if (b->server == 0) {
+		close(sv[0]);
+		bare_serve(b, sv[1], &dev, (uint32_t)bar, size);
+	}
+	close(sv[1]);
+	vfio_dev_close(&dev);
+	b->sock = sv[0];
+	printf(NAME ": limit exports %llu bytes of %s BAR%d in a forked server; packets "
+	       "ALLOC %zu, LEASE %zu (+1 fd), RELEASE %zu, OK %zu bytes\n", (unsigned long long)size,
+	       pci, bar, b->alloc_len, b->lease_len, b->release_len, b->ok_len);
+}
+
+static void bare_stop(struct bare *b)
+{
+	int status;
+
+	b->sock = safe_close(b->sock);
+	if (waitpid(b->server, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		die("the bare server failed");
+}
+
+/* One bare request and its reply; the fd that comes with it is closed. */
+static void bare_trip(const struct bare *b, const uint8_t *req, size_t len, size_t want_fds)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	int fds[PROTO_PACKET_MAX_FDS];
+	size_t n_fds;
+	ssize_t n;
+
+	int r = proto_send(b->sock, req, len, NULL, 0);
+	if (r < 0)
+		die("bare send failed: %s", strerror(-r));
+	do
+		n = proto_recv(b->sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &n_fds);
+	while (n == -EAGAIN);
+	if (n <= 0 || n_fds != want_fds)
+		die("the bare server did not answer (export failed?)");
+	proto_close_fds(fds, n_fds);
+}
+
+static void run_barkeep(struct bench *bn, struct samples *s)
+{
+	struct barkeep_lease *l;
+	uint64_t t0 = now_ns(), t1, t2;
+
+	if (barkeep_alloc(bn->bk, &bn->params, &l) < 0)
+		die("ALLOC failed: %s", barkeep_error_message(bn->bk));
+	t1 = now_ns();
+	if (barkeep_release(bn->bk, l) < 0)
+		die("RELEASE failed: %s", barkeep_error_message(bn->bk));
+	t2 = now_ns();
+	if (s) {
+		s->alloc[s->n] = t1 - t0;
+		s->release[s->n] = t2 - t1;
+		s->total[s->n++] = t2 - t0;
+	}
+}
+
+static void run_bare(struct bench *bn, struct samples *s, bool two_trips)
+{
+	const struct bare *b = &bn->bare;
+	uint64_t t0 = now_ns();
+
+	bare_trip(b, b->alloc, b->alloc_len, 1);
+	if (two_trips)
+		bare_trip(b, b->release, b->release_len, 0);
+	if (s)
+		s->total[s->n++] = now_ns() - t0;
+}
+
+static void run_one(struct bench *bn, enum kind k, struct samples *s)
+{
+	switch (k) {
+	case BARKEEP: run_barkeep(bn, s); break;
+	case LIMIT: run_bare(bn, s, false); break;
+	case TWO_TRIPS: run_bare(bn, s, true); break;
+	case N_KINDS: break;
+	}
+}
+
+/* Warms every kind up and returns the iterations that fit the budget. */
+static size_t warm_up(struct bench *bn, size_t want)
+{
+	uint64_t per_iteration = 0;
+
+	for (enum kind k = 0; k < N_KINDS; k++) {
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < WARMUP; i++)
+			run_one(bn, k, NULL);
+		per_iteration += (now_ns() - t0) / WARMUP;
+	}
+	if (per_iteration * want <= BUDGET_NS)
+		return want;
+	size_t fit = MAX((size_t)(BUDGET_NS / per_iteration), (size_t)MIN_ITERATIONS);
+	printf(NAME ": %zu iterations would take %.0f s here; measuring %zu\n", want,
+	       (double)(per_iteration * want) / 1e9, fit);
+	return fit;
+}
+
+static uint64_t *new_array(size_t n)
+{
+	uint64_t *a = calloc(n, sizeof(*a));
+	if (!a)
+		die("out of memory");
+	return a;
+}
+
+static void measure(struct bench *bn, size_t n)
+{
+	for (enum kind k = 0; k < N_KINDS; k++) {
+		bn->s[k].total = new_array(n);
+		if (k == BARKEEP) {
+			bn->s[k].alloc = new_array(n);
+			bn->s[k].release = new_array(n);
+		}
+	}
+	/* Rounds of each kind in turn, the order rotating, so drift spreads evenly. */
+	for (size_t r = 0; r < ROUNDS; r++) {
+		size_t per_round = n / ROUNDS + (r < n % ROUNDS);
+		for (size_t j = 0; j < N_KINDS; j++) {
+			enum kind k = (enum kind)((r + j) % N_KINDS);
+			for (size_t i = 0; i < per_round; i++)
+				run_one(bn, k, &bn->s[k]);
+		}
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct figure {
+	double median, p99; /* microseconds */
+};
+
+/* Median and nearest-rank 99th percentile; sorts v. */
+static struct figure figure_of(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	uint64_t med2 = n % 2 ? 2 * v[n / 2] : v[n / 2 - 1] + v[n / 2];
+	size_t rank = (n * 99 + 99) / 100; /* ceil(0.99 n) */
+	return (struct figure){ (double)med2 / 2e3, (double)v[rank - 1] / 1e3 };
+}
+
+static struct figure print_figure(const char *what, uint64_t *v, size_t n)
+{
+	struct figure f = figure_of(v, n);
+	printf(NAME ": %-62s median %8.1f us, p99 %8.1f us\n", what, f.median, f.p99);
+	return f;
+}
+
+static void report(struct bench *bn, size_t n)
+{
+	struct samples *s = bn->s;
+
+	struct figure bk = print_figure("barkeep ALLOC+RELEASE (libbarkeep, barkeepd)", s[BARKEEP].total, n);
+	print_figure("  ALLOC alone (request to LEASE + fd)", s[BARKEEP].alloc, n);
+	print_figure("  RELEASE alone (close fd, request to OK)", s[BARKEEP].release, n);
+	struct figure lim = print_figure("limit: SEQPACKET round trip + 1 fd + DMA_BUF export + close",
+					 s[LIMIT].total, n);
+	struct figure two = print_figure("limit + a bare RELEASE-sized round trip", s[TWO_TRIPS].total, n);
+	printf(NAME ": barkeep is median %.2fx, p99 %.2fx of two bare round trips\n",
+	       bk.median / two.median, bk.p99 / two.p99);
+	printf(NAME ": median %.2fx, p99 %.2fx of the limit (bare SEQPACKET+fd round trip + "
+	       "DMA_BUF export)\n", bk.median / lim.median, bk.p99 / lim.p99);
+}
+
+/* The PCI address of the daemon's device id, for the record. */
+static const char *device_address(struct barkeep *bk, uint32_t id)
+{
+	static char addr[sizeof(((struct barkeep_device *)NULL)->pci_address)] = "an unknown device";
+	struct barkeep_device *d;
+	size_t n;
+
+	if (barkeep_list_devices(bk, &d, &n) < 0)
+		return addr;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].id == id)
+			snprintf(addr, sizeof(addr), "%s", d[i].pci_address);
+	free(d);
+	return addr;
+}
+
+/* One lease first: the daemon serves and the fd is as large as the lease.
+ * Returns the lease's size (the size asked for, rounded up to a granule). */
+static uint64_t check_lease(struct bench *bn)
+{
+	struct barkeep_lease *l;
+
+	if (barkeep_alloc(bn->bk, &bn->params, &l) < 0)
+		die("ALLOC of %llu bytes failed: %s", (unsigned long long)bn->params.size,
+		    barkeep_error_message(bn->bk));
+	off_t end = lseek(l->fd, 0, SEEK_END);
+	if (end < 0 || (uint64_t)end != l->size)
+		die("lease %llu: the fd is %lld bytes, the lease says %llu", (unsigned long long)l->id,
+		    (long long)end, (unsigned long long)l->size);
+	printf(NAME ": barkeepd lends %llu bytes of %s\n", (unsigned long long)l->size,
+	       device_address(bn->bk, l->device_id));
+	uint64_t size = l->size;
+	if (barkeep_release(bn->bk, l) < 0)
+		die("RELEASE failed: %s", barkeep_error_message(bn->bk));
+	return size;
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		die("'%s' is not a size", s);
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	}
+	if (*end || v == 0)
+		die("'%s' is not a size (bytes, or with K or M)", s);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static struct bench bn = { .bare.sock = -EBADF };
+	size_t want = 3000;
+	uint64_t size = 4096;
+	int c, r;
+
+	while ((c = getopt(argc, argv, "n:s:h")) >= 0) {
+		switch (c) {
+		case 'n':
+			want = (size_t)strtoul(optarg, NULL, 10);
+			if (want < ROUNDS)
+				die("-n wants at least %d iterations", ROUNDS);
+			break;
+		case 's': size = parse_size(optarg); break;
+		default:
+			fprintf(stderr, "Usage: %s [-n ITERATIONS] [-s SIZE] SOCKET FREE_PCI\n", argv[0]);
+			return c == 'h' ? EXIT_SUCCESS : EXIT_FAILURE;
+		}
+	}
+	if (argc - optind != 2)
+		die("want SOCKET and FREE_PCI (a vfio-pci device barkeepd does not hold); see -h");
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	bn.params = (struct barkeep_alloc_params){ .size = size };
+	r = barkeep_connect(argv[optind], NAME, &bn.bk);
+	if (r < 0)
+		die("%s", barkeep_error_message(NULL));
+	size = check_lease(&bn); /* rounded to the device's granule */
+	bare_packets(&bn.bare, size);
+	bare_start(&bn.bare, argv[optind + 1], size);
+
+	size_t n = warm_up(&bn, want);
+	printf(NAME ": %zu iterations of each, interleaved in %d rounds after %d warm-up, lease size %llu\n",
+	       n, ROUNDS, WARMUP, (unsigned long long)size);
+	measure(&bn, n);
+	bare_stop(&bn.bare);
+	barkeep_disconnect(bn.bk);
+	report(&bn, n);
+	return EXIT_SUCCESS;
+}
