@@ -511,6 +511,98 @@ static void test_error_escalates(void)
 	check_round_full(gen0 + 4, 2, 2, 1, 0);
 }
 
+/* A client that holds a lease on gpu1 and stops reading: gpu1 is reset
+ * (FORCE) until the daemon gives up on it. It is disconnected; every other
+ * holder got every event; no reset failed. */
+static void test_slow_reader(void)
+{
+	struct barkeep *slow = conn("slow-reader");
+	struct barkeep_lease *l = NULL;
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 1, .size = 64 * KiB };
+	int stop[2], done[2], result[2] = { 0, -1 };
+
+	CHECK(slow);
+	if (!slow || barkeep_alloc(slow, &p, &l) < 0 || pipe2(stop, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    pipe2(done, O_CLOEXEC) < 0) {
+		unit_case_failed = 1;
+		return;
+	}
+	for (size_t i = 0; i < n_holders; i++)
+		holders[i].n_pause = holders[i].n_resume = holders[i].n_gone = holders[i].n_other = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct barkeep *bk = conn("resetter");
+		int n = 0, failed = 0;
+		char c;
+		while (bk && n < 2000 && read(stop[0], &c, 1) < 0) {
+			if (barkeep_reset(bk, 1, true, 0) < 0) {
+				fprintf(stderr, "  reset %d: %s\n", n, barkeep_error_message(bk));
+				failed++;
+				break;
+			}
+			n++;
+		}
+		int res[2] = { n, failed };
+		_exit(write(done[1], res, sizeof(res)) == sizeof(res) ? 0 : 1);
+	}
+	close(stop[0]);
+	close(done[1]);
+	bool hup = false;
+	long long t0 = now_ms(), t_hup = 0;
+	for (;;) {
+		struct pollfd fds[N_ALL + 2];
+		size_t n = 0;
+		for (size_t i = 0; i < n_holders; i++)
+			fds[n++] = (struct pollfd){ .fd = holders[i].connected ? barkeep_get_fd(holders[i].bk) : -1,
+						    .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = barkeep_get_fd(slow) }; /* POLLHUP only */
+		fds[n++] = (struct pollfd){ .fd = done[0], .events = POLLIN };
+		if (poll(fds, n, 30000) <= 0) {
+			fprintf(stderr, "  no progress for 30 s\n");
+			break;
+		}
+		dispatch_all();
+		if (!hup && (fds[n - 2].revents & POLLHUP)) {
+			hup = true;
+			t_hup = now_ms();
+			(void)write(stop[1], "x", 1);
+		}
+		if (fds[n - 1].revents) {
+			if (read(done[0], result, sizeof(result)) != sizeof(result))
+				result[1] = -1;
+			break;
+		}
+	}
+	close(stop[1]);
+	close(done[0]);
+	waitpid(pid, NULL, 0);
+	for (long long until = now_ms() + 300; now_ms() < until; usleep(20 * 1000))
+		dispatch_all();
+
+	CHECK(hup);
+	CHECK_EQ(result[1], 0);
+	printf("  the client that stopped reading was cut off after %lld ms; %d resets in all\n",
+	       t_hup - t0, result[0]);
+	int bad = 0;
+	for (size_t i = 0; i < n_holders; i++) {
+		struct holder *h = &holders[i];
+		int want = h->dev == 1 ? result[0] : 0;
+		if (h->n_pause != want || h->n_resume != want || h->n_gone || h->n_other || !h->connected) {
+			fprintf(stderr, "  holder %zu of gpu%u: %d pause, %d resume, expected %d\n", i, h->dev,
+				h->n_pause, h->n_resume, want);
+			bad++;
+		}
+	}
+	CHECK_EQ(bad, 0);
+	/* What was sent before the cut is still there to read, then the end. */
+	int r;
+	while ((r = barkeep_dispatch(slow)) > 0)
+		;
+	CHECK_EQ(r, -ECONNRESET);
+	barkeep_lease_free(l);
+	barkeep_disconnect(slow);
+}
+
 /* The host takes gpu1 back: its holders get PAUSE(UNPLUG) then GONE, the
  * unbind completes, the leases have ended, gpu0 keeps working. */
 static void test_unplug(void)
@@ -595,6 +687,7 @@ int main(int argc, char **argv)
 	RUN(test_reset_refused);
 	RUN(test_device_error);
 	RUN(test_error_escalates);
+	RUN(test_slow_reader);
 	RUN(test_unplug);
 	for (size_t i = 0; i < n_holders; i++) {
 		barkeep_lease_free(holders[i].lease);

@@ -23,6 +23,7 @@ max-clients = 512
 max-clients-per-uid = 256
 max-leases-per-uid = 512
 pause-grace-ms = 2000
+max-queued-events = 32
 
 [device gpu0]
 pci = $gpu0
@@ -47,7 +48,10 @@ run_prog "$BARKEEP_BUILD/tests/vm/reset_test" "$sock" "$pid" "${errfd:--1}" "$gp
 check "the log names the reset method" grep -q "gpu0: reset by memory-disable fallback" "$log"
 check "the log names the clients that let the deadline pass" \
 	grep -q "gpu0: 1 client(s) did not acknowledge the pause within 3000 ms" "$log"
-check "gpu1 was paused only when unbound" sh -c "[ \$(grep -c 'device gpu1: paused' '$log') = 1 ]"
+check "gpu1 was paused for the slow reader's resets and the unbind" \
+	sh -c "[ \$(grep -c 'device gpu1: paused for the host' '$log') = 1 ]"
+check "the log names the client that did not read" \
+	grep -q "client slow-reader (uid 0) does not read its events (32 queued); disconnecting it" "$log"
 check "the log says gpu1 is gone" grep -q "device gpu1: closed and gone" "$log"
 check "gpu1 is unbound" test ! -e "/sys/bus/pci/devices/$gpu1/driver"
 
@@ -55,5 +59,5 @@ kill -TERM "$pid"
 wait "$pid"
 check "daemon exits cleanly on SIGTERM" test $? -eq 0
 check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' '$log'"
-echo "--- daemon log (device lines)"; grep -E "device gpu[01]:" "$log" | tail -n 12
+echo "--- daemon log (device lines)"; grep -E "device gpu0:|gpu1: (paused for the host|closed)|does not read" "$log" | tail -n 14
 suite_end
