@@ -91,7 +91,7 @@ $(B)/libbarkeep.pc: client/lib/libbarkeep.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 # ---- tests -------------------------------------------------------------
-.PHONY: all check check-unit check-san check-vm vm-kernel kmod demo clean install
+.PHONY: bench all check check-unit check-san check-vm vm-kernel kmod demo clean install
 
 check-unit: $(unit_bin)
 	@tests/run-unit $(unit_bin)
@@ -123,6 +123,11 @@ demo:
 	tests/install-deps
 	$(MAKE) all kmod
 	tests/vm/demo
+
+# Benchmarks run in the VM and print ratios against limits measured in the same run.
+bench: all
+	tests/vm/fetch-kernel
+	BARKEEP_BUILD=$(abspath $(B)) tests/vm/run -- bench/run
 
 clean:
 	rm -rf build build-san

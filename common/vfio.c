@@ -221,10 +221,24 @@ int dmabuf_set_name(int fd, const char *name)
 	return ioctl(fd, DMA_BUF_SET_NAME_B, buf) < 0 ? -errno : 0;
 }
 
+/* Reads the value of "key:" from fdinfo text; -ENOENT if absent. */
+static int fdinfo_field(const char *text, const char *key, char *ret, size_t len)
+{
+	size_t klen = strlen(key);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, key, klen) != 0 || p[klen] != ':')
+			continue;
+		p += klen + 1;
+		p += strspn(p, " \t");
+		snprintf(ret, len, "%.*s", (int)strcspn(p, "\n"), p);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len)
 {
-	char path[64], line[256];
-	int r = 0;
+	char path[64], text[1024], value[64];
 
 	if (ret_size) {
 		off_t end = lseek(fd, 0, SEEK_END);
@@ -235,23 +249,23 @@ int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name
 	}
 	if (!ret_count && !ret_exp_name)
 		return 0;
+	/* One open and one read: the window reuse rule runs this per release. */
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	FILE *f = fopen(path, "re");
-	if (!f)
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
 		return -errno;
-	bool got_count = !ret_count, got_name = !ret_exp_name;
-	while (fgets(line, sizeof(line), f)) {
-		if (ret_count && strncmp(line, "count:", 6) == 0) {
-			*ret_count = strtol(line + 6, NULL, 10);
-			got_count = true;
-		} else if (ret_exp_name && strncmp(line, "exp_name:", 9) == 0) {
-			const char *v = line + 9 + strspn(line + 9, " \t");
-			snprintf(ret_exp_name, exp_name_len, "%.*s", (int)strcspn(v, "\n"), v);
-			got_name = true;
-		}
+	ssize_t n = read(f, text, sizeof(text) - 1);
+	int r = n < 0 ? -errno : 0;
+	close(f);
+	if (r < 0)
+		return r;
+	text[n] = '\0';
+	if (ret_count) {
+		if (fdinfo_field(text, "count", value, sizeof(value)) < 0)
+			return -ENOTTY; /* not a dma-buf */
+		*ret_count = strtol(value, NULL, 10);
 	}
-	fclose(f);
-	if (!got_count || !got_name)
-		r = -ENOTTY; /* not a dma-buf */
-	return r;
+	if (ret_exp_name && fdinfo_field(text, "exp_name", ret_exp_name, exp_name_len) < 0)
+		return -ENOTTY;
+	return 0;
 }

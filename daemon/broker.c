@@ -305,16 +305,23 @@ fail_uncharge:
 	return r;
 }
 
-int broker_release(struct client *c, uint64_t lease_id, struct error_info *err)
+struct lease *broker_find_lease(struct client *c, uint64_t lease_id)
 {
 	struct lease *l;
 
 	list_for_each(l, &c->leases, client_link)
-		if (l->id == lease_id) {
-			broker_lease_end(l);
-			return 0;
-		}
-	return error_set(err, ENOENT, "you hold no lease %llu", (unsigned long long)lease_id);
+		if (l->id == lease_id)
+			return l;
+	return NULL;
+}
+
+int broker_release(struct client *c, uint64_t lease_id, struct error_info *err)
+{
+	struct lease *l = broker_find_lease(c, lease_id);
+	if (!l)
+		return error_set(err, ENOENT, "you hold no lease %llu", (unsigned long long)lease_id);
+	broker_lease_end(l);
+	return 0;
 }
 
 static struct device *device_by_id(struct broker *b, uint32_t id)

@@ -132,6 +132,8 @@ void broker_client_set_events(struct client *c, bool acks_pauses, bool watches);
 int broker_alloc(struct client *c, const struct alloc_request *req, struct lease **ret,
 		 struct error_info *err);
 int broker_release(struct client *c, uint64_t lease_id, struct error_info *err);
+/* The client's lease with that id, or NULL. */
+struct lease *broker_find_lease(struct client *c, uint64_t lease_id);
 
 /* Admin request: pauses the device, tells every holder, waits for their
  * acknowledgements or the deadline (grace_ms 0: the configured default;

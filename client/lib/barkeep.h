@@ -146,7 +146,9 @@ int barkeep_dispatch(struct barkeep *bk);
 /* Requests. Each blocks until the broker answers. */
 int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t *ret_n); /* free(*ret) */
 int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, struct barkeep_lease **ret);
-/* Ends the lease at the broker, closes its fd and frees it (also on error). */
+/* Ends the lease at the broker, closes its fd and frees it (also on error).
+ * Returns once the request is sent: the broker handles a connection's
+ * requests in order, so every later request sees the lease gone. */
 int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease);
 int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n); /* free(*ret) */
 /* Says the imports of the device paused at generation are dropped. 0, or

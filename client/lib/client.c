@@ -24,7 +24,21 @@ struct barkeep {
 	struct barkeep_event *queue; /* events that came while a request waited: */
 	size_t q_head, n_queued, queue_cap; /* [q_head, n_queued) wait for delivery */
 	char error[PROTO_ERROR_MESSAGE_MAX + 64];
+	/* Requests sent without waiting (RELEASE): their replies are dropped. */
+	uint32_t unanswered[64];
+	size_t n_unanswered;
 };
+
+/* True (and forgets it) when id belongs to a request nobody waits for. */
+static bool take_unanswered(struct barkeep *bk, uint32_t id)
+{
+	for (size_t i = 0; i < bk->n_unanswered; i++)
+		if (bk->unanswered[i] == id) {
+			bk->unanswered[i] = bk->unanswered[--bk->n_unanswered];
+			return true;
+		}
+	return false;
+}
 
 static _printf_(3, 4) int fail(struct barkeep *bk, int r, const char *fmt, ...)
 {
@@ -116,12 +130,16 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 	ssize_t n;
 
 	for (;;) {
+		/* Waiting for a reply: poll first, the answer is rarely there yet. */
+		if (block) {
+			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return fail(bk, -errno, "poll on the broker socket failed: %s",
+					    strerror(errno));
+		}
 		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
 		if (n != -EAGAIN || !block)
 			break;
-		struct pollfd p = { .fd = bk->fd, .events = POLLIN };
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			return fail(bk, -errno, "poll on the broker socket failed: %s", strerror(errno));
 	}
 	if (n == -EAGAIN)
 		return -EAGAIN;
@@ -138,13 +156,12 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 	return 0;
 }
 
-/* Sends a request and waits for its reply, queueing events that come first.
- * An ERROR reply becomes -code with its message kept. */
-static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+/* Numbers and sends a request, waiting for room in the socket if need be. */
+static int send_request(struct barkeep *bk, struct proto_msg *req)
 {
 	uint8_t buf[PROTO_MAX_MESSAGE];
 	struct proto_diag diag;
-	int r, fd = -EBADF;
+	int r;
 
 	bk->error[0] = '\0';
 	req->request_id = bk->next_request++;
@@ -163,6 +180,18 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 	}
 	if (r < 0)
 		return fail(bk, r, "cannot send to the broker: %s", strerror(-r));
+	return 0;
+}
+
+/* Sends a request and waits for its reply, queueing events that come first.
+ * An ERROR reply becomes -code with its message kept. */
+static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+{
+	int r, fd = -EBADF;
+
+	r = send_request(bk, req);
+	if (r < 0)
+		return r;
 
 	for (;;) {
 		r = read_message(bk, true, ret, &fd);
@@ -174,6 +203,11 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 			r = queue_event(bk, &ev);
 			if (r < 0)
 				return r;
+			continue;
+		}
+		if (ret->request_id != req->request_id && take_unanswered(bk, ret->request_id)) {
+			proto_msg_clear(ret);
+			fd = safe_close(fd);
 			continue;
 		}
 		if (ret->request_id != req->request_id && ret->request_id != 0) {
@@ -285,7 +319,10 @@ int barkeep_dispatch(struct barkeep *bk)
 				return r;
 			safe_close(fd);
 			bool is_event = to_event(&m, &ev);
+			bool expected = !is_event && take_unanswered(bk, m.request_id);
 			proto_msg_clear(&m);
+			if (expected)
+				continue;
 			if (!is_event)
 				return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
 		}
@@ -403,10 +440,21 @@ static int simple_request(struct barkeep *bk, struct proto_msg *req)
 int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_RELEASE };
+	int r;
+
 	req.release.lease_id = lease->id;
 	/* Close our fd first: the broker can then reuse the window at once. */
 	lease->fd = safe_close(lease->fd);
-	int r = simple_request(bk, &req);
+	/* The broker handles one connection's requests in order, so later
+	 * requests already see the window released: no need to wait for the
+	 * OK, unless too many answers are outstanding. */
+	if (bk->n_unanswered == ARRAY_SIZE(bk->unanswered)) {
+		r = simple_request(bk, &req);
+	} else {
+		r = send_request(bk, &req);
+		if (r == 0)
+			bk->unanswered[bk->n_unanswered++] = req.request_id;
+	}
 	barkeep_lease_free(lease);
 	return r;
 }

@@ -316,7 +316,7 @@ static int handle_alloc(struct conn *c, const struct proto_msg *req, struct erro
 	int r = broker_alloc(c->client, &ar, &l, err);
 	if (r < 0)
 		return r;
-	log_info("lease %llu: %llu bytes at %#llx of %s for %s (uid %u)", (unsigned long long)l->id,
+	log_debug("lease %llu: %llu bytes at %#llx of %s for %s (uid %u)", (unsigned long long)l->id,
 		 (unsigned long long)l->size, (unsigned long long)l->offset, device_name(l->device),
 		 c->client->name, c->client->creds.uid);
 	struct proto_msg m = { .opcode = PROTO_OP_LEASE, .request_id = req->request_id };
@@ -377,13 +377,18 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		r = handle_alloc(c, req, &err);
 		break;
 	case PROTO_OP_RELEASE:
-		r = broker_release(c->client, req->release.lease_id, &err);
-		if (r == 0) {
-			log_info("lease %llu released by %s", (unsigned long long)req->release.lease_id,
-				 c->client->name);
-			return handle_ok(c, req);
+		if (!broker_find_lease(c->client, req->release.lease_id)) {
+			r = error_set(&err, ENOENT, "you hold no lease %llu",
+				      (unsigned long long)req->release.lease_id);
+			break;
 		}
-		break;
+		/* Answer first: checking the window's references and scrubbing it
+		 * is the daemon's business, not the client's wait. */
+		r = handle_ok(c, req);
+		log_debug("lease %llu released by %s", (unsigned long long)req->release.lease_id,
+			  c->client->name);
+		broker_release(c->client, req->release.lease_id, &err);
+		return r;
 	case PROTO_OP_LIST_LEASES:
 		return handle_list_leases(c, req);
 	case PROTO_OP_RESET:
