@@ -35,6 +35,7 @@ common_src := $(wildcard common/*.c) $(wildcard proto/*.c)
 daemon_src := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/backends/*.c daemon/transports/*.c))
 lib_src    := $(wildcard client/lib/*.c)
 ctl_src    := $(wildcard client/ctl/*.c)
+testlib_src := $(wildcard tests/lib/*.c)
 unit_src   := $(wildcard tests/unit/test_*.c)
 vmprog_src := $(wildcard tests/vm/progs/*.c)
 bench_src  := $(wildcard bench/*.c)
@@ -44,6 +45,7 @@ obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 common_obj := $(call obj,$(common_src))
 daemon_obj := $(call obj,$(daemon_src))
 lib_obj    := $(call obj,$(lib_src))
+testlib_obj := $(call obj,$(testlib_src))
 
 unit_bin   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(unit_src))
 vmprog_bin := $(patsubst tests/vm/progs/%.c,$(B)/tests/vm/%,$(vmprog_src))
@@ -74,15 +76,15 @@ $(B)/barkeepctl: $(call obj,$(ctl_src)) $(B)/$(SONAME) $(B)/libcommon.a
 		-Wl,-rpath,'$$ORIGIN' $(LIBS)
 
 # Unit tests see every internal object: they drive the core directly.
-$(B)/tests/%: $(B)/obj/tests/unit/%.o $(daemon_obj) $(lib_obj) $(B)/libcommon.a
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(daemon_obj) $(lib_obj) $(testlib_obj) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/vm/%: $(B)/obj/tests/vm/progs/%.o $(lib_obj) $(B)/libcommon.a
+$(B)/tests/vm/%: $(B)/obj/tests/vm/progs/%.o $(lib_obj) $(testlib_obj) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/bench/%: $(B)/obj/bench/%.o $(lib_obj) $(B)/libcommon.a
+$(B)/bench/%: $(B)/obj/bench/%.o $(lib_obj) $(testlib_obj) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -109,6 +111,7 @@ check:
 	tests/install-deps
 	$(MAKE) check-unit
 	$(MAKE) check-san
+	$(MAKE) check-fuzz
 	$(MAKE) check-vm
 
 # Looks for the newest sid kernel; everything else uses the cached one.
@@ -129,7 +132,36 @@ bench: all
 	tests/vm/fetch-kernel
 	BARKEEP_BUILD=$(abspath $(B)) tests/vm/run -- bench/run
 
+# ---- fuzzing: libFuzzer targets built with clang into build-fuzz/ ----------
+# make fuzz runs each target FUZZ_SECONDS; check-fuzz is make check's short
+# pass. Longer runs: tests/fuzz/README.md.
+FUZZ_CC         ?= clang
+FUZZ_SECONDS    ?= 60
+FUZZ_CFLAGS     := -O1 -g -std=gnu11 $(filter-out -Wformat-truncation,$(WARN)) -D_GNU_SOURCE \
+		   -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		   -fno-omit-frame-pointer
+fuzz_proto_src  := $(wildcard proto/*.c)
+fuzz_config_src := daemon/config.c common/log.c
+fuzz_bin        := build-fuzz/fuzz_proto build-fuzz/fuzz_config
+.PHONY: fuzz check-fuzz
+
+build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(fuzz_proto_src) $(wildcard proto/*.h common/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(fuzz_proto_src)
+
+build-fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(fuzz_config_src) daemon/config.h \
+			$(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags inih) -o $@ $< $(fuzz_config_src) \
+		$(shell pkg-config --libs inih)
+
+fuzz: $(fuzz_bin)
+	tests/fuzz/run $(FUZZ_SECONDS) proto config
+
+check-fuzz: $(fuzz_bin)
+	tests/fuzz/run 20 proto config
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

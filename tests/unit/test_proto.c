@@ -15,6 +15,7 @@
 #include "common/macro.h"
 #include "proto/codec.h"
 #include "unit.h"
+#include "tests/lib/testlib.h"
 
 static uint8_t buf[PROTO_MAX_MESSAGE + 16];
 static struct proto_device sample_devices[3];
@@ -742,19 +743,6 @@ static void test_negotiate_version(void)
 
 /* ---- sockets ------------------------------------------------------------ */
 
-static int count_open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static int make_memfd(size_t size)
 {
 	int fd = memfd_create("test_proto", MFD_CLOEXEC);
@@ -833,7 +821,7 @@ static void test_socket_extra_fds_closed(void)
 	ssize_t n;
 
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	before = count_open_fds();
+	before = test_count_fds(0);
 	two[0] = make_memfd(4096);
 	two[1] = make_memfd(4096);
 
@@ -857,7 +845,7 @@ static void test_socket_extra_fds_closed(void)
 	}
 	close(two[0]);
 	close(two[1]);
-	after = count_open_fds();
+	after = test_count_fds(0);
 	CHECK_EQ(after, before);
 	close(sv[0]);
 	close(sv[1]);
@@ -871,7 +859,7 @@ static void test_socket_truncation_closes_fds(void)
 	int before;
 
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-	before = count_open_fds();
+	before = test_count_fds(0);
 	for (size_t i = 0; i < ARRAY_SIZE(many); i++)
 		many[i] = make_memfd(1);
 
@@ -886,7 +874,7 @@ static void test_socket_truncation_closes_fds(void)
 	CHECK_EQ(proto_recv(sv[1], rbuf, sizeof(rbuf), fds, 1, &n_fds), 0);
 
 	proto_close_fds(many, ARRAY_SIZE(many));
-	CHECK_EQ(count_open_fds(), before);
+	CHECK_EQ(test_count_fds(0), before);
 	close(sv[0]);
 	close(sv[1]);
 }

@@ -21,6 +21,7 @@
 #include "client/lib/barkeep.h"
 #include "common/vfio.h"
 #include "proto/codec.h"
+#include "tests/lib/testlib.h"
 #include "tests/unit/unit.h"
 
 #define MiB (1ull << 20)
@@ -29,28 +30,14 @@ static const char *sock_path, *vram0;
 static pid_t daemon_pid;
 static struct barkeep_device devs[2];
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
-}
-
 /* The daemon frees a closed connection's state asynchronously: wait (up to
  * 3 s) for its fd count to come back to want, and return the last count. */
 static int settled_fds(pid_t pid, int want)
 {
-	int n = count_fds(pid);
+	int n = test_count_fds(pid);
 	for (int i = 0; i < 30 && n != want; i++) {
 		usleep(100 * 1000);
-		n = count_fds(pid);
+		n = test_count_fds(pid);
 	}
 	return n;
 }
@@ -153,38 +140,6 @@ static void test_concurrent_clients(void)
 	CHECK_EQ(failures, 0);
 }
 
-static int send_fd(int sock, int fd)
-{
-	char c = 'x';
-	struct iovec iov = { &c, 1 };
-	char cbuf[CMSG_SPACE(sizeof(int))] = {};
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-	char c;
-	struct iovec iov = { &c, 1 };
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
-		return -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	int fd;
-	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
 static int vram_fill(uint64_t off, uint64_t len, uint8_t v)
 {
 	int fd = open(vram0, O_WRONLY | O_CLOEXEC);
@@ -241,7 +196,7 @@ static void test_passed_fd_quarantine(void)
 	pid_t holder = fork();
 	if (holder == 0) {
 		close(sv[0]);
-		int fd = recv_fd(sv[1]);
+		int fd = test_recv_fd(sv[1]);
 		char c;
 		/* Hold the buffer until told to let go. */
 		if (fd < 0 || read(sv[1], &c, 1) != 1)
@@ -250,7 +205,7 @@ static void test_passed_fd_quarantine(void)
 		_exit(write(sv[1], "k", 1) == 1 ? 0 : 1);
 	}
 	close(sv[1]);
-	CHECK_EQ(send_fd(sv[0], a->fd), 0);
+	CHECK_EQ(test_send_fd(sv[0], a->fd), 0);
 	barkeep_lease_free(a);
 	barkeep_disconnect(owner); /* the lease ends with the connection */
 	wait_sweep();
@@ -520,7 +475,7 @@ int main(int argc, char **argv)
 	sock_path = argv[1];
 	daemon_pid = atoi(argv[2]);
 	vram0 = argv[3];
-	baseline_fds = count_fds(daemon_pid);
+	baseline_fds = test_count_fds(daemon_pid);
 
 	RUN(test_list_devices);
 	RUN(test_concurrent_clients);

@@ -39,6 +39,7 @@
 #include "common/macro.h"
 #include "common/vfio-uapi.h"
 #include "tests/kmod/bk_observer.h"
+#include "tests/lib/testlib.h"
 
 #define MiB (1024ULL * 1024ULL)
 #define WIN_OFFSET (2 * MiB)
@@ -242,57 +243,6 @@ static int write_command(const struct gpu *g, uint16_t cmd)
 
 /* ---- the other process: receives the dma-buf over SCM_RIGHTS ------------- */
 
-static int send_fd(int sock, int fd)
-{
-	char byte = 'F';
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *c;
-
-	memset(&u, 0, sizeof(u));
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
-}
-
-static int recv_fd(int sock)
-{
-	char byte;
-	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *c;
-	int fd;
-
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) <= 0)
-		return -EIO;
-	c = CMSG_FIRSTHDR(&msg);
-	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-		return -EBADMSG;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
-}
-
 /* Checks run in the exec'd child; their result lines go back over the socket. */
 static int child_main(int sock, uint64_t want_size)
 {
@@ -306,7 +256,7 @@ static int child_main(int sock, uint64_t want_size)
 	if (!out)
 		return 2;
 
-	fd = recv_fd(sock);
+	fd = test_recv_fd(sock);
 	if (fd < 0) {
 		fprintf(out, "FAIL scm-rights-receive: no fd received: %s\n", strerror(-fd));
 		fclose(out);
@@ -379,7 +329,7 @@ static void check_other_process(int dmabuf, uint64_t size)
 	}
 	close(sv[1]);
 
-	r = send_fd(sv[0], dmabuf);
+	r = test_send_fd(sv[0], dmabuf);
 	if (r < 0)
 		fail("scm-rights-send", "sendmsg: %s", strerror(-r));
 	else

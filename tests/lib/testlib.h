@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers the test and benchmark programs share. */
+#pragma once
+
+#include <sys/types.h>
+
+/* Passes one fd over a Unix socket with a one-byte message (SCM_RIGHTS).
+ * Returns 0 or -errno. */
+int test_send_fd(int sock, int fd);
+/* Receives one fd sent by test_send_fd() (O_CLOEXEC). Returns it or -errno. */
+int test_recv_fd(int sock);
+/* Open fds of a process (0: this one), or -errno. */
+int test_count_fds(pid_t pid);
