@@ -227,8 +227,8 @@ static unsigned edit_distance(const char *a, const char *b)
 
 /* ---- errors ------------------------------------------------------------- */
 
-static void add_errorv(struct parser *p, unsigned line, const char *key, const char *fmt,
-		       va_list ap)
+_printf_(4, 0) static void add_errorv(struct parser *p, unsigned line, const char *key,
+				      const char *fmt, va_list ap)
 {
 	_cleanup_free_ char *msg = NULL;
 	char *full = NULL;
