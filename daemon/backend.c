@@ -5,6 +5,7 @@
 
 static const struct backend_ops *const backends[] = {
 	&backend_vfio,
+	&backend_sysmem,
 };
 
 const struct backend_ops *backend_find(const char *name)

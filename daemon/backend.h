@@ -20,6 +20,13 @@ enum {
 };
 
 struct backend_device;
+struct config_device;
+
+/* What a device really is, as LIST_DEVICES reports it. */
+enum backend_kind {
+	BACKEND_KIND_VFIO = 1,   /* a vfio-pci device's BAR */
+	BACKEND_KIND_SYSMEM = 2, /* system memory (sealed memfd, udmabuf) */
+};
 
 /* What a backend can signal on an eventfd. */
 enum backend_notify {
@@ -34,12 +41,15 @@ struct backend_info {
 	uint64_t bar_size;
 	uint64_t page_size;
 	uint32_t features; /* DEVICE_FEATURE_* */
+	uint64_t max_export; /* largest window the kernel exports at once; 0: no limit */
 };
 
 struct backend_ops {
 	const char *name;
-	/* bar < 0: pick the VRAM BAR (largest 64-bit prefetchable). */
-	int (*open)(const char *pci_addr, int bar, struct backend_device **ret,
+	enum backend_kind kind;
+	/* Opens what cfg describes (vfio: cfg->pci, cfg->bar < 0 picks the VRAM
+	 * BAR, the largest 64-bit prefetchable; sysmem: cfg->size bytes). */
+	int (*open)(const struct config_device *cfg, struct backend_device **ret,
 		    struct backend_info *ret_info);
 	struct backend_device *(*close)(struct backend_device *dev);
 	/* Returns a new dma-buf fd (O_CLOEXEC) of [offset, offset+size). */
@@ -60,6 +70,7 @@ struct backend_ops {
 };
 
 extern const struct backend_ops backend_vfio;
+extern const struct backend_ops backend_sysmem;
 
 /* NULL when no backend has that name. */
 const struct backend_ops *backend_find(const char *name);

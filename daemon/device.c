@@ -53,10 +53,10 @@ int device_open(const struct config_device *cfg, uint32_t id, struct device **re
 			      cfg->name, config_backend_to_string(cfg->backend));
 		goto fail;
 	}
-	r = d->ops->open(cfg->pci, cfg->bar, &d->backend, &d->info);
+	r = d->ops->open(cfg, &d->backend, &d->info);
 	if (r < 0) {
 		error_set(err, -r, "device %s (%s): cannot open it through %s: %s", cfg->name,
-			  cfg->pci, d->ops->name, strerror(-r));
+			  cfg->pci[0] ? cfg->pci : "system memory", d->ops->name, strerror(-r));
 		goto fail;
 	}
 	r = allocator_new(d->info.bar_size, d->info.page_size, &d->alloc);
@@ -115,6 +115,13 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 	uint64_t offset;
 	int r, fd;
 
+	if (d->info.max_export && ALIGN_UP(size, d->info.page_size) > d->info.max_export)
+		return error_set(err, E2BIG, "device %s: the kernel exports at most %s at once "
+				 "(%s); asked for %s", device_name(d),
+				 config_format_size(d->info.max_export, free_b),
+				 d->ops->kind == BACKEND_KIND_SYSMEM ?
+				 "udmabuf's size_limit_mb" : "a driver limit",
+				 config_format_size(size, want));
 	r = allocator_alloc(d->alloc, size, align, &offset);
 	if (r == -ENOSPC && device_sweep(d) > 0)
 		r = allocator_alloc(d->alloc, size, align, &offset);

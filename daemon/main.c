@@ -164,6 +164,11 @@ static int run(struct config *cfg, const char *socket_override)
 	}
 	for (size_t i = 0; i < broker_n_devices(d.broker); i++) {
 		const struct device *dev = broker_device(d.broker, i);
+		if (dev->ops->kind == BACKEND_KIND_SYSMEM) {
+			log_info("device %s: %llu MiB of system memory, lending through udmabuf",
+				 device_name(dev), (unsigned long long)(dev->info.bar_size >> 20));
+			continue;
+		}
 		log_info("device %s: %s [%04x:%04x] BAR%u, %llu MiB, lending through %s",
 			 device_name(dev), dev->info.pci_addr, dev->info.vendor, dev->info.device,
 			 dev->info.bar, (unsigned long long)(dev->info.bar_size >> 20), dev->ops->name);
@@ -183,7 +188,7 @@ static int run(struct config *cfg, const char *socket_override)
 		/* The fd is named for tests, which inject errors through it. */
 		log_debug("device %s: error notifications on fd %d%s", device_name(dev), dev->error_fd,
 			  dev->signals_errors ? "" : " (the device cannot send them: no AER, not PCIe)");
-		if (!dev->signals_release)
+		if (!dev->signals_release && dev->ops->kind == BACKEND_KIND_VFIO)
 			log_warning("device %s: the host cannot ask for it back: unbinding it from its driver will wait until barkeepd exits",
 				    device_name(dev));
 	}

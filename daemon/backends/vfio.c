@@ -17,6 +17,7 @@
 #include "common/vfio.h"
 #include "common/vfio-uapi.h"
 #include "daemon/backend.h"
+#include "daemon/config.h"
 
 struct backend_device {
 	struct vfio_dev vfio;
@@ -36,9 +37,11 @@ static struct backend_device *vfio_close(struct backend_device *dev)
 	return NULL;
 }
 
-static int vfio_open(const char *pci_addr, int bar, struct backend_device **ret,
+static int vfio_open(const struct config_device *cfg, struct backend_device **ret,
 		     struct backend_info *ret_info)
 {
+	const char *pci_addr = cfg->pci;
+	int bar = cfg->bar;
 	struct backend_device *dev = calloc(1, sizeof(*dev));
 	struct vfio_region reg;
 	uint16_t ids[2];
@@ -136,6 +139,7 @@ static int vfio_notify(struct backend_device *dev, enum backend_notify which, in
 
 const struct backend_ops backend_vfio = {
 	.name = "vfio",
+	.kind = BACKEND_KIND_VFIO,
 	.open = vfio_open,
 	.close = vfio_close,
 	.export = vfio_export,

@@ -282,7 +282,8 @@ static int handle_list_devices(struct conn *c, const struct proto_msg *req)
 		struct proto_device *e = &entries[i];
 		*e = (struct proto_device){
 			.id = d->id, .pci_vendor = d->info.vendor, .pci_device = d->info.device,
-			.backend = PROTO_BACKEND_VFIO, .bar_index = (uint8_t)d->info.bar,
+			.backend = d->ops->kind == BACKEND_KIND_SYSMEM ? PROTO_BACKEND_SYSMEM : PROTO_BACKEND_VFIO,
+			.bar_index = (uint8_t)d->info.bar,
 			.state = (uint8_t)d->state, .granule = (uint32_t)d->info.page_size,
 			.bar_size = d->info.bar_size, .free_bytes = allocator_free_bytes(d->alloc),
 			.largest_free = allocator_largest_free(d->alloc), .generation = d->generation,
