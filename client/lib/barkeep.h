@@ -172,6 +172,36 @@ void barkeep_lease_free(struct barkeep_lease *lease);
 int barkeep_import_prime(const struct barkeep_lease *lease, int drm_fd, uint32_t *ret_handle,
 			 const char **ret_msg);
 
+struct gbm_device;
+struct gbm_bo;
+
+/* Imports an image lease into gbm (GBM_BO_IMPORT_FD_MODIFIER) with the
+ * lease's image metadata: fourcc, width, height, per-plane offsets and
+ * strides (every plane in the lease's one fd), modifier. usage: GBM_BO_USE_*.
+ * On success *ret is a new bo the caller destroys with gbm_bo_destroy(); it
+ * holds its own reference to the buffer. -EINVAL: no image metadata, or a
+ * plane (offset + stride x rows) does not fit the lease; -EOPNOTSUPP: the
+ * driver cannot import peer-to-peer (VFIO) buffers; else gbm's error. On
+ * failure *ret_msg, if given, gets a sentence saying which, valid until the
+ * next call from this thread. */
+int barkeep_import_gbm(const struct barkeep_lease *lease, struct gbm_device *gbm, uint32_t usage,
+		       struct gbm_bo **ret, const char **ret_msg);
+
+/* Maps the whole lease for the CPU (MAP_SHARED; prot: PROT_READ and/or
+ * PROT_WRITE) and sets *ret. System-memory leases can always be mapped
+ * (devices with BARKEEP_FEATURE_DMABUF_MMAP); VFIO leases only on kernels
+ * with the dma-buf mmap patches. -EINVAL: the kernel cannot map this
+ * buffer; -ENODEV: it is revoked (device paused), map it again after
+ * DEVICE_RESUME; *ret_msg, if given, says which (a static sentence). The
+ * mapping outlives the fd and the lease: undo it with barkeep_lease_munmap()
+ * before barkeep_release() if the window must be reusable, since a mapping
+ * keeps the buffer alive. When a device writes the buffer too, bracket CPU
+ * access with DMA_BUF_IOCTL_SYNC on lease->fd. */
+int barkeep_lease_mmap(const struct barkeep_lease *lease, int prot, void **ret,
+		       const char **ret_msg);
+/* Unmaps what barkeep_lease_mmap() returned for this lease. 0 or -errno. */
+int barkeep_lease_munmap(const struct barkeep_lease *lease, void *addr);
+
 #ifdef __cplusplus
 }
 #endif
