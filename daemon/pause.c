@@ -94,8 +94,11 @@ static int collect_holders(struct device_pause *p)
 			}
 		if (!holds && !c->watches)
 			continue;
-		p->holders[n++] = (struct pause_holder){ .client = c, .wait = holds && c->acks_pauses };
-		if (holds && c->acks_pauses)
+		/* Whoever asked for the reset cannot answer while it waits for
+		 * the reset (libbarkeep blocks): asking counts as acknowledging. */
+		bool wait = holds && c->acks_pauses && c != p->params.requester;
+		p->holders[n++] = (struct pause_holder){ .client = c, .wait = wait };
+		if (wait)
 			p->n_waiting++;
 	}
 	p->n_holders = n;
@@ -169,7 +172,7 @@ static void pause_finish(struct device_pause *p)
 	uint32_t request_id = p->params.request_id;
 	int answer = r == 0 && p->params.action == PAUSE_THEN_RESET ? 0 : -err.code;
 	pause_free(p);
-	if (req)
+	if (req && req->ops->reset_done)
 		req->ops->reset_done(req, request_id, answer, &err, req->userdata);
 }
 
