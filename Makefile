@@ -104,6 +104,7 @@ check-san:
 check-vm: all
 	tests/vm/fetch-kernel
 	tests/kmod/build
+	kernel-patches/build
 	tests/vm/selftest
 	tests/vm/run-suites
 
@@ -121,6 +122,12 @@ vm-kernel:
 kmod:
 	tests/vm/fetch-kernel
 	tests/kmod/build
+
+# vfio-pci-core.ko with the kernel-patches/ series, into build/kernel-patches/.
+.PHONY: kernel-patches
+kernel-patches:
+	tests/vm/fetch-kernel
+	kernel-patches/build
 
 demo:
 	tests/install-deps

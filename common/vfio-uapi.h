@@ -26,3 +26,24 @@ struct vfio_device_feature_dma_buf {
 	struct vfio_region_dma_range dma_ranges[];
 };
 #endif
+
+/*
+ * PROVISIONAL features of the kernel-patches/ series (not in mainline Linux;
+ * the numbers may change when merged). A stock 7.2 kernel answers ENOTTY.
+ */
+#ifndef VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE
+struct vfio_device_feature_dma_buf_revoke {
+	__s32 dmabuf_fd;
+};
+#define VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE 13
+#endif
+
+#ifndef VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR
+struct vfio_device_feature_dma_buf_memattr {
+	__s32 dmabuf_fd;
+	__u32 memattr;
+#define VFIO_DEVICE_DMA_BUF_MEMATTR_NC 0
+#define VFIO_DEVICE_DMA_BUF_MEMATTR_WC 1
+};
+#define VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR 14
+#endif

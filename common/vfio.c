@@ -269,3 +269,41 @@ int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name
 		return -ENOTTY;
 	return 0;
 }
+
+int vfio_feature_probe(const struct vfio_dev *dev, uint32_t feature, uint32_t ops)
+{
+	struct vfio_device_feature hdr = {
+		.argsz = sizeof(hdr),
+		.flags = VFIO_DEVICE_FEATURE_PROBE | ops | feature,
+	};
+	int r = ioctl(dev->device_fd, VFIO_DEVICE_FEATURE, &hdr);
+	return r < 0 ? -errno : r;
+}
+
+int vfio_dmabuf_revoke(const struct vfio_dev *dev, int dmabuf_fd)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_dma_buf_revoke revoke;
+	} __attribute__((packed)) arg = {
+		.hdr = { .argsz = sizeof(arg),
+			 .flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE },
+		.revoke = { .dmabuf_fd = dmabuf_fd },
+	};
+	int r = ioctl(dev->device_fd, VFIO_DEVICE_FEATURE, &arg);
+	return r < 0 ? -errno : r;
+}
+
+int vfio_dmabuf_set_memattr(const struct vfio_dev *dev, int dmabuf_fd, uint32_t memattr)
+{
+	struct {
+		struct vfio_device_feature hdr;
+		struct vfio_device_feature_dma_buf_memattr attr;
+	} __attribute__((packed)) arg = {
+		.hdr = { .argsz = sizeof(arg),
+			 .flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR },
+		.attr = { .dmabuf_fd = dmabuf_fd, .memattr = memattr },
+	};
+	int r = ioctl(dev->device_fd, VFIO_DEVICE_FEATURE, &arg);
+	return r < 0 ? -errno : r;
+}

@@ -68,3 +68,15 @@ int dmabuf_set_name(int fd, const char *name);
 /* Reads the dma-buf's size (lseek end) and fdinfo fields; any may be NULL.
  * ret_count is the number of file references (fdinfo "count"). */
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len);
+
+/* VFIO_DEVICE_FEATURE_PROBE of feature for ops (VFIO_DEVICE_FEATURE_GET and/or
+ * _SET): 0 when the kernel has it, -ENOTTY when it does not. */
+int vfio_feature_probe(const struct vfio_dev *dev, uint32_t feature, uint32_t ops);
+
+/* The kernel-patches/ series (PROVISIONAL uAPI, common/vfio-uapi.h); stock
+ * kernels answer -ENOTTY. Revokes a dma-buf of dev for good: -EBADFD already
+ * revoked for good, -ENODEV not a dma-buf of dev. */
+int vfio_dmabuf_revoke(const struct vfio_dev *dev, int dmabuf_fd);
+/* Sets the memory attribute (VFIO_DEVICE_DMA_BUF_MEMATTR_NC/_WC) later
+ * mmap()s of a dma-buf of dev use. */
+int vfio_dmabuf_set_memattr(const struct vfio_dev *dev, int dmabuf_fd, uint32_t memattr);

@@ -1,0 +1,36 @@
+#!/bin/bash
+# Suite 30: the kernel-patches/ series (issue 7) with the patched
+# vfio-pci-core.ko loaded in place of the stock one: mmap() of VFIO dma-bufs,
+# per-buffer revoke and memory attribute (tests/vm/progs/vfio_patched_test.c).
+# Build the module first: make kernel-patches (make check-vm does).
+# vm-options paths are relative to the tree top (tests/vm/run-suites).
+# vm-options: --gpus 64M,64M --vfio-pci-core build/kernel-patches/vfio-pci-core.ko
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+prog=$BARKEEP_BUILD/tests/vm/vfio_patched_test
+
+# The harness must have loaded the patched module, not the stock one.
+ko=${BARKEEP_VFIO_PCI_CORE:-}
+if [ -z "$ko" ]; then
+	fail "patched vfio-pci-core loaded" "no --vfio-pci-core given to tests/vm/run"
+elif grep -qw vfio_pci_core_feature_dma_buf_revoke /proc/kallsyms; then
+	ok "patched vfio-pci-core loaded"
+else
+	fail "patched vfio-pci-core loaded" "vfio_pci_core has no vfio_pci_core_feature_dma_buf_revoke: not the series' module"
+fi
+
+if [ ! -e /dev/bk_observer ]; then
+	check "load bk_observer.ko" insmod "${BARKEEP_KMOD_DIR:-$BARKEEP_BUILD/kmod}/bk_observer.ko"
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/bk_observer ] && break; sleep 0.1; done
+fi
+
+if [ -x "$prog" ]; then
+	run_prog "$prog"
+else
+	fail vfio_patched_test "$prog is not built (make)"
+fi
+
+check "bk_observer has no users" test "$(cat /sys/module/bk_observer/refcnt 2>/dev/null)" = 0
+
+suite_end
