@@ -9,6 +9,7 @@
 #include "common/vfio.h"
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
+#include "daemon/image.h"
 #include "daemon/pause.h"
 #include "daemon/policy.h"
 
@@ -257,6 +258,11 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 				 (unsigned long long)req->size, device_name(d), d->info.bar,
 				 (unsigned long long)d->info.bar_size);
 	uint64_t size = ALIGN_UP(req->size, d->info.page_size);
+	if (req->flags & LEASE_IMAGE) {
+		r = image_check(&req->image, size, err);
+		if (r < 0)
+			return r;
+	}
 	r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, size, &hit);
 	if (r < 0)
 		return quota_error(err, r, &hit);

@@ -429,6 +429,36 @@ static void test_gbm_explains(void)
 	barkeep_disconnect(bk);
 }
 
+/* The daemon checks image metadata at ALLOC, with sentences. */
+static void test_alloc_image_checked(void)
+{
+	struct barkeep *bk = conn("image-check");
+	struct barkeep_lease *l;
+	struct barkeep_image im = { .fourcc = DRM_FORMAT_XRGB8888, .width = W, .height = H,
+				    .n_planes = 1, .strides = { STRIDE - 4 } };
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = MEM,
+					  .size = (uint64_t)STRIDE * H, .image = &im };
+	CHECK(bk);
+	if (!bk)
+		return;
+	CHECK_EQ(barkeep_alloc(bk, &p, &l), -EINVAL);
+	CHECK(strstr(barkeep_error_message(bk), "stride 1020 is less than one row of 256 pixels (1024 bytes)"));
+	im.strides[0] = STRIDE;
+	im.modifier = I915_FORMAT_MOD_Y_TILED;
+	CHECK_EQ(barkeep_alloc(bk, &p, &l), -EINVAL);
+	CHECK(strstr(barkeep_error_message(bk), "barkeep windows are linear"));
+	im.modifier = DRM_FORMAT_MOD_LINEAR;
+	im.height = H + 1; /* one row more than the lease holds */
+	CHECK_EQ(barkeep_alloc(bk, &p, &l), -EINVAL);
+	printf("  %s\n", barkeep_error_message(bk));
+	CHECK(strstr(barkeep_error_message(bk), "does not fit the lease's 262144 bytes"));
+	p.size += STRIDE;
+	CHECK_EQ(barkeep_alloc(bk, &p, &l), 0); /* 257 rows in 65 pages */
+	barkeep_release(bk, l);
+	CHECK_EQ(free_bytes(bk, MEM), 128 * MiB);
+	barkeep_disconnect(bk);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -446,5 +476,6 @@ int main(int argc, char **argv)
 	RUN(test_gbm_sysmem);
 	RUN(test_gbm_vfio_refused);
 	RUN(test_gbm_explains);
+	RUN(test_alloc_image_checked);
 	return UNIT_END();
 }
