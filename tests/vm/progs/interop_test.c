@@ -459,6 +459,31 @@ static void test_alloc_image_checked(void)
 	barkeep_disconnect(bk);
 }
 
+/* A sysmem device has nothing to reset and udmabuf cannot revoke: an admin
+ * reset pauses and resumes it, and the buffers keep working. */
+static void test_sysmem_reset(void)
+{
+	struct barkeep *bk = conn("reset");
+	struct barkeep_lease *l;
+	CHECK(bk);
+	if (!bk)
+		return;
+	CHECK_EQ(alloc_on(bk, MEM, MiB, &l), 0);
+	CHECK_EQ(map_fill(l->fd, MiB, 0x5a), 0);
+	CHECK_EQ(barkeep_reset(bk, MEM, true, 0), 0);
+	CHECK_EQ(map_all(l->fd, MiB, 0x5a), 1);
+	struct barkeep_device *d;
+	size_t n = 0;
+	CHECK_EQ(barkeep_list_devices(bk, &d, &n), 0);
+	if (n == 2) {
+		CHECK_EQ(d[1].state, BARKEEP_DEVICE_READY);
+		CHECK_EQ(d[1].generation, 2);
+		free(d);
+	}
+	barkeep_release(bk, l);
+	barkeep_disconnect(bk);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -477,5 +502,6 @@ int main(int argc, char **argv)
 	RUN(test_gbm_vfio_refused);
 	RUN(test_gbm_explains);
 	RUN(test_alloc_image_checked);
+	RUN(test_sysmem_reset);
 	return UNIT_END();
 }
