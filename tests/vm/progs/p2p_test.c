@@ -3,12 +3,14 @@
  * Device to device through a lease, on a real kernel: a window of gpu0's BAR
  * leased from barkeepd is imported by the edu device ("GPU B", driven by
  * tests/kmod/bk_edu.ko), which DMAs into it and out of it; the bytes are
- * checked in the host file that backs gpu0's BAR. Then a reset of gpu0
- * through barkeepd, as the importer sees it, and the daemon's exit.
+ * checked in the host file that backs gpu0's BAR. Then a lease released
+ * while the importer holds it (revoked alone where the kernel can), a reset
+ * of gpu0 through barkeepd as the importer sees it, and the daemon's exit.
  * Run inside the VM by tests/vm/suites/40-p2p.sh:
  *   p2p_test SOCKET DAEMON_PID VRAM_FILE_OF_GPU0
  * The daemon must lend gpu0 (device 0) to root; its last test stops the daemon
- * with SIGTERM.
+ * with SIGTERM. With P2P_EXPECT_REVOKE=1 in the environment (suite
+ * 41-p2p-patched, kernel-patches/ loaded) gpu0 must offer per-buffer revoke.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -292,7 +294,10 @@ static void test_two_leases(void)
 	CHECK_EQ(barkeep_alloc(bk, &p, &other), 0);
 	fd2 = edu_open();
 	if (!other || fd2 < 0) {
-		barkeep_release(bk, other);
+		if (other)
+			barkeep_release(bk, other);
+		if (fd2 >= 0)
+			close(fd2);
 		return unit_case_failed = 1, (void)0;
 	}
 	guard_range(other, &lo, &hi);
@@ -306,6 +311,116 @@ static void test_two_leases(void)
 			     lease->bar_offset + 2048, lease->bar_offset, 0x1111), 0);
 	close(fd2);
 	CHECK_EQ(barkeep_release(bk, other), 0);
+}
+
+static bool device_can_revoke(uint32_t dev)
+{
+	struct barkeep_device *d;
+	size_t n;
+	bool can = false;
+
+	if (barkeep_list_devices(bk, &d, &n) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].id == dev)
+			can = d[i].features & BARKEEP_FEATURE_DMABUF_REVOKE;
+	free(d);
+	return can;
+}
+
+static bool overlaps(const struct barkeep_lease *a, const struct barkeep_lease *b)
+{
+	return a->bar_offset < b->bar_offset + b->size && b->bar_offset < a->bar_offset + a->size;
+}
+
+/*
+ * A lease released while the importer still holds its dma-buf. Where the
+ * kernel can revoke one buffer (kernel-patches/, feature DMABUF_REVOKE) the
+ * daemon revokes it for good: the importer loses exactly that lease, the
+ * other lease's importer keeps working, and the window is scrubbed and can
+ * be lent again, out of the first importer's reach. On a stock kernel the
+ * window waits in quarantine: the importer keeps its access and nobody else
+ * gets the window.
+ */
+static void test_release_while_imported(void)
+{
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 0, .size = 256 * KiB };
+	struct barkeep_lease *a = NULL, *b = NULL, *c = NULL;
+	bool revoke = device_can_revoke(0);
+	uint64_t a_off, a_size;
+	int fa, fb;
+
+	if (!lease || edu < 0)
+		return unit_case_failed = 1, (void)0;
+	printf("  gpu0 %s revoke one buffer\n", revoke ? "can" : "cannot (stock kernel)");
+	if (getenv("P2P_EXPECT_REVOKE"))
+		CHECK(revoke);
+	CHECK_EQ(barkeep_alloc(bk, &p, &a), 0);
+	CHECK_EQ(barkeep_alloc(bk, &p, &b), 0);
+	fa = edu_open();
+	fb = edu_open();
+	if (!a || !b || fa < 0 || fb < 0)
+		goto out;
+	CHECK_EQ(edu_import(fa, a->fd, NULL), 0);
+	CHECK_EQ(edu_import(fb, b->fd, NULL), 0);
+	CHECK_EQ(edu_write_seed(fa, 0, 1024, 0xa), 0);
+	CHECK_EQ(edu_write_seed(fb, 0, 1024, 0xb), 0);
+	uint64_t inv_a = edu_status(fa).invalidations, inv_b = edu_status(fb).invalidations;
+
+	a_off = a->bar_offset;
+	a_size = a->size;
+	CHECK_EQ(barkeep_release(bk, a), 0); /* closes our fd; the importer keeps its reference */
+	a = NULL;
+	/* A request answered after the RELEASE: the broker handled that by now. */
+	CHECK_EQ(device_can_revoke(0), revoke);
+
+	if (revoke) {
+		struct bk_edu_wait w = { .invalidations = inv_a, .timeout_ms = 10000 };
+		CHECK_EQ(ioctl(fa, BK_EDU_IOC_WAIT, &w), 0);
+		CHECK_EQ(edu_write_seed(fa, 0, 64, 0xaa), -ENODEV);
+		struct bk_edu_status st = edu_status(fa);
+		CHECK_EQ(st.state, BK_EDU_IMPORTED);
+		CHECK_EQ(st.last_error, -ENODEV);
+	} else {
+		CHECK_EQ(edu_status(fa).invalidations, inv_a);
+		CHECK_EQ(edu_write_seed(fa, 0, 64, 0xaa), 0);
+		CHECK_EQ(vram_expect(a_off, a_off + 64, a_off, a_off + 64, a_off, 0xaa), 0);
+	}
+	/* The other lease on the device is untouched. */
+	CHECK_EQ(edu_status(fb).invalidations, inv_b);
+	CHECK_EQ(edu_write_seed(fb, 4096, 1024, 0xbb), 0);
+	CHECK_EQ(vram_expect(b->bar_offset + 4096, b->bar_offset + 4096 + 1024, b->bar_offset + 4096,
+			     b->bar_offset + 4096 + 1024, b->bar_offset, 0xbb), 0);
+
+	/* Lend the space again: the new lease is out of the first importer's reach. */
+	p.size = a_size;
+	CHECK_EQ(barkeep_alloc(bk, &p, &c), 0);
+	if (c) {
+		struct barkeep_lease old = { .bar_offset = a_off, .size = a_size };
+		if (revoke) {
+			uint8_t buf[1024], zero[1024] = { 0 };
+			/* Scrubbed before reuse; the old importer cannot write there. */
+			CHECK_EQ(vram_read(a_off, buf, sizeof(buf)), 0);
+			CHECK(memcmp(buf, zero, sizeof(buf)) == 0);
+			CHECK_EQ(edu_write_seed(fa, 0, 1024, 0xaa), -ENODEV);
+			CHECK_EQ(vram_read(a_off, buf, sizeof(buf)), 0);
+			CHECK(memcmp(buf, zero, sizeof(buf)) == 0);
+			printf("  the revoked window %s lent again\n", overlaps(c, &old) ? "was" : "was not");
+		} else {
+			CHECK(!overlaps(c, &old));
+		}
+	}
+out:
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	if (a)
+		barkeep_release(bk, a);
+	if (b)
+		barkeep_release(bk, b);
+	if (c)
+		barkeep_release(bk, c);
 }
 
 /* ---- reset of gpu0 through barkeepd, as the importer sees it ---- */
@@ -491,6 +606,7 @@ int main(int argc, char **argv)
 	RUN(test_write_user_bytes);
 	RUN(test_read_host_bytes);
 	RUN(test_two_leases);
+	RUN(test_release_while_imported);
 	RUN(test_reset);
 	RUN(test_daemon_exit);
 	if (edu >= 0)
