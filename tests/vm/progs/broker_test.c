@@ -22,6 +22,7 @@
 #include "common/vfio.h"
 #include "proto/codec.h"
 #include "tests/lib/testlib.h"
+#include "tests/lib/vmtest.h"
 #include "tests/unit/unit.h"
 
 #define MiB (1ull << 20)
@@ -44,31 +45,7 @@ static int settled_fds(pid_t pid, int want)
 
 static struct barkeep *conn(const char *name)
 {
-	struct barkeep *bk = NULL;
-	int r = barkeep_connect(sock_path, name, &bk);
-	if (r < 0)
-		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
-	return bk;
-}
-
-static int alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret)
-{
-	struct barkeep_alloc_params p = { .by_id = true, .device_id = dev, .size = size };
-	return barkeep_alloc(bk, &p, ret);
-}
-
-static uint64_t free_bytes(struct barkeep *bk, uint32_t dev)
-{
-	struct barkeep_device *d;
-	size_t n;
-	uint64_t f = 0;
-	if (barkeep_list_devices(bk, &d, &n) < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (d[i].id == dev)
-			f = d[i].free_bytes;
-	free(d);
-	return f;
+	return test_connect(sock_path, name);
 }
 
 static void test_list_devices(void)
@@ -119,7 +96,7 @@ static void test_concurrent_clients(void)
 				struct barkeep_lease *l;
 				/* gpu1 has an 8 MiB per-uid quota, root included: 4 workers x 2 MiB. */
 				uint64_t size = (uint64_t)(1 + (i + r) % (i % 2 ? 2 : 4)) * MiB;
-				if (alloc_on(bk, (uint32_t)(i % 2), size, &l) < 0) {
+				if (test_alloc_on(bk, (uint32_t)(i % 2), size, &l) < 0) {
 					fprintf(stderr, "  worker %d: %s\n", i, barkeep_error_message(bk));
 					bad = 1;
 					break;
@@ -180,48 +157,31 @@ static void test_passed_fd_quarantine(void)
 {
 	struct barkeep *b = conn("neighbour");
 	struct barkeep_lease *b1, *b2, *a, *again;
-	int sv[2];
 	CHECK(b);
 	if (!b)
 		return;
-	CHECK_EQ(alloc_on(b, 0, MiB, &b1), 0);
+	CHECK_EQ(test_alloc_on(b, 0, MiB, &b1), 0);
 	struct barkeep *owner = conn("owner");
-	CHECK_EQ(alloc_on(owner, 0, MiB, &a), 0);
-	CHECK_EQ(alloc_on(b, 0, MiB, &b2), 0);
+	CHECK_EQ(test_alloc_on(owner, 0, MiB, &a), 0);
+	CHECK_EQ(test_alloc_on(b, 0, MiB, &b2), 0);
 	uint64_t x = a->bar_offset;
 	CHECK_EQ(vram_fill(x, MiB, 0xa5), 0);
-	uint64_t before = free_bytes(b, 0);
+	uint64_t before = test_free_bytes(b, 0);
 
-	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid_t holder = fork();
-	if (holder == 0) {
-		close(sv[0]);
-		int fd = test_recv_fd(sv[1]);
-		char c;
-		/* Hold the buffer until told to let go. */
-		if (fd < 0 || read(sv[1], &c, 1) != 1)
-			_exit(1);
-		close(fd);
-		_exit(write(sv[1], "k", 1) == 1 ? 0 : 1);
-	}
-	close(sv[1]);
-	CHECK_EQ(test_send_fd(sv[0], a->fd), 0);
+	int sock = -1;
+	pid_t holder = test_holder_start(a->fd, &sock);
+	CHECK(holder > 0);
 	barkeep_lease_free(a);
 	barkeep_disconnect(owner); /* the lease ends with the connection */
 	wait_sweep();
-	CHECK_EQ(free_bytes(b, 0), before);   /* still out of use */
+	CHECK_EQ(test_free_bytes(b, 0), before);   /* still out of use */
 	CHECK_EQ(vram_all(x, MiB, 0xa5), 1);  /* and untouched */
 
-	char c;
-	CHECK_EQ(write(sv[0], "g", 1), 1);
-	CHECK_EQ(read(sv[0], &c, 1), 1);      /* the third process closed it */
-	close(sv[0]);
-	int st;
-	waitpid(holder, &st, 0);
+	CHECK_EQ(test_holder_release(holder, sock), 0); /* the third process closed it */
 	wait_sweep();
-	CHECK_EQ(free_bytes(b, 0), before + MiB);
+	CHECK_EQ(test_free_bytes(b, 0), before + MiB);
 	CHECK_EQ(vram_all(x, MiB, 0), 1);     /* scrubbed */
-	CHECK_EQ(alloc_on(b, 0, MiB, &again), 0);
+	CHECK_EQ(test_alloc_on(b, 0, MiB, &again), 0);
 	CHECK_EQ(again->bar_offset, x);       /* and reused */
 	barkeep_release(b, again);
 	barkeep_release(b, b1);
@@ -237,11 +197,11 @@ static void test_release_reuses(void)
 	CHECK(b);
 	if (!b)
 		return;
-	uint64_t before = free_bytes(b, 1);
-	CHECK_EQ(alloc_on(b, 1, 4 * MiB, &l), 0);
-	CHECK_EQ(free_bytes(b, 1), before - 4 * MiB);
+	uint64_t before = test_free_bytes(b, 1);
+	CHECK_EQ(test_alloc_on(b, 1, 4 * MiB, &l), 0);
+	CHECK_EQ(test_free_bytes(b, 1), before - 4 * MiB);
 	CHECK_EQ(barkeep_release(b, l), 0);
-	CHECK_EQ(free_bytes(b, 1), before);
+	CHECK_EQ(test_free_bytes(b, 1), before);
 	barkeep_disconnect(b);
 }
 
@@ -257,7 +217,7 @@ static void test_import_prime_refused(void)
 	CHECK(b && drm >= 0);
 	if (!b || drm < 0)
 		return;
-	CHECK_EQ(alloc_on(b, 0, MiB, &l), 0);
+	CHECK_EQ(test_alloc_on(b, 0, MiB, &l), 0);
 	CHECK_EQ(barkeep_import_prime(l, drm, &handle, &msg), -EOPNOTSUPP);
 	CHECK(msg && strstr(msg, "cannot import peer-to-peer VFIO buffers"));
 	barkeep_release(b, l);
@@ -272,9 +232,9 @@ static void test_too_big(void)
 	CHECK(b);
 	if (!b)
 		return;
-	CHECK_EQ(alloc_on(b, 0, 65 * MiB, &l), -E2BIG);
+	CHECK_EQ(test_alloc_on(b, 0, 65 * MiB, &l), -E2BIG);
 	CHECK(strstr(barkeep_error_message(b), "64 MiB") || strstr(barkeep_error_message(b), "67108864"));
-	CHECK_EQ(alloc_on(b, 0, 0, &l), -EINVAL);
+	CHECK_EQ(test_alloc_on(b, 0, 0, &l), -EINVAL);
 	barkeep_disconnect(b);
 }
 
@@ -298,17 +258,17 @@ static int user_policy(void)
 	struct barkeep_lease *l, *l1, *l2;
 	if (!b)
 		return 1;
-	if (alloc_on(b, 0, MiB, &l) != -EACCES)
+	if (test_alloc_on(b, 0, MiB, &l) != -EACCES)
 		return 2;
 	if (!strstr(barkeep_error_message(b), "may not use"))
 		return 3;
-	if (alloc_on(b, 1, 4 * MiB, &l1) < 0 || alloc_on(b, 1, 4 * MiB, &l2) < 0)
+	if (test_alloc_on(b, 1, 4 * MiB, &l1) < 0 || test_alloc_on(b, 1, 4 * MiB, &l2) < 0)
 		return 4;
 	/* The per-uid quota on gpu1 is 8 MiB. */
-	if (alloc_on(b, 1, MiB, &l) != -EDQUOT || !strstr(barkeep_error_message(b), "limit is 8 MiB"))
+	if (test_alloc_on(b, 1, MiB, &l) != -EDQUOT || !strstr(barkeep_error_message(b), "limit is 8 MiB"))
 		return 5;
 	barkeep_release(b, l1);
-	if (alloc_on(b, 1, MiB, &l) < 0)
+	if (test_alloc_on(b, 1, MiB, &l) < 0)
 		return 6;
 	barkeep_disconnect(b);
 	barkeep_lease_free(l);
@@ -449,7 +409,7 @@ static void test_malformed(void)
 	/* The daemon still serves, and holds no more fds than before. */
 	struct barkeep *b = conn("after");
 	struct barkeep_lease *l;
-	CHECK(b && alloc_on(b, 1, MiB, &l) == 0);
+	CHECK(b && test_alloc_on(b, 1, MiB, &l) == 0);
 	if (b) {
 		barkeep_release(b, l);
 		barkeep_disconnect(b);

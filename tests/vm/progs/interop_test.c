@@ -20,6 +20,7 @@
 
 #include "client/lib/barkeep.h"
 #include "common/vfio.h"
+#include "tests/lib/vmtest.h"
 #include "tests/lib/testlib.h"
 #include "tests/unit/unit.h"
 
@@ -34,33 +35,15 @@ static const char *sock_path;
 
 static struct barkeep *conn(const char *name)
 {
-	struct barkeep *bk = NULL;
-	if (barkeep_connect(sock_path, name, &bk) < 0)
-		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
-	return bk;
+	return test_connect(sock_path, name);
 }
 
 static int alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret)
 {
-	struct barkeep_alloc_params p = { .by_id = true, .device_id = dev, .size = size };
-	int r = barkeep_alloc(bk, &p, ret);
+	int r = test_alloc_on(bk, dev, size, ret);
 	if (r < 0)
 		fprintf(stderr, "  alloc: %s\n", barkeep_error_message(bk));
 	return r;
-}
-
-static uint64_t free_bytes(struct barkeep *bk, uint32_t dev)
-{
-	struct barkeep_device *d;
-	size_t n;
-	uint64_t f = 0;
-	if (barkeep_list_devices(bk, &d, &n) < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (d[i].id == dev)
-			f = d[i].free_bytes;
-	free(d);
-	return f;
 }
 
 static void wait_sweep(void)
@@ -127,7 +110,7 @@ static void test_sysmem_export_limit(void)
 		return;
 	CHECK_EQ(alloc_on(bk, MEM, 65 * MiB, &l), -E2BIG);
 	CHECK(strstr(barkeep_error_message(bk), "at most 64 MiB at once (udmabuf's size_limit_mb)"));
-	CHECK_EQ(free_bytes(bk, MEM), 128 * MiB);
+	CHECK_EQ(test_free_bytes(bk, MEM), 128 * MiB);
 	CHECK_EQ(alloc_on(bk, MEM, 64 * MiB, &l), 0);
 	barkeep_release(bk, l);
 	barkeep_disconnect(bk);
@@ -163,41 +146,25 @@ static void test_sysmem_reuse(void)
 {
 	struct barkeep *b = conn("neighbour");
 	struct barkeep_lease *a, *again;
-	int sv[2];
 	CHECK(b);
 	if (!b)
 		return;
 	struct barkeep *owner = conn("owner");
 	CHECK_EQ(alloc_on(owner, MEM, MiB, &a), 0);
-	uint64_t x = a->bar_offset, before = free_bytes(b, MEM);
+	uint64_t x = a->bar_offset, before = test_free_bytes(b, MEM);
 	CHECK_EQ(map_fill(a->fd, MiB, 0xa5), 0);
 
-	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid_t holder = fork();
-	if (holder == 0) {
-		close(sv[0]);
-		int fd = test_recv_fd(sv[1]);
-		char c;
-		if (fd < 0 || read(sv[1], &c, 1) != 1)
-			_exit(1);
-		close(fd);
-		_exit(write(sv[1], "k", 1) == 1 ? 0 : 1);
-	}
-	close(sv[1]);
-	CHECK_EQ(test_send_fd(sv[0], a->fd), 0);
+	int sock = -1;
+	pid_t holder = test_holder_start(a->fd, &sock);
+	CHECK(holder > 0);
 	barkeep_lease_free(a);
 	barkeep_disconnect(owner);
 	wait_sweep();
-	CHECK_EQ(free_bytes(b, MEM), before); /* still out of use */
+	CHECK_EQ(test_free_bytes(b, MEM), before); /* still out of use */
 
-	char c;
-	CHECK_EQ(write(sv[0], "g", 1), 1);
-	CHECK_EQ(read(sv[0], &c, 1), 1);
-	close(sv[0]);
-	int st;
-	waitpid(holder, &st, 0);
+	CHECK_EQ(test_holder_release(holder, sock), 0); /* the third process closed it */
 	wait_sweep();
-	CHECK_EQ(free_bytes(b, MEM), before + MiB);
+	CHECK_EQ(test_free_bytes(b, MEM), before + MiB);
 	CHECK_EQ(alloc_on(b, MEM, MiB, &again), 0);
 	CHECK_EQ(again->bar_offset, x);       /* reused */
 	CHECK_EQ(map_all(again->fd, MiB, 0), 1); /* and scrubbed */
@@ -455,7 +422,7 @@ static void test_alloc_image_checked(void)
 	p.size += STRIDE;
 	CHECK_EQ(barkeep_alloc(bk, &p, &l), 0); /* 257 rows in 65 pages */
 	barkeep_release(bk, l);
-	CHECK_EQ(free_bytes(bk, MEM), 128 * MiB);
+	CHECK_EQ(test_free_bytes(bk, MEM), 128 * MiB);
 	barkeep_disconnect(bk);
 }
 

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Shorthands the VM test programs share: libbarkeep calls, fd holders. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client/lib/barkeep.h"
+
+/* Connects to the daemon at sock; NULL on failure, with why on stderr. */
+struct barkeep *test_connect(const char *sock, const char *name);
+/* ALLOC of size bytes on the device with that id. 0 or -errno. */
+int test_alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret);
+/* The device's free bytes as LIST_DEVICES says; 0 on error. */
+uint64_t test_free_bytes(struct barkeep *bk, uint32_t dev);
+
+/* Forks a process that holds a copy of fd (passed over SCM_RIGHTS) until
+ * test_holder_release(). Returns its pid with *ret_sock the socket to it,
+ * or -errno. */
+pid_t test_holder_start(int fd, int *ret_sock);
+/* Tells the holder to close its copy, waits until it has and has exited,
+ * closes sock. 0, or -1 if the holder failed. */
+int test_holder_release(pid_t pid, int sock);
