@@ -307,3 +307,18 @@ int vfio_dmabuf_set_memattr(const struct vfio_dev *dev, int dmabuf_fd, uint32_t 
 	int r = ioctl(dev->device_fd, VFIO_DEVICE_FEATURE, &arg);
 	return r < 0 ? -errno : r;
 }
+
+int vfio_dmabuf_mmap_probe(const struct vfio_dev *dev, uint32_t bar)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	int fd = vfio_dmabuf_export(dev, bar, 0, (uint64_t)page, O_RDWR);
+	if (fd < 0)
+		return fd;
+	void *p = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+	int r = p == MAP_FAILED ? -errno : 0;
+	if (p != MAP_FAILED)
+		munmap(p, (size_t)page);
+	close(fd);
+	/* ENODEV: the kernel maps dma-bufs, this one is revoked (decode off). */
+	return r == -ENODEV ? 0 : r;
+}

@@ -80,3 +80,6 @@ int vfio_dmabuf_revoke(const struct vfio_dev *dev, int dmabuf_fd);
 /* Sets the memory attribute (VFIO_DEVICE_DMA_BUF_MEMATTR_NC/_WC) later
  * mmap()s of a dma-buf of dev use. */
 int vfio_dmabuf_set_memattr(const struct vfio_dev *dev, int dmabuf_fd, uint32_t memattr);
+/* 0 when the kernel can mmap() a dma-buf of region bar (exports and maps
+ * its first page, touching nothing), -EINVAL when it cannot (stock 7.2). */
+int vfio_dmabuf_mmap_probe(const struct vfio_dev *dev, uint32_t bar);

@@ -17,6 +17,7 @@ enum {
 	DEVICE_FEATURE_DMABUF = 1u << 0, /* windows export as dma-bufs */
 	DEVICE_FEATURE_MMAP = 1u << 1,   /* clients may mmap their dma-buf */
 	DEVICE_FEATURE_REVOKE = 1u << 2, /* one buffer can be revoked alone */
+	DEVICE_FEATURE_MEMATTR_WC = 1u << 3, /* a buffer's CPU mappings can be write-combined */
 };
 
 struct backend_device;
@@ -67,6 +68,14 @@ struct backend_ops {
 	/* Signals eventfd (the caller's; the kernel keeps its own reference) on
 	 * `which`. -errno when the device cannot tell (no AER without PCIe). */
 	int (*notify)(struct backend_device *dev, enum backend_notify which, int eventfd);
+	/* Optional (NULL: not offered). Revokes one exported buffer for good
+	 * (DEVICE_FEATURE_REVOKE): its importers and CPU mappings lose access
+	 * before this returns, every copy of fd is dead, other buffers are
+	 * untouched. May wait for the buffer's importers (see reset). */
+	int (*revoke)(struct backend_device *dev, int fd);
+	/* Optional. Later CPU mappings of the buffer are write-combined
+	 * (DEVICE_FEATURE_MEMATTR_WC). */
+	int (*set_write_combine)(struct backend_device *dev, int fd);
 };
 
 extern const struct backend_ops backend_vfio;

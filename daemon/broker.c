@@ -215,6 +215,9 @@ static int check_device(struct client *c, struct device *d, uint32_t flags, stru
 		return error_set(err, ENODEV, "device %s is gone", device_name(d));
 	if (d->n_exclusive)
 		return error_set(err, EBUSY, "device %s is held exclusively by another lease", device_name(d));
+	if ((flags & LEASE_WRITE_COMBINE) && !(d->info.features & DEVICE_FEATURE_MEMATTR_WC))
+		return error_set(err, EOPNOTSUPP, "device %s cannot map buffers write-combined "
+				 "(the kernel lacks the dma-buf memory attribute feature)", device_name(d));
 	if ((flags & LEASE_EXCLUSIVE) && d->n_leases)
 		return error_set(err, EBUSY, "device %s has %u leases; an exclusive lease needs it idle",
 				 device_name(d), d->n_leases);
@@ -275,6 +278,15 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	r = device_window_new(d, size, req->alignment, O_RDWR, &l->offset, &l->fd, err);
 	if (r < 0)
 		goto fail_free;
+	if (req->flags & LEASE_WRITE_COMBINE) {
+		r = d->ops->set_write_combine(d->backend, l->fd);
+		if (r < 0) {
+			device_window_release(d, l->offset, size, l->fd);
+			r = error_set(err, -r, "device %s refused write-combining for the buffer: %s",
+				      device_name(d), strerror(-r));
+			goto fail_free;
+		}
+	}
 	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token)) {
 		r = error_set(err, EIO, "no randomness for the lease token");
 		device_window_release(d, l->offset, size, l->fd);

@@ -156,6 +156,17 @@ static bool window_unreferenced(int fd)
 	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1;
 }
 
+/* Revokes the buffer for good where the kernel can (DEVICE_FEATURE_REVOKE):
+ * then no copy of fd reaches the window any more, and it can be reused at
+ * once instead of waiting in quarantine for every copy to be closed. */
+static bool window_revoke(struct device *d, int fd)
+{
+	if (!(d->info.features & DEVICE_FEATURE_REVOKE) || !d->ops->revoke)
+		return false;
+	int r = d->ops->revoke(d->backend, fd);
+	return r == 0 || r == -EBADFD; /* EBADFD: already revoked for good */
+}
+
 static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
 {
 	/* A window that cannot be scrubbed stays out of use: never hand one
@@ -171,7 +182,7 @@ int device_window_release(struct device *d, uint64_t offset, uint64_t size, int 
 		safe_close(fd);
 		return 0;
 	}
-	if (d->state == DEVICE_READY && window_unreferenced(fd)) {
+	if (d->state == DEVICE_READY && (window_unreferenced(fd) || window_revoke(d, fd))) {
 		safe_close(fd);
 		window_reclaim(d, offset, size);
 		return 1;
@@ -196,7 +207,7 @@ unsigned device_sweep(struct device *d)
 	if (d->state != DEVICE_READY)
 		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
-		if (!window_unreferenced(w->fd))
+		if (!window_unreferenced(w->fd) && !window_revoke(d, w->fd))
 			continue;
 		d->quarantined_bytes -= w->size;
 		window_reclaim(d, w->offset, w->size);

@@ -8,7 +8,10 @@
  * kernel gives no notice when the last copy closes, so the daemon keeps its
  * own reference to every export and reads the file's reference count from
  * fdinfo: at 1 (ours alone) the window is zeroed and freed; above 1 it
- * waits in quarantine and is looked at again on every sweep. A device that
+ * waits in quarantine and is looked at again on every sweep. Where the
+ * kernel can revoke one buffer (DEVICE_FEATURE_REVOKE, kernel-patches/),
+ * the daemon revokes it instead: no copy reaches the window any more, so it
+ * is zeroed and freed at once. A device that
  * is not READY is not touched at all: its windows wait in quarantine (a
  * paused BAR cannot be scrubbed), and those of a GONE one are dropped.
  */

@@ -37,6 +37,24 @@ static struct backend_device *vfio_close(struct backend_device *dev)
 	return NULL;
 }
 
+/* What this kernel offers beyond 7.2's export: the kernel-patches/ series
+ * (mmap of the dma-buf, per-buffer revoke, memory attribute). */
+static uint32_t probe_features(struct backend_device *dev)
+{
+	uint32_t f = DEVICE_FEATURE_DMABUF;
+
+	if (vfio_dmabuf_mmap_probe(&dev->vfio, dev->bar) == 0)
+		f |= DEVICE_FEATURE_MMAP;
+	if (vfio_feature_probe(&dev->vfio, VFIO_DEVICE_FEATURE_DMA_BUF_REVOKE,
+			       VFIO_DEVICE_FEATURE_SET) == 0)
+		f |= DEVICE_FEATURE_REVOKE;
+	if ((f & DEVICE_FEATURE_MMAP) &&
+	    vfio_feature_probe(&dev->vfio, VFIO_DEVICE_FEATURE_DMA_BUF_MEMATTR,
+			       VFIO_DEVICE_FEATURE_SET) == 0)
+		f |= DEVICE_FEATURE_MEMATTR_WC;
+	return f;
+}
+
 static int vfio_open(const struct config_device *cfg, struct backend_device **ret,
 		     struct backend_info *ret_info)
 {
@@ -77,7 +95,7 @@ static int vfio_open(const struct config_device *cfg, struct backend_device **re
 
 	*ret_info = (struct backend_info){
 		.vendor = ids[0], .device = ids[1], .bar = dev->bar, .bar_size = reg.size,
-		.page_size = (uint64_t)sysconf(_SC_PAGESIZE), .features = DEVICE_FEATURE_DMABUF,
+		.page_size = (uint64_t)sysconf(_SC_PAGESIZE), .features = probe_features(dev),
 	};
 	snprintf(ret_info->pci_addr, sizeof(ret_info->pci_addr), "%s", pci_addr);
 	*ret = dev;
@@ -137,6 +155,16 @@ static int vfio_notify(struct backend_device *dev, enum backend_notify which, in
 	return 0;
 }
 
+static int vfio_revoke(struct backend_device *dev, int fd)
+{
+	return vfio_dmabuf_revoke(&dev->vfio, fd);
+}
+
+static int vfio_set_write_combine(struct backend_device *dev, int fd)
+{
+	return vfio_dmabuf_set_memattr(&dev->vfio, fd, VFIO_DEVICE_DMA_BUF_MEMATTR_WC);
+}
+
 const struct backend_ops backend_vfio = {
 	.name = "vfio",
 	.kind = BACKEND_KIND_VFIO,
@@ -147,4 +175,6 @@ const struct backend_ops backend_vfio = {
 	.reset = vfio_reset,
 	.set_memory = vfio_set_memory,
 	.notify = vfio_notify,
+	.revoke = vfio_revoke,
+	.set_write_combine = vfio_set_write_combine,
 };

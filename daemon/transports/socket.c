@@ -289,7 +289,8 @@ static int handle_list_devices(struct conn *c, const struct proto_msg *req)
 			.largest_free = allocator_largest_free(d->alloc), .generation = d->generation,
 			.features = (d->info.features & DEVICE_FEATURE_DMABUF ? PROTO_FEATURE_DMABUF_EXPORT : 0) |
 				    (d->info.features & DEVICE_FEATURE_MMAP ? PROTO_FEATURE_DMABUF_MMAP : 0) |
-				    (d->info.features & DEVICE_FEATURE_REVOKE ? PROTO_FEATURE_DMABUF_REVOKE : 0),
+				    (d->info.features & DEVICE_FEATURE_REVOKE ? PROTO_FEATURE_DMABUF_REVOKE : 0) |
+				    (d->info.features & DEVICE_FEATURE_MEMATTR_WC ? PROTO_FEATURE_MEMATTR_WC : 0),
 		};
 		snprintf(e->pci_address, sizeof(e->pci_address), "%s", d->info.pci_addr);
 		snprintf(e->label, sizeof(e->label), "%s", d->cfg->label ? d->cfg->label : d->cfg->name);

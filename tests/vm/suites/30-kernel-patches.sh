@@ -1,7 +1,8 @@
 #!/bin/bash
 # Suite 30: the kernel-patches/ series (issue 7) with the patched
 # vfio-pci-core.ko loaded in place of the stock one: mmap() of VFIO dma-bufs,
-# per-buffer revoke and memory attribute (tests/vm/progs/vfio_patched_test.c).
+# per-buffer revoke and memory attribute (tests/vm/progs/vfio_patched_test.c),
+# and barkeepd using them (tests/vm/progs/broker_patched_test.c).
 # Build the module first: make kernel-patches (make check-vm does).
 # vm-options paths are relative to the tree top (tests/vm/run-suites).
 # vm-options: --gpus 64M,64M --vfio-pci-core build/kernel-patches/vfio-pci-core.ko
@@ -32,5 +33,29 @@ else
 fi
 
 check "bk_observer has no users" test "$(cat /sys/module/bk_observer/refcnt 2>/dev/null)" = 0
+
+# barkeepd on the patched kernel: features found, leases mapped, release and
+# disconnect revoke the buffer so the window is reused at once.
+read -r gpu0 _ <<< "$BARKEEP_GPUS"
+conf=/run/barkeep-patched.conf
+sock=/run/barkeep/barkeep.sock
+cat > "$conf" <<CONF
+[daemon]
+socket = $sock
+log-level = debug
+
+[device gpu0]
+pci = $gpu0
+allow-users = root
+CONF
+"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> /run/barkeepd.log &
+pid=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+check "daemon listens" test -S "$sock"
+run_prog "$BARKEEP_BUILD/tests/vm/broker_patched_test" "$sock" "$BARKEEP_VRAM_DIR/gpu0"
+kill -TERM "$pid"
+wait "$pid"
+check "daemon exits cleanly on SIGTERM" test $? -eq 0
+check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' /run/barkeepd.log"
 
 suite_end

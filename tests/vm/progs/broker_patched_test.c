@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+/*
+ * barkeepd on a kernel with the kernel-patches/ series (suite
+ * 30-kernel-patches): the daemon finds the features, clients map their
+ * leases (uncached and write-combined) with libbarkeep, and a released
+ * window is revoked and reused at once even while a copy of its fd lives
+ * elsewhere. Usage: broker_patched_test SOCKET VRAM_FILE_OF_GPU0
+ * (gpu0 is device 0, open to root).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "client/lib/barkeep.h"
+#include "tests/unit/unit.h"
+
+#define MiB (1ull << 20)
+
+static const char *sock_path, *vram0;
+
+static struct barkeep *conn(const char *name)
+{
+	struct barkeep *bk = NULL;
+	if (barkeep_connect(sock_path, name, &bk) < 0)
+		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
+	return bk;
+}
+
+static int alloc_on(struct barkeep *bk, uint64_t size, uint32_t flags, struct barkeep_lease **ret)
+{
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 0, .size = size,
+					  .flags = flags };
+	return barkeep_alloc(bk, &p, ret);
+}
+
+static uint64_t free_bytes(struct barkeep *bk)
+{
+	struct barkeep_device *d;
+	size_t n;
+	uint64_t f = 0;
+	if (barkeep_list_devices(bk, &d, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].id == 0)
+			f = d[i].free_bytes;
+	free(d);
+	return f;
+}
+
+static sigjmp_buf fault_env;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_env, 1);
+}
+
+/* 1 when reading p raised SIGBUS, 0 when it read. */
+static int read_faults(const volatile uint32_t *p)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	volatile int faulted = 1;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(fault_env, 1) == 0) {
+		(void)*p;
+		faulted = 0;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return faulted;
+}
+
+/* The host file's 32-bit word at off. */
+static uint32_t vram_word(uint64_t off)
+{
+	uint32_t v = 0;
+	int fd = open(vram0, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &v, sizeof(v), (off_t)off) != sizeof(v))
+			v = 0;
+		close(fd);
+	}
+	return v;
+}
+
+static void test_features(void)
+{
+	struct barkeep *bk = conn("features");
+	struct barkeep_device *d;
+	size_t n = 0;
+	CHECK(bk);
+	if (!bk)
+		return;
+	CHECK_EQ(barkeep_list_devices(bk, &d, &n), 0);
+	CHECK(n >= 1);
+	if (n >= 1) {
+		CHECK_EQ(d[0].backend, BARKEEP_BACKEND_VFIO);
+		CHECK(d[0].features & BARKEEP_FEATURE_DMABUF_EXPORT);
+		CHECK(d[0].features & BARKEEP_FEATURE_DMABUF_MMAP);
+		CHECK(d[0].features & BARKEEP_FEATURE_DMABUF_REVOKE);
+		CHECK(d[0].features & BARKEEP_FEATURE_MEMATTR_WC);
+		free(d);
+	}
+	barkeep_disconnect(bk);
+}
+
+/* A lease maps, uncached or write-combined, and the bytes are the BAR's. */
+static void test_lease_mmap(void)
+{
+	struct barkeep *bk = conn("mmap");
+	struct barkeep_lease *l = NULL, *wc = NULL;
+	void *p = NULL;
+	const char *msg = NULL;
+	CHECK(bk);
+	if (!bk)
+		return;
+	CHECK_EQ(alloc_on(bk, MiB, 0, &l), 0);
+	CHECK_EQ(alloc_on(bk, MiB, BARKEEP_ALLOC_WRITE_COMBINE, &wc), 0);
+	if (l) {
+		CHECK_EQ(barkeep_lease_mmap(l, PROT_READ | PROT_WRITE, &p, &msg), 0);
+		if (p) {
+			volatile uint32_t *w = p;
+			w[1000] = 0x600dcafe;
+			__sync_synchronize();
+			CHECK_EQ(vram_word(l->bar_offset + 4000), 0x600dcafe);
+			CHECK_EQ(barkeep_lease_munmap(l, p), 0);
+		}
+		CHECK_EQ(barkeep_release(bk, l), 0);
+	}
+	if (wc) {
+		p = NULL;
+		CHECK_EQ(barkeep_lease_mmap(wc, PROT_READ | PROT_WRITE, &p, &msg), 0);
+		if (p) {
+			volatile uint32_t *w = p;
+			w[2000] = 0x0dd0c0de;
+			__sync_synchronize();
+			CHECK_EQ(vram_word(wc->bar_offset + 8000), 0x0dd0c0de);
+			CHECK_EQ(barkeep_lease_munmap(wc, p), 0);
+		}
+		CHECK_EQ(barkeep_release(bk, wc), 0);
+	}
+	barkeep_disconnect(bk);
+}
+
+/* RELEASE with a copy of the fd alive elsewhere: the broker revokes the
+ * buffer, so the window is scrubbed and free at once (no quarantine), and the
+ * copy is dead: its mapping faults and it cannot be mapped again. */
+static void test_release_revokes(void)
+{
+	struct barkeep *bk = conn("revoke");
+	struct barkeep_lease *l = NULL, *again = NULL;
+	void *p = NULL;
+	CHECK(bk);
+	if (!bk)
+		return;
+	uint64_t before = free_bytes(bk);
+	CHECK_EQ(alloc_on(bk, MiB, 0, &l), 0);
+	if (!l) {
+		barkeep_disconnect(bk);
+		return;
+	}
+	uint64_t x = l->bar_offset;
+	CHECK_EQ(barkeep_lease_mmap(l, PROT_READ | PROT_WRITE, &p, NULL), 0);
+	if (!p) {
+		barkeep_release(bk, l);
+		barkeep_disconnect(bk);
+		return;
+	}
+	volatile uint32_t *w = p;
+	w[0] = 0xa5a5a5a5;
+	__sync_synchronize();
+	int copy = fcntl(l->fd, F_DUPFD_CLOEXEC, 0); /* what a passed-on fd would be */
+	CHECK(copy >= 0);
+
+	CHECK_EQ(barkeep_release(bk, l), 0);
+	CHECK_EQ(free_bytes(bk), before); /* at once: no sweep waited for */
+	CHECK_EQ(read_faults(w), 1);
+	void *q = mmap(NULL, MiB, PROT_READ, MAP_SHARED, copy, 0);
+	CHECK(q == MAP_FAILED && errno == ENODEV);
+	CHECK_EQ(vram_word(x), 0);        /* scrubbed */
+	CHECK_EQ(alloc_on(bk, MiB, 0, &again), 0);
+	if (again) {
+		CHECK_EQ(again->bar_offset, x); /* and reused */
+		barkeep_release(bk, again);
+	}
+	munmap(p, MiB);
+	close(copy);
+	barkeep_disconnect(bk);
+}
+
+/* The same when the connection ends with the lease held. */
+static void test_disconnect_revokes(void)
+{
+	struct barkeep *watch = conn("watch");
+	struct barkeep *bk = conn("leaver");
+	struct barkeep_lease *l = NULL;
+	CHECK(watch && bk);
+	if (!watch || !bk)
+		goto out;
+	uint64_t before = free_bytes(watch);
+	CHECK_EQ(alloc_on(bk, 2 * MiB, 0, &l), 0);
+	if (!l)
+		goto out;
+	int copy = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+	CHECK(copy >= 0);
+	barkeep_lease_free(l);
+	barkeep_disconnect(bk);
+	bk = NULL;
+	/* The broker ends the lease when it sees the hang-up. */
+	uint64_t now = 0;
+	for (int i = 0; i < 50 && (now = free_bytes(watch)) != before; i++)
+		usleep(20 * 1000);
+	CHECK_EQ(now, before);
+	void *q = mmap(NULL, MiB, PROT_READ, MAP_SHARED, copy, 0);
+	CHECK(q == MAP_FAILED && errno == ENODEV);
+	close(copy);
+out:
+	barkeep_disconnect(bk);
+	barkeep_disconnect(watch);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: broker_patched_test SOCKET VRAM_FILE_OF_GPU0\n");
+		return 2;
+	}
+	sock_path = argv[1];
+	vram0 = argv[2];
+
+	RUN(test_features);
+	RUN(test_lease_mmap);
+	RUN(test_release_revokes);
+	RUN(test_disconnect_revokes);
+	return UNIT_END();
+}
