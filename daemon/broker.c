@@ -78,6 +78,8 @@ size_t broker_n_leases(const struct broker *b) { return b->n_leases; }
 
 bool broker_may_use(const struct client *c, const struct device *d)
 {
+	if (c->container)
+		return policy_container_may_use(c->container, d->cfg) == 0;
 	return policy_may_use_device(d->cfg, c->creds.uid, c->creds.groups, c->creds.n_groups) == 0;
 }
 
@@ -90,13 +92,27 @@ static int quota_error(struct error_info *err, int r, const struct policy_quota_
 	return error_set(err, -r, "%s", why);
 }
 
+static bool broker_uses_cgroups(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_containers; i++)
+		if (cfg->containers[i].n_cgroups)
+			return true;
+	return false;
+}
+
 int broker_client_new(struct broker *b, const struct client_creds *creds,
 		      const struct client_ops *ops, void *userdata, struct client **ret,
 		      struct error_info *err)
 {
+	const struct config_container *ct = policy_find_container(b->cfg, creds->cgroup, creds->uid);
 	struct policy_quota_hit hit;
 	int r;
 
+	/* Fail closed: a client whose cgroup cannot be read might be a container's. */
+	if (!ct && creds->cgroup_error < 0 && broker_uses_cgroups(b->cfg))
+		return error_set(err, EACCES, "cannot read the cgroup of pid %d (%s), which decides "
+				 "whether it is one of the [container] sections of %s",
+				 (int)creds->pid, strerror(-creds->cgroup_error), b->cfg->path);
 	r = policy_charge_client(b->usage, creds->uid, &hit);
 	if (r < 0)
 		return quota_error(err, r, &hit);
@@ -109,6 +125,7 @@ int broker_client_new(struct broker *b, const struct client_creds *creds,
 	c->id = b->next_client_id++;
 	c->broker = b;
 	c->creds = *creds;
+	c->container = ct;
 	c->ops = ops;
 	c->userdata = userdata;
 	snprintf(c->name, sizeof(c->name), "pid%d", (int)creds->pid);
@@ -159,6 +176,8 @@ void broker_lease_end(struct lease *l)
 	c->bytes -= l->size;
 	b->n_leases--;
 	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
+	if (c->container)
+		policy_uncharge_container_lease(b->usage, c->container, l->size);
 	device_window_release(d, l->offset, l->size, l->fd);
 	free(l);
 }
@@ -206,6 +225,10 @@ static struct device *pick_device(struct client *c, uint64_t size)
 
 static int check_device(struct client *c, struct device *d, uint32_t flags, struct error_info *err)
 {
+	if (!broker_may_use(c, d) && c->container)
+		return error_set(err, EACCES, "container %s may not use device %s (it is not in "
+				 "devices = of [container %s] in %s)", c->container->name,
+				 device_name(d), c->container->name, c->broker->cfg->path);
 	if (!broker_may_use(c, d))
 		return error_set(err, EACCES, "uid %u may not use device %s (see allow-users/allow-groups in %s)",
 				 c->creds.uid, device_name(d), c->broker->cfg->path);
@@ -269,6 +292,13 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, size, &hit);
 	if (r < 0)
 		return quota_error(err, r, &hit);
+	if (c->container) {
+		r = policy_charge_container_lease(b->usage, c->container, size, &hit);
+		if (r < 0) {
+			policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
+			return quota_error(err, r, &hit);
+		}
+	}
 
 	struct lease *l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -320,6 +350,8 @@ fail_free:
 	free(l);
 fail_uncharge:
 	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
+	if (c->container)
+		policy_uncharge_container_lease(b->usage, c->container, size);
 	return r;
 }
 
@@ -357,6 +389,9 @@ int broker_reset(struct client *c, uint32_t device_id, bool force, uint32_t grac
 	struct device *d;
 	int r;
 
+	if (c->container)
+		return error_set(err, EPERM, "container %s may not reset devices, whatever its uid",
+				 c->container->name);
 	if (policy_is_admin(b->cfg, c->creds.uid, c->creds.groups, c->creds.n_groups) < 0) {
 		if (b->cfg->admin_gid == CONFIG_GID_NONE)
 			return error_set(err, EPERM, "uid %u may not reset devices: only root may",

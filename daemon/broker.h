@@ -18,6 +18,7 @@
 
 #define BROKER_MAX_GROUPS 64
 #define BROKER_TOKEN_SIZE 16
+#define BROKER_CGROUP_MAX 512
 
 struct broker;
 struct client;
@@ -30,6 +31,8 @@ struct client_creds {
 	pid_t pid;
 	gid_t groups[BROKER_MAX_GROUPS]; /* supplementary groups */
 	size_t n_groups;
+	char cgroup[BROKER_CGROUP_MAX];  /* cgroup v2 path at connect time; "" if not known */
+	int cgroup_error;                /* -errno when the transport failed to read it */
 };
 
 struct lease_image {
@@ -90,6 +93,7 @@ struct client {
 	uint32_t id;
 	struct broker *broker;
 	struct client_creds creds;
+	const struct config_container *container; /* the [container NAME] it matched, or NULL */
 	char name[65];
 	struct list link;
 	struct list leases; /* struct lease.client_link */

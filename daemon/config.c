@@ -38,12 +38,15 @@ _Static_assert(sizeof(uid_t) == sizeof(uint32_t) && sizeof(gid_t) == sizeof(uint
 #define MAX_FILE_SIZE (1024 * 1024)
 #define DEFAULT_NAME "barkeep.conf"
 
-enum section_kind { SECTION_NONE, SECTION_DAEMON, SECTION_LIMITS, SECTION_DEVICE, SECTION_BAD };
+enum section_kind {
+	SECTION_NONE, SECTION_DAEMON, SECTION_LIMITS, SECTION_DEVICE, SECTION_CONTAINER, SECTION_BAD
+};
 
 static const char *const section_names[] = {
 	[SECTION_DAEMON] = "[daemon]",
 	[SECTION_LIMITS] = "[limits]",
 	[SECTION_DEVICE] = "[device NAME]",
+	[SECTION_CONTAINER] = "[container NAME]",
 };
 
 struct parser;
@@ -55,7 +58,7 @@ struct key_def {
 	enum section_kind section;
 	const char *name;
 	key_parse_fn parse;
-	size_t offset;     /* into struct config, or struct config_device for SECTION_DEVICE */
+	size_t offset;     /* into struct config, config_device or config_container */
 	uint64_t min, max; /* for numbers */
 	bool list;         /* indented continuation lines add more entries */
 };
@@ -74,12 +77,18 @@ static void parse_label(struct parser *p, const struct key_def *k, const char *v
 static void parse_reserve(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_users(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_groups(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_cgroups(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_uid_range(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_container_devices(struct parser *p, const struct key_def *k, const char *v,
+				    void *d);
 
 #define DAEMON(n, fn, field) { SECTION_DAEMON, n, fn, offsetof(struct config, field), 0, 0, false }
 #define LIMIT(n, fn, field, lo, hi) \
 	{ SECTION_LIMITS, n, fn, offsetof(struct config, limits.field), lo, hi, false }
 #define DEVICE(n, fn, field, list) \
 	{ SECTION_DEVICE, n, fn, offsetof(struct config_device, field), 0, 0, list }
+#define CONTAINER(n, fn, field, lo, hi, list) \
+	{ SECTION_CONTAINER, n, fn, offsetof(struct config_container, field), lo, hi, list }
 
 static const struct key_def keys[] = {
 	DAEMON("socket", parse_socket_path, socket_path),
@@ -107,6 +116,12 @@ static const struct key_def keys[] = {
 	DEVICE("allow-users", parse_users, allow_uids, true),
 	DEVICE("allow-groups", parse_groups, allow_gids, true),
 	DEVICE("max-bytes-per-uid", parse_byte_limit, max_bytes_per_uid, false),
+
+	CONTAINER("cgroup", parse_cgroups, cgroups, 0, 0, true),
+	CONTAINER("uid-range", parse_uid_range, uid_min, 0, 0, false),
+	CONTAINER("devices", parse_container_devices, devices, 0, 0, true),
+	CONTAINER("max-bytes", parse_byte_limit, max_bytes, 1, UINT64_MAX, false),
+	CONTAINER("max-leases", parse_u32, max_leases, 1, 1 << 20, false),
 };
 
 static const struct config_limits default_limits = {
@@ -142,6 +157,7 @@ struct parser {
 	enum section_kind section;
 	unsigned key_line[ARRAY_SIZE(keys)]; /* [daemon] and [limits] keys */
 	struct device_state *dev_state;      /* parallel to config->devices */
+	struct device_state *ct_state;       /* parallel to config->containers */
 	struct config *config;
 
 	struct error_entry errors[MAX_ERRORS];
@@ -801,6 +817,77 @@ static void parse_groups(struct parser *p, const struct key_def *k, const char *
 	for_each_entry(p, k, v, true, group_entry);
 }
 
+static struct config_container *current_container(struct parser *p)
+{
+	return &p->config->containers[p->config->n_containers - 1];
+}
+
+static void push_string(struct parser *p, char ***v, size_t *n, const char *s)
+{
+	char *copy = strdup(s), **slot = copy ? array_push(v, n, sizeof(char *)) : NULL;
+
+	if (!slot) {
+		free(copy);
+		p->oom = true;
+		return;
+	}
+	*slot = copy;
+}
+
+static void cgroup_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config_container *ct = current_container(p);
+
+	if (entry[0] != '/' && entry[0] != '*')
+		key_error(p, k, "'%s' is not a cgroup path: it starts with / as in /proc/PID/cgroup "
+			  "(e.g. /machine.slice/libpod-*)", entry);
+	else
+		push_string(p, &ct->cgroups, &ct->n_cgroups, entry);
+}
+
+static void parse_cgroups(struct parser *p, const struct key_def *k, const char *v,
+			  void *d _unused_)
+{
+	for_each_entry(p, k, v, true, cgroup_entry);
+}
+
+static void parse_uid_range(struct parser *p, const struct key_def *k, const char *v,
+			    void *d _unused_)
+{
+	struct config_container *ct = current_container(p);
+	const char *dash = strchr(v, '-');
+	uint32_t lo, hi;
+
+	_cleanup_free_ char *lo_s = dash ? strndup_trim(v, (size_t)(dash - v)) : strdup(v);
+	_cleanup_free_ char *hi_s = dash ? strndup_trim(dash + 1, strlen(dash + 1)) : strdup(v);
+	if (!lo_s || !hi_s) {
+		p->oom = true;
+		return;
+	}
+	if (!parse_id(lo_s, &lo) || !parse_id(hi_s, &hi) || lo > hi) {
+		key_error(p, k, "'%s' is not a uid range FIRST-LAST (e.g. 100000-165535, as in "
+			  "/etc/subuid)", v);
+		return;
+	}
+	ct->has_uid_range = true;
+	ct->uid_min = lo;
+	ct->uid_max = hi;
+}
+
+static void container_device_entry(struct parser *p, const struct key_def *k _unused_,
+				   const char *entry)
+{
+	struct config_container *ct = current_container(p);
+
+	push_string(p, &ct->devices, &ct->n_devices, entry);
+}
+
+static void parse_container_devices(struct parser *p, const struct key_def *k, const char *v,
+				    void *d _unused_)
+{
+	for_each_entry(p, k, v, true, container_device_entry);
+}
+
 /* ---- sections and keys -------------------------------------------------- */
 
 static const struct key_def *find_key(enum section_kind section, const char *name)
@@ -820,6 +907,8 @@ static unsigned *key_lines(struct parser *p)
 {
 	if (p->section == SECTION_DEVICE)
 		return p->dev_state[p->config->n_devices - 1].key_line;
+	if (p->section == SECTION_CONTAINER)
+		return p->ct_state[p->config->n_containers - 1].key_line;
 	return p->key_line;
 }
 
@@ -860,7 +949,7 @@ static int handler(void *user, const char *section _unused_, const char *name, c
 		return 1;
 	if (p->section == SECTION_NONE) {
 		key_error_at(p, p->line, name, "outside of any section; keys go under [daemon], "
-			     "[limits] or [device NAME]");
+			     "[limits], [device NAME] or [container NAME]");
 		return 1;
 	}
 	const struct key_def *k = find_key(p->section, name);
@@ -889,7 +978,9 @@ static int handler(void *user, const char *section _unused_, const char *name, c
 		key_error(p, k, "empty value");
 		return 1;
 	}
-	void *base = p->section == SECTION_DEVICE ? (void *)current_device(p) : (void *)p->config;
+	void *base = p->section == SECTION_DEVICE    ? (void *)current_device(p) :
+		     p->section == SECTION_CONTAINER ? (void *)current_container(p) :
+						       (void *)p->config;
 	k->parse(p, k, value, (char *)base + k->offset);
 	return 1;
 }
@@ -939,6 +1030,37 @@ static void device_begin(struct parser *p, const char *name)
 	p->section = SECTION_DEVICE;
 }
 
+static void container_begin(struct parser *p, const char *name)
+{
+	struct config *c = p->config;
+
+	if (!valid_device_name(name)) {
+		line_error(p, p->line, "'%s' is not a valid container name: 1 to %d characters "
+			   "from a-z, A-Z, 0-9, _ and -, e.g. [container ci]", name,
+			   CONFIG_DEVICE_NAME_MAX);
+		return;
+	}
+	for (size_t i = 0; i < c->n_containers; i++)
+		if (streq(c->containers[i].name, name)) {
+			line_error(p, p->line, "[container %s] is already defined at line %u", name,
+				   c->containers[i].line);
+			return;
+		}
+	size_t n = c->n_containers;
+	struct config_container *ct = NULL;
+	if (array_push(&p->ct_state, &n, sizeof(struct device_state)))
+		ct = array_push(&c->containers, &c->n_containers, sizeof(*ct));
+	if (!ct) {
+		p->oom = true;
+		return;
+	}
+	snprintf(ct->name, sizeof(ct->name), "%s", name);
+	ct->max_bytes = CONFIG_UNLIMITED;
+	ct->max_leases = UINT32_MAX;
+	ct->line = p->line;
+	p->section = SECTION_CONTAINER;
+}
+
 static void section_begin(struct parser *p, const char *text, size_t len)
 {
 	_cleanup_free_ char *s = strndup_trim(text, len);
@@ -954,14 +1076,16 @@ static void section_begin(struct parser *p, const char *text, size_t len)
 		p->section = SECTION_LIMITS;
 	else if (strncmp(s, "device", 6) == 0 && (s[6] == '\0' || isspace((unsigned char)s[6])))
 		device_begin(p, skip_space(s + 6));
+	else if (strncmp(s, "container", 9) == 0 && (s[9] == '\0' || isspace((unsigned char)s[9])))
+		container_begin(p, skip_space(s + 9));
 	else if (edit_distance(s, "daemon") <= 2 || edit_distance(s, "limits") <= 2 ||
 		 edit_distance(s, "device") <= 2)
 		line_error(p, p->line, "unknown section [%s]; did you mean [%s]?", s,
 			   edit_distance(s, "daemon") <= 2 ? "daemon" :
 			   edit_distance(s, "limits") <= 2 ? "limits" : "device NAME");
 	else
-		line_error(p, p->line, "unknown section [%s]; the sections are [daemon], [limits] "
-			   "and [device NAME]", s);
+		line_error(p, p->line, "unknown section [%s]; the sections are [daemon], [limits], "
+			   "[device NAME] and [container NAME]", s);
 }
 
 /* inih's find_chars_or_comment(): an inline comment is ';' after white space. */
@@ -1132,6 +1256,21 @@ static void finish_group(struct parser *p, const char *key, const char *name, gi
 		key_error_at(p, line, key, "cannot look up group '%s': %s", name, strerror(-r));
 }
 
+static void finish_container(struct parser *p, size_t i)
+{
+	struct config_container *ct = &p->config->containers[i];
+	unsigned dev_line = p->ct_state[i].key_line[key_index(SECTION_CONTAINER, "devices")];
+
+	if (ct->n_cgroups == 0 && !ct->has_uid_range)
+		line_error(p, ct->line, "[container %s]: cgroup = or uid-range = is missing (it "
+			   "says which clients are this container)", ct->name);
+	for (size_t j = 0; j < ct->n_devices; j++) {
+		if (config_find_device(p->config, ct->devices[j]))
+			continue;
+		key_error_at(p, dev_line, "devices", "no [device %s] in this file", ct->devices[j]);
+	}
+}
+
 static void finish(struct parser *p)
 {
 	struct config *c = p->config;
@@ -1140,6 +1279,8 @@ static void finish(struct parser *p)
 	finish_group(p, "admin-group", c->admin_group, &c->admin_gid);
 	for (size_t i = 0; i < c->n_devices; i++)
 		finish_device(p, i);
+	for (size_t i = 0; i < c->n_containers; i++)
+		finish_container(p, i);
 	if (p->n_errors > 0)
 		return;
 
@@ -1157,6 +1298,10 @@ static void finish(struct parser *p)
 				    CONFIG_DEFAULT_GROUP);
 			break;
 		}
+	for (size_t i = 0; i < c->n_containers; i++)
+		if (c->containers[i].n_devices == 0)
+			add_warning(p, "%s: [container %s] has no devices =: its clients may use no "
+				    "device", p->name, c->containers[i].name);
 }
 
 /* ---- load / free -------------------------------------------------------- */
@@ -1171,6 +1316,12 @@ static void device_done(struct config_device *d)
 	strv_free_n(d->allow_group_names, d->n_allow_gids);
 }
 
+static void container_done(struct config_container *ct)
+{
+	strv_free_n(ct->cgroups, ct->n_cgroups);
+	strv_free_n(ct->devices, ct->n_devices);
+}
+
 struct config *config_free(struct config *c)
 {
 	if (!c)
@@ -1178,6 +1329,9 @@ struct config *config_free(struct config *c)
 	for (size_t i = 0; i < c->n_devices; i++)
 		device_done(&c->devices[i]);
 	free(c->devices);
+	for (size_t i = 0; i < c->n_containers; i++)
+		container_done(&c->containers[i]);
+	free(c->containers);
 	strv_free_n(c->warnings, c->n_warnings);
 	free(c->path);
 	free(c->socket_path);
@@ -1232,6 +1386,7 @@ int config_load_string(const char *text, const char *name, struct config **ret, 
 		finish(&p);
 
 	free(p.dev_state);
+	free(p.ct_state);
 	if (p.oom || p.n_errors > 0) {
 		char *msg = p.oom ? NULL : errors_join(&p);
 		for (size_t i = 0; i < p.n_errors; i++)
@@ -1320,6 +1475,14 @@ const struct config_device *config_find_device(const struct config *c, const cha
 	return NULL;
 }
 
+const struct config_container *config_find_container(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_containers; i++)
+		if (streq(c->containers[i].name, name))
+			return &c->containers[i];
+	return NULL;
+}
+
 /* ---- summary ------------------------------------------------------------ */
 
 static void dump_group(FILE *f, const char *name, gid_t gid)
@@ -1376,6 +1539,30 @@ static void dump_device(const struct config_device *d, FILE *f)
 		fprintf(f, "  at most %s per uid\n", config_format_size(d->max_bytes_per_uid, sz));
 }
 
+static void dump_container(const struct config_container *ct, FILE *f)
+{
+	char sz[CONFIG_SIZE_STR_MAX];
+
+	fprintf(f, "[container %s] (line %u)\n  clients in cgroup ", ct->name, ct->line);
+	for (size_t i = 0; i < ct->n_cgroups; i++)
+		fprintf(f, "%s%s", i ? " or " : "", ct->cgroups[i]);
+	if (!ct->n_cgroups)
+		fprintf(f, "(any)");
+	if (ct->has_uid_range)
+		fprintf(f, " with uid %u-%u", (unsigned)ct->uid_min, (unsigned)ct->uid_max);
+	fprintf(f, "\n  may use: ");
+	for (size_t i = 0; i < ct->n_devices; i++)
+		fprintf(f, "%s%s", i ? ", " : "", ct->devices[i]);
+	fprintf(f, "%s\n", ct->n_devices ? "" : "no device");
+	if (ct->max_bytes == CONFIG_UNLIMITED && ct->max_leases == UINT32_MAX)
+		fprintf(f, "  no limits of its own (the per-uid ones apply)\n");
+	else if (ct->max_leases == UINT32_MAX)
+		fprintf(f, "  together at most %s\n", config_format_size(ct->max_bytes, sz));
+	else
+		fprintf(f, "  together at most %s in %u leases\n",
+			config_format_size(ct->max_bytes, sz), ct->max_leases);
+}
+
 void config_dump(const struct config *c, FILE *f)
 {
 	static const char *const levels[] = {
@@ -1413,5 +1600,7 @@ void config_dump(const struct config *c, FILE *f)
 		dump_device(&c->devices[i], f);
 	if (c->n_devices == 0)
 		fprintf(f, "no devices\n");
+	for (size_t i = 0; i < c->n_containers; i++)
+		dump_container(&c->containers[i], f);
 	/* Warnings are not repeated here: the caller logs c->warnings itself. */
 }

@@ -65,6 +65,22 @@ struct config_device {
 	unsigned line;              /* of the [device NAME] header */
 };
 
+/* A [container NAME] section: clients whose cgroup and/or uid match are that
+ * container. Its devices = replaces allow-users/allow-groups for them (root
+ * in a container gets only these), and its limits count all its clients together. */
+struct config_container {
+	char name[CONFIG_DEVICE_NAME_MAX + 1]; /* [a-zA-Z0-9_-]{1,32} */
+	char **cgroups;    /* fnmatch() globs over the cgroup v2 path, '*' crossing '/' */
+	size_t n_cgroups;
+	bool has_uid_range;
+	uid_t uid_min, uid_max; /* inclusive */
+	char **devices;    /* names of [device NAME] sections it may use (checked at load) */
+	size_t n_devices;
+	uint64_t max_bytes;  /* all its clients, all devices; CONFIG_UNLIMITED if not set */
+	uint32_t max_leases; /* all its clients; UINT32_MAX if not set */
+	unsigned line;       /* of the [container NAME] header */
+};
+
 struct config_limits {
 	uint32_t max_clients;           /* connections at once, all uids */
 	uint32_t max_clients_per_uid;
@@ -93,6 +109,9 @@ struct config {
 	struct config_device *devices;
 	size_t n_devices;
 
+	struct config_container *containers; /* in file order: the first match wins */
+	size_t n_containers;
+
 	/* Things that load but are probably not what the admin meant, e.g. no
 	 * devices at all or a missing default group. The caller logs each. */
 	char **warnings;
@@ -112,6 +131,9 @@ struct config *config_free(struct config *c);
 
 /* By name or PCI address (any accepted spelling); NULL if there is none. */
 const struct config_device *config_find_device(const struct config *c, const char *key);
+
+/* By name; NULL if there is none. */
+const struct config_container *config_find_container(const struct config *c, const char *name);
 
 /* "root, user alice (1001), group barkeep (999)": who may use d, for messages
  * such as a refused ALLOC (open_memstream() gives a string). */

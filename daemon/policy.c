@@ -6,6 +6,7 @@
  * default), which a scan handles faster than any hash.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct policy_usage {
 	struct uid_entry **entries;
 	size_t n_entries, n_allocated;
 	uint32_t total_clients;
+	struct policy_uid_usage *containers; /* per [container NAME], in config order */
 };
 
 static bool gid_in(gid_t gid, const gid_t *gids, size_t ngids)
@@ -66,6 +68,8 @@ const char *policy_limit_to_string(enum policy_limit limit)
 	case POLICY_LIMIT_LEASES_PER_UID: return "max-leases-per-uid";
 	case POLICY_LIMIT_BYTES_PER_UID:
 	case POLICY_LIMIT_DEVICE_BYTES_PER_UID: return "max-bytes-per-uid";
+	case POLICY_LIMIT_CONTAINER_LEASES: return "max-leases";
+	case POLICY_LIMIT_CONTAINER_BYTES: return "max-bytes";
 	case POLICY_LIMIT_NONE: break;
 	}
 	return "none";
@@ -101,6 +105,15 @@ int policy_quota_hit_format(const struct policy_quota_hit *h, char *buf, size_t 
 				"(%s of [device %s])", uid, config_format_size(h->held, s_held),
 				h->device, config_format_size(h->requested, s_req),
 				config_format_size(h->max, s_max), key, h->device);
+	case POLICY_LIMIT_CONTAINER_LEASES:
+		return snprintf(buf, size, "container %s holds %llu leases, limit is %llu (%s of "
+				"[container %s])", h->container, held, max, key, h->container);
+	case POLICY_LIMIT_CONTAINER_BYTES:
+		return snprintf(buf, size, "container %s holds %s and asked for %s, limit is %s "
+				"(%s of [container %s])", h->container,
+				config_format_size(h->held, s_held),
+				config_format_size(h->requested, s_req),
+				config_format_size(h->max, s_max), key, h->container);
 	case POLICY_LIMIT_NONE:
 		break;
 	}
@@ -116,6 +129,11 @@ int policy_usage_new(const struct config *c, struct policy_usage **ret)
 	if (!u)
 		return -ENOMEM;
 	u->config = c;
+	u->containers = calloc(c->n_containers ? c->n_containers : 1, sizeof(*u->containers));
+	if (!u->containers) {
+		free(u);
+		return -ENOMEM;
+	}
 	*ret = u;
 	return 0;
 }
@@ -127,6 +145,7 @@ struct policy_usage *policy_usage_free(struct policy_usage *u)
 	for (size_t i = 0; i < u->n_entries; i++)
 		free(u->entries[i]);
 	free(u->entries);
+	free(u->containers);
 	free(u);
 	return NULL;
 }
@@ -307,3 +326,94 @@ uint64_t policy_get_device_bytes(const struct policy_usage *u, const struct conf
 }
 
 uint32_t policy_total_clients(const struct policy_usage *u) { return u->total_clients; }
+
+/* ---- containers --------------------------------------------------------- */
+
+static bool container_matches(const struct config_container *ct, const char *cgroup, uid_t uid)
+{
+	if (ct->has_uid_range && (uid < ct->uid_min || uid > ct->uid_max))
+		return false;
+	if (ct->n_cgroups == 0)
+		return ct->has_uid_range;
+	if (!cgroup || !*cgroup)
+		return false;
+	/* No FNM_PATHNAME: '*' crosses '/', so libpod-* covers the scope's children. */
+	for (size_t i = 0; i < ct->n_cgroups; i++)
+		if (fnmatch(ct->cgroups[i], cgroup, 0) == 0)
+			return true;
+	return false;
+}
+
+const struct config_container *policy_find_container(const struct config *c, const char *cgroup,
+						     uid_t uid)
+{
+	for (size_t i = 0; i < c->n_containers; i++)
+		if (container_matches(&c->containers[i], cgroup, uid))
+			return &c->containers[i];
+	return NULL;
+}
+
+int policy_container_may_use(const struct config_container *ct, const struct config_device *d)
+{
+	for (size_t i = 0; i < ct->n_devices; i++)
+		if (strcmp(ct->devices[i], d->name) == 0)
+			return 0;
+	return -EACCES;
+}
+
+static struct policy_uid_usage *container_usage(const struct policy_usage *u,
+						const struct config_container *ct)
+{
+	const struct config *c = u->config;
+	uintptr_t first = (uintptr_t)c->containers, p = (uintptr_t)ct;
+
+	if (!ct || c->n_containers == 0 || p < first ||
+	    p >= first + c->n_containers * sizeof(c->containers[0]) ||
+	    (p - first) % sizeof(c->containers[0]) != 0)
+		return NULL;
+	return &u->containers[(p - first) / sizeof(c->containers[0])];
+}
+
+int policy_charge_container_lease(struct policy_usage *u, const struct config_container *ct,
+				  uint64_t bytes, struct policy_quota_hit *ret_hit)
+{
+	struct policy_uid_usage *cu = container_usage(u, ct);
+
+	if (!cu)
+		return -EINVAL;
+	if (exceeds(cu->leases, 1, ct->max_leases)) {
+		hit(ret_hit, POLICY_LIMIT_CONTAINER_LEASES, 0, NULL, cu->leases, 1, ct->max_leases);
+		if (ret_hit)
+			ret_hit->container = ct->name;
+		return -EDQUOT;
+	}
+	if (exceeds(cu->bytes, bytes, ct->max_bytes)) {
+		hit(ret_hit, POLICY_LIMIT_CONTAINER_BYTES, 0, NULL, cu->bytes, bytes, ct->max_bytes);
+		if (ret_hit)
+			ret_hit->container = ct->name;
+		return -EDQUOT;
+	}
+	cu->leases++;
+	cu->bytes += bytes;
+	return 0;
+}
+
+int policy_uncharge_container_lease(struct policy_usage *u, const struct config_container *ct,
+				    uint64_t bytes)
+{
+	struct policy_uid_usage *cu = container_usage(u, ct);
+
+	if (!cu || cu->leases == 0 || cu->bytes < bytes)
+		return -EINVAL;
+	cu->leases--;
+	cu->bytes -= bytes;
+	return 0;
+}
+
+void policy_get_container_usage(const struct policy_usage *u, const struct config_container *ct,
+				struct policy_uid_usage *ret)
+{
+	const struct policy_uid_usage *cu = container_usage(u, ct);
+
+	*ret = cu ? *cu : (struct policy_uid_usage){ 0 };
+}

@@ -11,6 +11,11 @@
  * nothing and returns -EDQUOT with a struct policy_quota_hit saying which
  * limit and by how much. Quotas apply to root too: they guard the daemon,
  * not the devices.
+ *
+ * Containers: a client that matches a [container NAME] section (by its
+ * cgroup and/or uid) may use only that section's devices, root included, and
+ * its leases count against the section's limits, shared by all its clients,
+ * on top of the per-uid ones.
  */
 #pragma once
 
@@ -38,6 +43,8 @@ enum policy_limit {
 	POLICY_LIMIT_LEASES_PER_UID,        /* [limits] max-leases-per-uid */
 	POLICY_LIMIT_BYTES_PER_UID,         /* [limits] max-bytes-per-uid */
 	POLICY_LIMIT_DEVICE_BYTES_PER_UID,  /* [device NAME] max-bytes-per-uid */
+	POLICY_LIMIT_CONTAINER_LEASES,      /* [container NAME] max-leases */
+	POLICY_LIMIT_CONTAINER_BYTES,       /* [container NAME] max-bytes */
 };
 
 /* Which limit refused a charge: enough for "uid 1000 holds 3 leases, limit is 3". */
@@ -45,6 +52,7 @@ struct policy_quota_hit {
 	enum policy_limit limit;
 	uid_t uid;
 	const char *device; /* the device's name for POLICY_LIMIT_DEVICE_BYTES_PER_UID, else NULL */
+	const char *container; /* the container's name for POLICY_LIMIT_CONTAINER_*, else NULL */
 	uint64_t held;      /* clients, leases or bytes counted now */
 	uint64_t requested; /* asked for on top: 1 client or lease, or the lease's bytes */
 	uint64_t max;       /* the limit */
@@ -93,6 +101,26 @@ uint64_t policy_get_device_bytes(const struct policy_usage *u, const struct conf
 				 uid_t uid);
 /* Connections counted, all uids. */
 uint32_t policy_total_clients(const struct policy_usage *u);
+
+/* The first [container NAME] of c whose every criterion matches: one of its
+ * cgroup globs matches cgroup (the cgroup v2 path; NULL or "" if unknown,
+ * which no glob matches) and uid is in its uid-range. NULL if none does. */
+const struct config_container *policy_find_container(const struct config *c, const char *cgroup,
+						     uid_t uid);
+/* Returns 0 if the container lists d in its devices =, else -EACCES. */
+int policy_container_may_use(const struct config_container *ct, const struct config_device *d);
+
+/* A new lease of bytes for a client of container ct (one of the config's).
+ * Returns 0, -EDQUOT (*ret_hit filled; may be NULL) or -EINVAL if ct is not
+ * in the config. */
+int policy_charge_container_lease(struct policy_usage *u, const struct config_container *ct,
+				  uint64_t bytes, struct policy_quota_hit *ret_hit);
+/* Returns 0, or -EINVAL if that much is not counted for ct (a caller bug). */
+int policy_uncharge_container_lease(struct policy_usage *u, const struct config_container *ct,
+				    uint64_t bytes);
+/* What all clients of ct hold now (clients is not counted: 0). */
+void policy_get_container_usage(const struct policy_usage *u, const struct config_container *ct,
+				struct policy_uid_usage *ret);
 
 static inline void policy_usage_freep(struct policy_usage **u) { *u = policy_usage_free(*u); }
 #define _cleanup_policy_usage_ _cleanup_(policy_usage_freep)

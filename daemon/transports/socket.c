@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/allocator.h"
 #include "daemon/broker.h"
+#include "daemon/transports/peer.h"
 #include "daemon/transports/socket.h"
 #include "proto/codec.h"
 
@@ -255,8 +256,13 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 				 req->hello.capabilities & PROTO_CAP_WATCH);
 	c->hello_done = true;
 	event_del(c->ev_timeout);
-	log_info("client %s (uid %u, pid %d) connected", c->client->name, c->client->creds.uid,
-		 (int)c->client->creds.pid);
+	if (c->client->container)
+		log_info("client %s (container %s, uid %u, pid %d, cgroup %s) connected",
+			 c->client->name, c->client->container->name, c->client->creds.uid,
+			 (int)c->client->creds.pid, c->client->creds.cgroup);
+	else
+		log_info("client %s (uid %u, pid %d) connected", c->client->name,
+			 c->client->creds.uid, (int)c->client->creds.pid);
 
 	struct proto_msg m = { .opcode = PROTO_OP_WELCOME, .request_id = req->request_id };
 	m.welcome = (struct proto_welcome){
@@ -417,7 +423,9 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		break;
 	}
 	if (r < 0 && err.code) {
-		log_debug("%s from %s refused: %s", proto_op_name(req->opcode), c->client->name, err.text);
+		log_debug("%s from %s%s%s refused: %s", proto_op_name(req->opcode), c->client->name,
+			  c->client->container ? " of container " : "",
+			  c->client->container ? c->client->container->name : "", err.text);
 		return conn_send_error(c, req->request_id, req->opcode, &err);
 	}
 	return r;
@@ -499,6 +507,9 @@ static int peer_creds(int fd, struct client_creds *ret)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, ret->groups, &len) == 0)
 		ret->n_groups = len / sizeof(gid_t);
 	/* More groups than we track: keep the first ones; the policy only loses matches. */
+	ret->cgroup_error = peer_read_cgroup(fd, ret->pid, ret->cgroup, sizeof(ret->cgroup));
+	if (ret->cgroup_error < 0)
+		ret->cgroup[0] = '\0';
 	return 0;
 }
 

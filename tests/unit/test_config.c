@@ -333,7 +333,7 @@ static void test_errors_syntax(void)
 	CHECK_ERROR("[daemon\n", "barkeep.conf:1: section header without a closing ']'");
 	CHECK_ERROR("socket = /x\n",
 		    "barkeep.conf:1: socket: outside of any section; keys go under [daemon], "
-		    "[limits] or [device NAME]");
+		    "[limits], [device NAME] or [container NAME]");
 	CHECK_ERROR("[daemon]\n= 5\n", "barkeep.conf:2: missing key name before '='");
 	CHECK_ERROR("[daemon]\nsocket =\n", "barkeep.conf:2: socket: empty value");
 	CHECK_ERROR("[daemon]\nsocket = /a\nsocket = /b\n",
@@ -358,7 +358,7 @@ static void test_errors_sections(void)
 		    "barkeep.conf:1: unknown section [deamon]; did you mean [daemon]?");
 	CHECK_ERROR("[network]\n",
 		    "barkeep.conf:1: unknown section [network]; the sections are [daemon], "
-		    "[limits] and [device NAME]");
+		    "[limits], [device NAME] and [container NAME]");
 	CHECK_ERROR("[device]\npci = 0000:00:03.0\n",
 		    "barkeep.conf:1: [device] needs a name, e.g. [device gpu0]");
 	CHECK_ERROR("[device gpu/0]\n",
@@ -502,8 +502,8 @@ static void test_errors_many(void)
 		    "barkeep.conf:1: [device a]: pci = is missing (a vfio device is named by its "
 		    "PCI address, e.g. pci = 0000:00:03.0)\n"
 		    "barkeep.conf:2: reserve: 1+1 is not page aligned (%ld)\n"
-		    "barkeep.conf:3: unknown section [bogus]; the sections are [daemon], [limits] "
-		    "and [device NAME]\n"
+		    "barkeep.conf:3: unknown section [bogus]; the sections are [daemon], [limits], "
+		    "[device NAME] and [container NAME]\n"
 		    "barkeep.conf:6: max-clients: 'x' is not a number", page());
 	CHECK_ERROR("[device a]\n"               /* 1: pci missing (reported at the end) */
 		    "reserve = 1+1\n"            /* 2 */
