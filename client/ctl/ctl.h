@@ -85,3 +85,4 @@ int cmd_alloc(struct ctl *ctl, int argc, char **argv);
 int cmd_leases(struct ctl *ctl, int argc, char **argv);
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_reset(struct ctl *ctl, int argc, char **argv);
+int cmd_cdi(struct ctl *ctl, int argc, char **argv);

@@ -40,7 +40,12 @@ static void help(void)
 	       "      --no-ack             do not acknowledge DEVICE_PAUSE\n"
 	       "  reset DEVICE_ID          pause, revoke and reset a device (administrators)\n"
 	       "      --force              no grace period for the lease holders\n"
-	       "      --grace MS           give the holders MS milliseconds to acknowledge\n\n"
+	       "      --grace MS           give the holders MS milliseconds to acknowledge\n"
+	       "  cdi generate             print a CDI spec giving containers the socket\n"
+	       "      --output FILE        write it to FILE (e.g. /etc/cdi/barkeep.json)\n"
+	       "      --name NAME          the CDI device name (default broker)\n"
+	       "  cdi list                 the barkeep CDI names in /etc/cdi and /var/run/cdi\n"
+	       "      --spec-dir DIR       look in DIR instead\n\n"
 	       "Options (before or after the command):\n"
 	       "  -s, --socket PATH        the broker's socket (default: $%s,\n"
 	       "                           else %s)\n"
@@ -147,6 +152,7 @@ static const struct command {
 } commands[] = {
 	{ "devices", cmd_devices }, { "status", cmd_status }, { "alloc", cmd_alloc },
 	{ "leases", cmd_leases },   { "watch", cmd_watch },   { "reset", cmd_reset },
+	{ "cdi", cmd_cdi },
 };
 
 int main(int argc, char **argv)

@@ -2,7 +2,9 @@
 # Containers: barkeepd tells clients apart by cgroup (read at connect time,
 # pid checked with SO_PEERPIDFD) and by user-namespace uid range, applies the
 # [container NAME] sections' devices and shared quotas, and names the
-# container in logs and refusals.
+# container in logs and refusals. barkeepctl cdi generate writes the CDI spec
+# podman reads; a podman container started with --device barkeep.dev/broker=broker
+# gets the socket, allocates and is limited as its container.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
@@ -106,6 +108,19 @@ refused "uid-range container: refused elsewhere, named" \
 	"container rootless may not use device gpu0" "${as_mapped[@]}" "$ctl" alloc 1M --device "$gpu0"
 refused "uid outside every range: plain uid policy" "uid 99999 may not use device gpu0" \
 	setpriv --reuid 99999 --regid 99999 --clear-groups "$ctl" alloc 1M --device "$gpu0"
+
+# ---- CDI ----------------------------------------------------------------------
+mkdir -p /etc/cdi
+check "cdi generate writes /etc/cdi/barkeep.json" "$ctl" -s "$sock" cdi generate --output /etc/cdi/barkeep.json
+check "the spec is JSON of kind barkeep.dev/broker" python3 -c '
+import json, sys
+s = json.load(open("/etc/cdi/barkeep.json"))
+assert s["kind"] == "barkeep.dev/broker" and s["cdiVersion"] == "0.5.0", s
+e = s["devices"][0]["containerEdits"]
+assert s["devices"][0]["name"] == "broker"
+assert e["mounts"][0]["containerPath"] == "/run/barkeep/barkeep.sock"
+assert "BARKEEP_SOCKET=/run/barkeep/barkeep.sock" in e["env"]'
+check "cdi list names it" sh -c "'$ctl' cdi list | grep -q '^barkeep.dev/broker=broker'"
 
 kill -TERM "$pid"
 wait "$pid"
