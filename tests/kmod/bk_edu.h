@@ -19,18 +19,21 @@
 
 #define BK_EDU_DEVICE_FMT	"/dev/bk_edu%u"
 #define BK_EDU_MAX_LEN		4096	/* bytes per WRITE or READ */
-#define BK_EDU_CHUNK		4095	/* bytes per DMA of the engine (see bk_edu.c); a
-					 * transfer up to this long is one peer DMA */
+/* Bytes per DMA of the engine (see bk_edu.c): a transfer up to this long is one peer DMA. */
+#define BK_EDU_CHUNK		4095
 
 /* STATUS state bits */
 #define BK_EDU_IMPORTED		(1u << 0)	/* a dma-buf is attached */
 #define BK_EDU_MAPPED		(1u << 1)	/* and mapped for the edu device */
 
-/* XFER flags */
-#define BK_EDU_F_SEED		(1u << 0)	/* WRITE: bytes are bk_edu_pattern(seed, offset + i) */
-#define BK_EDU_F_STAGED		(1u << 1)	/* WRITE: send what edu's buffer holds from the
-						 * previous WRITE (no RAM -> edu copy); len must
-						 * not exceed that WRITE's */
+/*
+ * XFER flags. SEED (WRITE): the bytes are bk_edu_pattern(seed, offset + i).
+ * STAGED (WRITE): send what edu's buffer holds from the previous WRITE (no
+ * RAM -> edu copy); len must not exceed that WRITE's last chunk, and a READ
+ * in between uses the buffer (EINVAL).
+ */
+#define BK_EDU_F_SEED		(1u << 0)
+#define BK_EDU_F_STAGED		(1u << 1)
 
 struct bk_edu_import {
 	__s32 fd;		/* in: a dma-buf file descriptor */

@@ -7,7 +7,7 @@
 # against a window exported directly (gpu1, which the daemon is not given).
 # vm-options: --edu 1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../lib.sh
+# shellcheck source=tests/vm/lib.sh
 . "$here/../lib.sh"
 
 read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
