@@ -118,6 +118,13 @@ typedef void (*barkeep_event_fn)(struct barkeep *bk, const struct barkeep_event 
 /* Connects and says HELLO. path NULL: $BARKEEP_SOCKET, else the default.
  * name: how the broker's logs call this client (NULL: the program name). */
 int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
+
+/* barkeep_connect_with() flags */
+#define BARKEEP_CONNECT_WATCH (1u << 0) /* device events of every device, not only of
+					 * the devices this connection holds leases on */
+/* barkeep_connect() with flags; -EINVAL for unknown flags, -EOPNOTSUPP when
+ * the broker does not offer what a flag asks for. */
+int barkeep_connect_with(const char *path, const char *name, uint32_t flags, struct barkeep **ret);
 /* Closes the connection; the broker ends every lease still held (fds that
  * were handed out stay valid until closed). Accepts NULL. */
 void barkeep_disconnect(struct barkeep *bk);

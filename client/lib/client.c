@@ -241,9 +241,19 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 
 int barkeep_connect(const char *path, const char *name, struct barkeep **ret)
 {
+	return barkeep_connect_with(path, name, 0, ret);
+}
+
+int barkeep_connect_with(const char *path, const char *name, uint32_t flags, struct barkeep **ret)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct barkeep *bk;
 	int r;
+
+	if (flags & ~(uint32_t)BARKEEP_CONNECT_WATCH) {
+		snprintf(connect_error, sizeof(connect_error), "unknown connect flags %#x", flags);
+		return -EINVAL;
+	}
 
 	if (!path)
 		path = getenv(BARKEEP_SOCKET_ENV);
@@ -275,7 +285,8 @@ int barkeep_connect(const char *path, const char *name, struct barkeep **ret)
 	struct proto_msg req = { .opcode = PROTO_OP_HELLO }, rep;
 	req.hello.min_version = PROTO_VERSION_MIN;
 	req.hello.max_version = PROTO_VERSION_MAX;
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK;
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK |
+				 (flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	snprintf(req.hello.name, sizeof(req.hello.name), "%s",
 		 name ? name : program_invocation_short_name);
 	r = request(bk, &req, &rep, NULL);
@@ -285,7 +296,14 @@ int barkeep_connect(const char *path, const char *name, struct barkeep **ret)
 		barkeep_disconnect(bk);
 		return r;
 	}
+	uint64_t caps = rep.welcome.capabilities;
 	proto_msg_clear(&rep);
+	if ((flags & BARKEEP_CONNECT_WATCH) && !(caps & PROTO_CAP_WATCH)) {
+		snprintf(connect_error, sizeof(connect_error),
+			 "the broker at %s does not send the events of every device (no WATCH)", path);
+		barkeep_disconnect(bk);
+		return -EOPNOTSUPP;
+	}
 	*ret = bk;
 	return 0;
 }

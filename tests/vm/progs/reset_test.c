@@ -29,13 +29,14 @@
 #define KiB (1ull << 10)
 #define N_GPU0 56 /* holders of gpu0 that acknowledge pauses */
 #define N_GPU1 8  /* holders of gpu1 */
-#define N_ALL (N_GPU0 + N_GPU1 + 1) /* + one gpu0 holder that never acknowledges */
+#define N_ALL (N_GPU0 + N_GPU1 + 2) /* + a gpu0 holder that never acknowledges, a watcher */
 
 struct holder {
 	struct barkeep *bk;
 	struct barkeep_lease *lease;
 	uint32_t dev;
 	bool acks, connected;
+	bool watches; /* holds nothing, hears of every device (WATCH) */
 	/* what one round saw */
 	int n_pause, n_resume, n_gone, n_other, ack_result;
 	bool resume_before_pause;
@@ -182,6 +183,22 @@ static bool add_holder(uint32_t dev, bool acks)
 	return true;
 }
 
+static struct holder *add_watcher(void)
+{
+	struct holder *h = &holders[n_holders];
+	if (barkeep_connect_with(sock_path, "watcher", BARKEEP_CONNECT_WATCH, &h->bk) < 0) {
+		fprintf(stderr, "  connect: %s\n", barkeep_error_message(NULL));
+		return NULL;
+	}
+	h->dev = UINT32_MAX;
+	h->watches = h->connected = true;
+	barkeep_set_event_handler(h->bk, on_event, h);
+	n_holders++;
+	return h;
+}
+
+static struct holder *watcher;
+
 static void dispatch_all(void)
 {
 	for (size_t i = 0; i < n_holders; i++)
@@ -323,6 +340,8 @@ static void check_round_full(uint64_t gen, int n_pause, uint32_t reason, uint32_
 	int bad = 0;
 	for (size_t i = 0; i < n_holders; i++) {
 		struct holder *h = &holders[i];
+		if (h->watches)
+			continue;
 		if (h->dev == 1) {
 			if (h->n_pause || h->n_resume || h->n_other) {
 				fprintf(stderr, "  gpu1 holder %zu got events (%d pause, %d resume)\n", i,
@@ -369,6 +388,8 @@ static void test_setup(void)
 	for (int i = 0; i < N_GPU1; i++)
 		CHECK(add_holder(1, true));
 	CHECK_EQ(n_holders, N_GPU0 + N_GPU1);
+	watcher = add_watcher();
+	CHECK(watcher);
 	CHECK(device_state(0, &st, &gen0));
 	CHECK_EQ(st, BARKEEP_DEVICE_READY);
 	CHECK(device_state(1, &st, &gen1));
@@ -394,6 +415,9 @@ static void test_reset_all_ack(void)
 	printf("  reset with %d acknowledging holders took %lld ms (grace 20000)\n", N_GPU0, res.ms);
 	CHECK(probed);
 	check_round(gen0, 0, 20000);
+	/* The watcher holds no lease: told, not waited for (its ack is harmless). */
+	CHECK(watcher && watcher->n_pause == 1 && watcher->n_resume == 1 &&
+	      watcher->pause.generation == gen0 && watcher->resume.generation == gen0 + 1);
 
 	enum barkeep_device_state st;
 	uint64_t gen;
@@ -529,7 +553,7 @@ static void test_error_escalates(void)
 static bool gpu1_holders_caught_up(int n)
 {
 	for (size_t i = 0; i < n_holders; i++)
-		if (holders[i].dev == 1 && holders[i].n_resume < n)
+		if ((holders[i].dev == 1 || holders[i].watches) && holders[i].n_resume < n)
 			return false;
 	return true;
 }
@@ -619,7 +643,7 @@ static void test_slow_reader(void)
 	int bad = 0;
 	for (size_t i = 0; i < n_holders; i++) {
 		struct holder *h = &holders[i];
-		int want = h->dev == 1 ? result[0] : 0;
+		int want = h->dev == 1 || h->watches ? result[0] : 0;
 		if (h->n_pause != want || h->n_resume != want || h->n_gone || h->n_other || !h->connected) {
 			fprintf(stderr, "  holder %zu of gpu%u: %d pause, %d resume, expected %d\n", i, h->dev,
 				h->n_pause, h->n_resume, want);
@@ -662,6 +686,7 @@ static void test_unplug(void)
 	for (size_t i = 0; i < n_holders; i++) {
 		struct holder *h = &holders[i];
 		bool ok = h->dev == 0 ? !h->n_pause && !h->n_resume && !h->n_gone && !h->n_other :
+			  h->watches ? h->n_pause == 1 && h->n_gone == 1 && h->gone.device_id == 1 :
 			  h->n_pause == 1 && h->pause.reason == 3 && h->pause.device_id == 1 &&
 			  h->n_gone == 1 && h->gone.reason == 3 && h->gone.device_id == 1 &&
 			  !h->n_resume && !h->n_other;
