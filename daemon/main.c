@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon/broker.h"
 #include "daemon/config.h"
+#include "daemon/transports/dbus.h"
 #include "daemon/transports/socket.h"
 
 #define SWEEP_INTERVAL_MS 250 /* how often quarantined windows are looked at */
@@ -24,6 +25,7 @@ struct daemon {
 	struct event_base *base;
 	struct broker *broker;
 	struct socket_server *socket;
+	struct dbus_server *dbus;
 	struct event *ev_sigterm, *ev_sigint, *ev_sweep;
 };
 
@@ -34,10 +36,12 @@ static void help(void)
 	       "  -c, --config FILE        configuration file (default %s)\n"
 	       "      --check-config FILE  validate FILE, print what it configures, and exit\n"
 	       "  -s, --socket PATH        listen on PATH instead of the configured socket\n"
+	       "      --bus                serve %s on the system bus; fail without it\n"
+	       "      --no-bus             do not (default: try, and go on without it)\n"
 	       "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
 	       "  -h, --help               show this help\n"
 	       "      --version            show the version\n",
-	       CONFIG_DEFAULT_PATH);
+	       CONFIG_DEFAULT_PATH, DBUS_SERVICE_NAME);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *userdata)
@@ -149,7 +153,9 @@ static void ensure_parent_dir(const char *path)
 	}
 }
 
-static int run(struct config *cfg, const char *socket_override)
+enum bus_mode { BUS_TRY, BUS_YES, BUS_NO };
+
+static int run(struct config *cfg, const char *socket_override, enum bus_mode bus)
 {
 	struct daemon d = {};
 	int r, ret = EXIT_FAILURE;
@@ -203,6 +209,15 @@ static int run(struct config *cfg, const char *socket_override)
 		log_error_errno(r, "Failed to listen on %s: %m", so.path);
 		goto out;
 	}
+	if (bus != BUS_NO) {
+		r = dbus_server_new(d.base, d.broker, &d.dbus);
+		if (r < 0 && bus == BUS_YES) {
+			log_error_errno(r, "Failed to connect to the system bus: %m");
+			goto out;
+		}
+		if (r < 0)
+			log_full_errno(LOG_LEVEL_NOTICE, r, "Not on the system bus (%m); serving the socket only");
+	}
 	d.ev_sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.ev_sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
 	d.ev_sweep = event_new(d.base, -1, EV_PERSIST, on_sweep, &d);
@@ -222,6 +237,7 @@ static int run(struct config *cfg, const char *socket_override)
 		ret = EXIT_SUCCESS;
 	(void)sd_notify(0, "STOPPING=1");
 out:
+	dbus_server_free(d.dbus);
 	socket_server_free(d.socket);
 	if (d.ev_sigterm)
 		event_free(d.ev_sigterm);
@@ -237,7 +253,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CHECK = 0x100, OPT_VERSION };
+	enum { OPT_CHECK = 0x100, OPT_VERSION, OPT_BUS, OPT_NO_BUS };
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, OPT_CHECK },
@@ -245,9 +261,12 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "bus", no_argument, NULL, OPT_BUS },
+		{ "no-bus", no_argument, NULL, OPT_NO_BUS },
 		{},
 	};
 	const char *config_path = CONFIG_DEFAULT_PATH, *socket_path = NULL, *level = NULL;
+	enum bus_mode bus = BUS_TRY;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:s:l:h", options, NULL)) >= 0) {
@@ -255,6 +274,8 @@ int main(int argc, char **argv)
 		case 'c': config_path = optarg; break;
 		case 's': socket_path = optarg; break;
 		case 'l': level = optarg; break;
+		case OPT_BUS: bus = BUS_YES; break;
+		case OPT_NO_BUS: bus = BUS_NO; break;
 		case OPT_CHECK: return check_config(optarg);
 		case 'h': help(); return EXIT_SUCCESS;
 		case OPT_VERSION: printf("barkeepd 0.1.0\n"); return EXIT_SUCCESS;
@@ -284,5 +305,5 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
-	return run(cfg, socket_path);
+	return run(cfg, socket_path, bus);
 }
