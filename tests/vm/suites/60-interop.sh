@@ -37,7 +37,9 @@ for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 check "daemon listens" test -S "$sock"
 check "udmabuf limits one buffer to 64 MiB" grep -qx 64 /sys/module/udmabuf/parameters/size_limit_mb
 
-run_prog "$BARKEEP_BUILD/tests/vm/interop_test" "$sock" "$pid"
+# In a sanitizer build (BARKEEP_BUILD=build-san), Mesa's own leaks are not ours.
+LSAN_OPTIONS=suppressions=$here/../lsan-mesa.supp \
+	run_prog "$BARKEEP_BUILD/tests/vm/interop_test" "$sock" "$pid"
 
 kill -TERM "$pid"
 wait "$pid"
