@@ -62,6 +62,10 @@ struct backend_ops {
 	 * none. May block for long (the kernel waits for importers): called on a
 	 * worker thread, never while the core uses dev on the loop. */
 	int (*reset)(struct backend_device *dev);
+	/* Optional (NULL: not offered). Resets the slot or bus the device sits
+	 * on, where that touches no device the backend does not own; else
+	 * -EOPNOTSUPP. Same threading rules as reset. */
+	int (*bus_reset)(struct backend_device *dev);
 	/* Turns the BAR's memory decode off or on: off revokes every dma-buf of
 	 * the device, on restores them. Same threading rules as reset. */
 	int (*set_memory)(struct backend_device *dev, bool enable);

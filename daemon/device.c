@@ -224,9 +224,14 @@ int device_reset(struct device *d, const char **ret_method)
 		*ret_method = "device reset";
 		return r;
 	}
+	r = d->ops->bus_reset ? d->ops->bus_reset(d->backend) : -EOPNOTSUPP;
+	if (r != -EOPNOTSUPP) {
+		*ret_method = "slot/bus reset";
+		return r;
+	}
 	/* No reset method (ivshmem in the VM, some GPUs): revoke through memory
 	 * decode, which is what a reset does to the buffers. */
-	*ret_method = "memory-disable fallback (the device has no reset method)";
+	*ret_method = "memory-disable fallback (no device or bus reset)";
 	r = d->ops->set_memory(d->backend, false);
 	if (r < 0)
 		return r;

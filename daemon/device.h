@@ -71,8 +71,9 @@ int device_window_release(struct device *d, uint64_t offset, uint64_t size, int 
  * the number freed. */
 unsigned device_sweep(struct device *d);
 
-/* Resets the device: its own reset method where it has one, else memory
- * decode off and on again (which revokes and restores every dma-buf).
+/* Resets the device: its own reset method where it has one, else a slot
+ * or bus reset that touches no other device, else memory decode off and on
+ * again (which revokes and restores every dma-buf).
  * *ret_method names what ran. Blocks while importers hold the buffers: call
  * it off the event loop, while the device is PAUSED (nothing else uses the
  * backend then). */

@@ -132,6 +132,36 @@ static int vfio_reset(struct backend_device *dev)
 	return 0;
 }
 
+#define HOT_RESET_DEVICES_MAX 32
+
+/* A slot or bus reset: only when every device it resets is in our group
+ * (the kernel also insists that we own every affected group). */
+static int vfio_bus_reset(struct backend_device *dev)
+{
+	union {
+		struct vfio_pci_hot_reset_info info;
+		uint8_t bytes[sizeof(struct vfio_pci_hot_reset_info) +
+			      HOT_RESET_DEVICES_MAX * sizeof(struct vfio_pci_dependent_device)];
+	} hi = { .info = { .argsz = sizeof(hi) } };
+	union {
+		struct vfio_pci_hot_reset reset;
+		uint8_t bytes[sizeof(struct vfio_pci_hot_reset) + sizeof(int32_t)];
+	} hr = { .reset = { .argsz = sizeof(hr), .count = 1 } };
+	int32_t group_fd = dev->vfio.group_fd;
+
+	/* ENODEV: no slot or bus reset for this device; ENOSPC: it would reset
+	 * more devices than we could own anyway. */
+	if (ioctl(dev->vfio.device_fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &hi) < 0)
+		return errno == ENODEV || errno == ENOSPC ? -EOPNOTSUPP : -errno;
+	for (uint32_t i = 0; i < hi.info.count && i < HOT_RESET_DEVICES_MAX; i++)
+		if ((int)hi.info.devices[i].group_id != dev->vfio.group_id)
+			return -EOPNOTSUPP;
+	memcpy(hr.reset.group_fds, &group_fd, sizeof(group_fd));
+	if (ioctl(dev->vfio.device_fd, VFIO_DEVICE_PCI_HOT_RESET, &hr) < 0)
+		return -errno;
+	return 0;
+}
+
 static int vfio_set_memory(struct backend_device *dev, bool enable)
 {
 	return vfio_set_memory_enable(&dev->vfio, enable);
@@ -173,6 +203,7 @@ const struct backend_ops backend_vfio = {
 	.export = vfio_export,
 	.scrub = vfio_scrub,
 	.reset = vfio_reset,
+	.bus_reset = vfio_bus_reset,
 	.set_memory = vfio_set_memory,
 	.notify = vfio_notify,
 	.revoke = vfio_revoke,

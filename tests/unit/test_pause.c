@@ -25,9 +25,10 @@
 /* ---- the fake backend ---------------------------------------------------- */
 
 struct backend_device {
-	int reset_result;  /* what reset returns: -EOPNOTSUPP takes the fallback */
+	int reset_result;  /* what reset returns: -EOPNOTSUPP tries the bus reset */
+	int bus_reset_result; /* -EOPNOTSUPP takes the memory-disable fallback */
 	int block_fd;      /* >= 0: reset waits until this is readable, like a revoke */
-	int n_resets, n_memory_off, n_memory_on, n_closes;
+	int n_resets, n_bus_resets, n_memory_off, n_memory_on, n_closes;
 };
 
 static struct backend_device *fake_close(struct backend_device *dev)
@@ -54,6 +55,12 @@ static int fake_reset(struct backend_device *dev)
 	return dev->reset_result;
 }
 
+static int fake_bus_reset(struct backend_device *dev)
+{
+	dev->n_bus_resets++;
+	return dev->bus_reset_result;
+}
+
 static int fake_set_memory(struct backend_device *dev, bool enable)
 {
 	if (enable)
@@ -70,7 +77,8 @@ static int fake_notify(struct backend_device *dev, enum backend_notify which, in
 
 static const struct backend_ops fake_ops = {
 	.name = "fake", .close = fake_close, .export = fake_export, .scrub = fake_scrub,
-	.reset = fake_reset, .set_memory = fake_set_memory, .notify = fake_notify,
+	.reset = fake_reset, .bus_reset = fake_bus_reset, .set_memory = fake_set_memory,
+	.notify = fake_notify,
 };
 
 /* ---- fake clients -------------------------------------------------------- */
@@ -134,7 +142,8 @@ static void setup(uint32_t grace_ms)
 	b->devices = calloc(2, sizeof(*b->devices));
 	for (uint32_t i = 0; i < 2; i++) {
 		struct device *d = calloc(1, sizeof(*d));
-		fake[i] = (struct backend_device){ .reset_result = -EOPNOTSUPP, .block_fd = -1 };
+		fake[i] = (struct backend_device){ .reset_result = -EOPNOTSUPP,
+						   .bus_reset_result = -EOPNOTSUPP, .block_fd = -1 };
 		*d = (struct device){ .id = i, .cfg = &cfg->devices[i], .ops = &fake_ops,
 				      .backend = &fake[i], .state = DEVICE_READY, .generation = 1,
 				      .error_fd = -EBADF };
@@ -259,6 +268,7 @@ static void test_reset_waits_for_acks(void)
 	CHECK_EQ(d->state, DEVICE_READY);
 	CHECK_EQ(d->generation, 2);
 	CHECK_EQ(fake[0].n_resets, 1);
+	CHECK_EQ(fake[0].n_bus_resets, 1);
 	CHECK_EQ(fake[0].n_memory_off, 1); /* no reset method: the fallback */
 	CHECK_EQ(fake[0].n_memory_on, 1);
 	CHECK_EQ(a.n_ev, 2);
@@ -281,12 +291,15 @@ static void test_deadline(void)
 	client(&silent, 1000, true, false);
 	client(&admin, 0, true, false);
 	CHECK_EQ(lease_on(silent.c, 0), 0);
+	fake[0].bus_reset_result = 0; /* no device reset, but a bus reset */
 	CHECK_EQ(broker_reset(admin.c, 0, false, 0, 1, &err), 0); /* 0: the configured grace */
 	CHECK_EQ(silent.ev[0].deadline_ms, 150);
 	long long ms = run_until_answered(&admin);
 	CHECK(ms >= 140 && ms < 2000);
 	CHECK_EQ(admin.answer, 0);
 	CHECK(saw(&silent, 1, BROKER_EVENT_DEVICE_RESUME, 2));
+	CHECK_EQ(fake[0].n_bus_resets, 1);
+	CHECK_EQ(fake[0].n_memory_off, 0);
 	teardown();
 }
 

@@ -319,6 +319,8 @@ static struct reset_result run_trigger(const struct trigger *t)
 	}
 	close(pfd[0]);
 	waitpid(pid, NULL, 0);
+	if (res.r)
+		fprintf(stderr, "  %d: %s\n", res.r, res.msg);
 	/* Every event was sent before the reply: whatever is left is in the sockets. */
 	for (long long until = now_ms() + 300; now_ms() < until; usleep(20 * 1000))
 		dispatch_all();
@@ -408,8 +410,6 @@ static void test_reset_all_ack(void)
 	round_no = 1;
 	struct reset_result res = run_trigger(&(struct trigger){ .dev = 0, .grace_ms = 20000,
 								  .fn = trigger_reset, .hold_lease = true });
-	if (res.r)
-		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
 	CHECK_EQ(res.r, 0);
 	CHECK(res.ms < 10000);
 	printf("  reset with %d acknowledging holders took %lld ms (grace 20000)\n", N_GPU0, res.ms);
@@ -468,8 +468,6 @@ static void test_reset_deadline(void)
 	CHECK(add_holder(0, false));
 	round_no = 2;
 	struct reset_result res = run_reset(0, false, grace);
-	if (res.r)
-		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
 	CHECK_EQ(res.r, 0);
 	printf("  reset with one silent holder took %lld ms (grace %u)\n", res.ms, grace);
 	CHECK(res.ms >= grace - 50);
@@ -482,8 +480,6 @@ static void test_reset_force(void)
 {
 	round_no = 3;
 	struct reset_result res = run_reset(0, true, 0);
-	if (res.r)
-		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
 	CHECK_EQ(res.r, 0);
 	CHECK(res.ms < 2500);
 	check_round(gen0 + 2, 1, 0);
@@ -535,8 +531,6 @@ static void test_error_escalates(void)
 {
 	round_no = 5;
 	struct reset_result res = run_reset(0, false, 20000);
-	if (res.r)
-		fprintf(stderr, "  RESET: %d %s\n", res.r, res.msg);
 	CHECK_EQ(res.r, 0);
 	CHECK(res.ms < 10000);
 	CHECK(probed);
@@ -676,8 +670,6 @@ static void test_unplug(void)
 
 	round_no = 6;
 	struct reset_result res = run_trigger(&(struct trigger){ .dev = 1, .fn = trigger_unbind });
-	if (res.r)
-		fprintf(stderr, "  %s\n", res.msg);
 	CHECK_EQ(res.r, 0);
 	CHECK(res.ms < 10000);
 	printf("  unbind of %s completed after %lld ms\n", gpu1_addr, res.ms);
