@@ -41,6 +41,17 @@ check "udmabuf limits one buffer to 64 MiB" grep -qx 64 /sys/module/udmabuf/para
 LSAN_OPTIONS=suppressions=$here/../lsan-mesa.supp \
 	run_prog "$BARKEEP_BUILD/tests/vm/interop_test" "$sock" "$pid"
 
+echo "--- barkeepctl devices"
+"$BARKEEP_BUILD/barkeepctl" --socket "$sock" devices
+check "barkeepctl shows mem0 as sysmem, mmap-able, without a PCI address" python3 -c '
+import json, subprocess, sys
+out = json.loads(subprocess.check_output(sys.argv[1:]))
+devs = out["devices"] if isinstance(out, dict) else out
+mem = [d for d in devs if d["label"] == "system memory"][0]
+print(mem)
+sys.exit(0 if mem["backend"] == "sysmem" and not mem["pci_address"] and "mmap" in mem["features"] else 1)
+' "$BARKEEP_BUILD/barkeepctl" --socket "$sock" --json devices
+
 kill -TERM "$pid"
 wait "$pid"
 check "daemon exits cleanly on SIGTERM" test $? -eq 0
