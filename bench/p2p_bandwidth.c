@@ -17,8 +17,8 @@
  * Writes: peer DMAs of BK_EDU_CHUNK bytes from edu's internal buffer into
  * the window (BK_EDU_F_STAGED: the RAM -> edu copy is done before, untimed).
  * Reads: a peer DMA from the window into edu plus edu's copy to RAM. The
- * two windows are measured interleaved, in alternating order, so drift of
- * the host hits both alike. Prints MB/s of each (from the median transfer
+ * two windows take turns transfer by transfer, in alternating order, so
+ * drift of the host hits both alike. Prints MB/s of each (from the median transfer
  * time: the machine's other load stalls single transfers) and the ratio
  * leased/direct against the target 1.00 +- 0.05 (the broker is not on the
  * data path: once the importer holds the dma-buf, barkeep has no part in
@@ -148,9 +148,10 @@ static void report(const char *what, uint64_t *ns[N_KINDS], unsigned count)
 		qsort(ns[k], count, sizeof(uint64_t), cmp_u64);
 		uint64_t med = ns[k][count / 2];
 		mbs[k] = BK_EDU_CHUNK / ((double)med / 1e9) / 1e6;
-		printf("%-5s %-6s %8.4f MB/s  (median of %u transfers %.1f ms, mean %.1f ms, "
+		printf("%-5s %-6s %8.4f MB/s  (median of %u transfers %.1f ms; min %.1f, mean %.1f, "
 		       "max %.1f ms)\n", what, kind_name[k], mbs[k], count, (double)med / 1e6,
-		       (double)sum / count / 1e6, (double)ns[k][count - 1] / 1e6);
+		       (double)ns[k][0] / 1e6, (double)sum / count / 1e6,
+		       (double)ns[k][count - 1] / 1e6);
 	}
 	double ratio = mbs[LEASED] / mbs[DIRECT];
 	printf("%-5s ratio leased/direct %.3f (target 1.00 +- %.2f: %s)\n", what, ratio,
@@ -160,7 +161,7 @@ static void report(const char *what, uint64_t *ns[N_KINDS], unsigned count)
 
 int main(int argc, char **argv)
 {
-	unsigned rounds = 5, per_round = 4;
+	unsigned rounds = 6, per_round = 4;
 	struct barkeep_alloc_params params = { .size = WINDOW };
 	struct barkeep_lease *lease = NULL;
 	struct barkeep_device *devs = NULL;
@@ -227,7 +228,7 @@ usage:
 	       (unsigned long long)lease->bar_offset, argv[optind + 1], bar,
 	       (unsigned long long)direct_off);
 	printf(NAME ": %u rounds x %u transfers of %u bytes per window and direction, "
-	       "interleaved\n", rounds, per_round, BK_EDU_CHUNK);
+	       "interleaved one by one\n", rounds, per_round, BK_EDU_CHUNK);
 
 	/* Both paths work before anything is timed. */
 	for (int k = 0; k < N_KINDS; k++)
@@ -245,19 +246,20 @@ usage:
 	for (unsigned round = 0; round < rounds; round++) {
 		/* The reads of the last round used edu's buffer: stage again, untimed. */
 		xfer(fds[round % N_KINDS], BK_EDU_IOC_WRITE, 0, BK_EDU_F_SEED, SEED, NULL);
-		for (int j = 0; j < N_KINDS; j++) {
-			int k = (int)((round + (unsigned)j) % N_KINDS);
-			for (unsigned i = 0; i < per_round; i++) {
+		/* Transfer by transfer, the two windows in turns, the first alternating. */
+		for (unsigned i = 0; i < per_round; i++) {
+			for (int j = 0; j < N_KINDS; j++) {
+				int k = (int)((round + i + (unsigned)j) % N_KINDS);
 				uint64_t t = now_ns();
 				xfer(fds[k], BK_EDU_IOC_WRITE, ((step + i) % slots) * 4096,
 				     BK_EDU_F_STAGED, 0, NULL);
 				wns[k][n + i] = now_ns() - t;
 			}
 		}
-		for (int j = 0; j < N_KINDS; j++) {
-			int k = (int)((round + (unsigned)j + 1) % N_KINDS);
-			uint8_t buf[BK_EDU_CHUNK];
-			for (unsigned i = 0; i < per_round; i++) {
+		for (unsigned i = 0; i < per_round; i++) {
+			for (int j = 0; j < N_KINDS; j++) {
+				int k = (int)((round + i + (unsigned)j + 1) % N_KINDS);
+				uint8_t buf[BK_EDU_CHUNK];
 				uint64_t t = now_ns();
 				xfer(fds[k], BK_EDU_IOC_READ, ((step + i) % slots) * 4096, 0, 0, buf);
 				rns[k][n + i] = now_ns() - t;

@@ -410,6 +410,23 @@ static void test_release_while_imported(void)
 			CHECK(!overlaps(c, &old));
 		}
 	}
+	if (!revoke) {
+		/*
+		 * Once the importer lets go, the daemon's sweep (every 250 ms)
+		 * scrubs the window and frees it. Wait for that: it writes
+		 * next to the lease the later tests check.
+		 */
+		uint8_t buf[1024], zero[1024] = { 0 };
+		bool scrubbed = false;
+		close(fa);
+		fa = -1;
+		for (int i = 0; i < 50 && !scrubbed; i++) {
+			usleep(100 * 1000);
+			scrubbed = vram_read(a_off, buf, sizeof(buf)) == 0 &&
+				   memcmp(buf, zero, sizeof(buf)) == 0;
+		}
+		CHECK(scrubbed);
+	}
 out:
 	if (fa >= 0)
 		close(fa);
@@ -486,36 +503,23 @@ static void *probe_revoked(void *arg)
 	return NULL;
 }
 
-static void test_reset(void)
+/*
+ * Resets gpu0 through barkeepd and takes the holder's events (on_event) until
+ * RESUME. RESET blocks its caller until the device resumed: it is asked from
+ * a child. Returns the child's wait status.
+ */
+static int reset_gpu0(void)
 {
-	struct sched_param sp = { .sched_priority = 10 };
-	struct prober pr = { .wait_result = 1, .write_result = 1 };
-	pthread_attr_t attr;
-	pthread_t thread;
 	int status = -1;
 
-	if (!lease || edu < 0)
-		return unit_case_failed = 1, (void)0;
+	memset(&seen, 0, sizeof(seen));
 	barkeep_set_event_handler(bk, on_event, NULL);
-	pr.from = edu_status(edu).invalidations;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
-	pthread_attr_setschedparam(&attr, &sp);
-	int r = pthread_create(&thread, &attr, probe_revoked, &pr);
-	pthread_attr_destroy(&attr);
-	CHECK_EQ(r, 0);
-	if (r)
-		return;
-
-	/* RESET blocks its caller until the device resumed: ask from a child. */
 	pid_t child = fork();
 	if (child == 0) {
 		struct barkeep *admin = NULL;
 		if (barkeep_connect(sock_path, "p2p-resetter", &admin) < 0)
 			_exit(3);
-		r = barkeep_reset(admin, 0, false, 10000);
+		int r = barkeep_reset(admin, 0, false, 10000);
 		if (r < 0)
 			fprintf(stderr, "  RESET: %s\n", barkeep_error_message(admin));
 		barkeep_disconnect(admin);
@@ -532,8 +536,34 @@ static void test_reset(void)
 	}
 	if (child > 0)
 		waitpid(child, &status, 0);
-	pthread_join(thread, NULL);
 	barkeep_set_event_handler(bk, NULL, NULL);
+	return status;
+}
+
+static void test_reset(void)
+{
+	struct sched_param sp = { .sched_priority = 10 };
+	struct prober pr = { .wait_result = 1, .write_result = 1 };
+	pthread_attr_t attr;
+	pthread_t thread;
+	int status = -1;
+
+	if (!lease || edu < 0)
+		return unit_case_failed = 1, (void)0;
+	pr.from = edu_status(edu).invalidations;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+	pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+	pthread_attr_setschedparam(&attr, &sp);
+	int r = pthread_create(&thread, &attr, probe_revoked, &pr);
+	pthread_attr_destroy(&attr);
+	CHECK_EQ(r, 0);
+	if (r)
+		return;
+
+	status = reset_gpu0();
+	pthread_join(thread, NULL);
 
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK_EQ(seen.n_pause, 1);
@@ -572,6 +602,64 @@ static void test_reset(void)
 	CHECK_EQ(st.maps, pr.st.maps + 1);
 }
 
+struct hammer {
+	volatile bool stop;
+	int ok, revoked, other, last_other;
+};
+
+static void *hammer_writes(void *arg)
+{
+	struct hammer *h = arg;
+
+	for (uint32_t i = 0; !h->stop; i++) {
+		int r = edu_write_seed(edu, (i % 64) * 4096, 2048, i);
+		if (r == 0)
+			h->ok++;
+		else if (r == -ENODEV)
+			h->revoked++;
+		else
+			h->other++, h->last_other = r;
+	}
+	return NULL;
+}
+
+/*
+ * A reset while the importer DMAs without pause: the revoke waits for the
+ * transfer in flight (it holds the buffer's reservation lock), nothing
+ * hangs, every DMA either completes or fails ENODEV, and DMA works after.
+ */
+static void test_reset_under_load(void)
+{
+	struct hammer h = {};
+	pthread_t thread;
+
+	if (!lease || edu < 0)
+		return unit_case_failed = 1, (void)0;
+	uint64_t from = edu_status(edu).invalidations;
+	CHECK_EQ(pthread_create(&thread, NULL, hammer_writes, &h), 0);
+	usleep(300 * 1000);
+	int status = reset_gpu0();
+	usleep(300 * 1000);
+	h.stop = true;
+	pthread_join(thread, NULL);
+
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(seen.n_pause, 1);
+	CHECK_EQ(seen.n_resume, 1);
+	CHECK_EQ(seen.at_resume.invalidations, from + 2);
+	CHECK(h.ok > 0);
+	CHECK_EQ(h.other, 0);
+	if (h.other)
+		fprintf(stderr, "  a DMA failed with %s\n", strerror(-h.last_other));
+	printf("  %d DMA writes went through, %d failed ENODEV while revoked\n", h.ok, h.revoked);
+
+	uint64_t lo, hi, base = lease->bar_offset;
+	guard_range(lease, &lo, &hi);
+	CHECK_EQ(vram_fill(lo, hi - lo, FILL), 0);
+	CHECK_EQ(edu_write_seed(edu, 0x4000, 512, 0xa11ce), 0);
+	CHECK_EQ(vram_expect(lo, hi, base + 0x4000, base + 0x4000 + 512, base, 0xa11ce), 0);
+}
+
 /* The daemon's exit closes gpu0: its buffers are revoked for good. */
 static void test_daemon_exit(void)
 {
@@ -608,6 +696,7 @@ int main(int argc, char **argv)
 	RUN(test_two_leases);
 	RUN(test_release_while_imported);
 	RUN(test_reset);
+	RUN(test_reset_under_load);
 	RUN(test_daemon_exit);
 	if (edu >= 0)
 		close(edu);
