@@ -5,6 +5,7 @@
 # container in logs and refusals. barkeepctl cdi generate writes the CDI spec
 # podman reads; a podman container started with --device barkeep.dev/broker=broker
 # gets the socket, allocates and is limited as its container.
+# vm-options: --timeout 900
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
@@ -31,9 +32,11 @@ allow-users = root
 pci = $gpu1
 allow-users = root
 
-# podman's containers (cgroup parent /machine.slice, as under systemd)
+# podman's containers: under systemd (machine.slice), or with cgroupfs and
+# --cgroup-parent /podman as below
 [container ci]
 cgroup = /machine.slice/libpod-*
+	/podman/libpod-*
 devices = gpu0
 max-bytes = 8M
 max-leases = 1
@@ -44,7 +47,7 @@ uid-range = 100000-165535
 devices = gpu1
 
 [container sealed]
-cgroup = /sealed.slice/*
+cgroup = /sealed*
 CONF
 
 check "config with [container] sections validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
@@ -121,6 +124,60 @@ assert s["devices"][0]["name"] == "broker"
 assert e["mounts"][0]["containerPath"] == "/run/barkeep/barkeep.sock"
 assert "BARKEEP_SOCKET=/run/barkeep/barkeep.sock" in e["env"]'
 check "cdi list names it" sh -c "'$ctl' cdi list | grep -q '^barkeep.dev/broker=broker'"
+
+# ---- a real runtime: podman (rootful, vfs storage, cgroupfs, no network) --------
+# No image can be pulled here: the image is a tarball of busybox and this
+# tree's barkeepctl with the libraries ldd names, brought in by podman import.
+rootfs=/run/ctr-rootfs
+mkdir -p "$rootfs/bin" "$rootfs/opt/barkeep" "$rootfs/run" "$rootfs/tmp" "$rootfs/proc" \
+	"$rootfs/sys" "$rootfs/dev" "$rootfs/etc"
+cp /bin/busybox "$rootfs/bin/" && for a in sh cat test ls grep env; do ln -sf busybox "$rootfs/bin/$a"; done
+cp "$ctl" "$BARKEEP_BUILD/libbarkeep.so.0" "$rootfs/opt/barkeep/"
+for lib in $(ldd "$ctl" | grep -oE '/[^ ]+' | grep -v "^$BARKEEP_BUILD"); do
+	mkdir -p "$rootfs$(dirname "$lib")" && cp -L "$lib" "$rootfs$lib"
+done
+tar -C "$rootfs" -cf /run/ctr-rootfs.tar .
+export TMPDIR=/run/podman-tmp
+mkdir -p "$TMPDIR"
+pod=(podman --storage-driver vfs --root /run/containers/storage --runroot /run/containers/run
+     --cgroup-manager cgroupfs --events-backend file)
+check "podman imports the client image" "${pod[@]}" import /run/ctr-rootfs.tar localhost/barkeep-client
+# prun CGROUP_PARENT [PODMAN RUN OPTIONS...] -- COMMAND...: a container with the CDI device.
+prun() {
+	local parent=$1 opts=()
+	shift
+	while [ "$1" != -- ]; do opts+=("$1"); shift; done
+	shift
+	"${pod[@]}" run --rm --network none --cgroup-parent "$parent" \
+		--device barkeep.dev/broker=broker "${opts[@]}" localhost/barkeep-client "$@"
+}
+bk=/opt/barkeep/barkeepctl
+check "podman: the CDI device gives the socket and BARKEEP_SOCKET, no VFIO" \
+	prun /podman -- sh -c 'test "$BARKEEP_SOCKET" = /run/barkeep/barkeep.sock &&
+		test -S /run/barkeep/barkeep.sock && test ! -e /dev/vfio/vfio'
+out=$(prun /podman -- $bk --name podman-ci alloc 4M --device "$gpu0" 2>&1)
+if grep -q "dma-buf:    fd [0-9]*, 4194304 bytes by lseek" <<< "$out"; then
+	ok "podman: a container allocates and receives the dma-buf fd"
+else fail "podman: a container allocates and receives the dma-buf fd" "$(tail -3 <<< "$out")"; fi
+check "podman: identified as container ci, by its libpod cgroup" \
+	grep -qE "client podman-ci \(container ci, uid 0, pid [0-9]+, cgroup /podman/libpod-[0-9a-f]{64}" "$log"
+refused "podman: refused another device, naming the container" \
+	"container ci may not use device gpu1" prun /podman -- $bk alloc 1M --device "$gpu1"
+refused "podman: limited by the container's max-bytes" \
+	"container ci holds 0 bytes and asked for 16 MiB, limit is 8 MiB" \
+	prun /podman -- $bk alloc 16M --device "$gpu0"
+refused "podman: a container without rights is refused by name" \
+	"container sealed may not use device gpu0" prun /sealed -- $bk alloc 1M --device "$gpu0"
+# A user namespace: root inside is host uid 100000, the rootless section.
+check "podman --uidmap: root inside is uid 100000 outside and uses its device" \
+	prun /userns --uidmap 0:100000:65536 --gidmap 0:100000:65536 -- \
+	$bk --name podman-userns alloc 1M --device "$gpu1"
+check "podman --uidmap: identified as container rootless" \
+	grep -qE "client podman-userns \(container rootless, uid 100000," "$log"
+refused "podman --uidmap: refused gpu0, naming the container" \
+	"container rootless may not use device gpu0" \
+	prun /userns --uidmap 0:100000:65536 --gidmap 0:100000:65536 -- \
+	$bk alloc 1M --device "$gpu0"
 
 kill -TERM "$pid"
 wait "$pid"
