@@ -16,74 +16,16 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-#include <systemd/sd-bus.h>
-
-#include "common/list.h"
 #include "common/log.h"
 #include "daemon/allocator.h"
-#include "daemon/broker.h"
-#include "daemon/transports/dbus.h"
-
-#define BUS_PATH "/org/barkeep/Broker1"
-#define BUS_IFACE "org.barkeep.Broker1"
-#define DEVICE_PREFIX BUS_PATH "/device"
-#define LEASE_PREFIX BUS_PATH "/lease"
-#define DEVICE_IFACE BUS_IFACE ".Device"
-#define LEASE_IFACE BUS_IFACE ".Lease"
-#define ERROR_PREFIX BUS_IFACE ".Error."
-#define OBJECT_PATH_MAX 64
+#include "daemon/transports/dbus-private.h"
 
 #define MESSAGES_PER_WAKEUP 64 /* then yield to the rest of the loop */
-#define PENDING_MAX 16         /* calls parked while the caller's identity is asked */
-#define RESETS_MAX 8           /* ResetDevice calls one caller may have waiting */
 #define PROPS_INTERVAL_MS 200  /* how often device properties are compared */
 
-#define streq(a, b) (strcmp((a), (b)) == 0)
-
-struct peer_reset {
-	uint32_t id;
-	sd_bus_message *call;
-};
-
-/* One unique bus name that called us: one broker client. */
-struct peer {
-	struct dbus_server *server;
-	struct list link;
-	char *name;
-	struct client *client; /* NULL until the bus said who it is */
-	sd_bus_slot *match, *creds;
-	sd_bus_message *pending[PENDING_MAX];
-	size_t n_pending;
-	struct peer_reset resets[RESETS_MAX];
-	size_t n_resets;
-	bool doomed; /* freed on the next pass of the loop */
-};
-
-/* What PropertiesChanged last said about a device. */
-struct device_seen {
-	enum device_state state;
-	uint64_t generation, free_bytes, largest_free;
-	unsigned n_leases;
-};
-
-struct dbus_server {
-	struct event_base *base;
-	struct broker *broker;
-	sd_bus *bus;
-	struct event *ev_read, *ev_write, *ev_timeout, *ev_kick, *ev_props;
-	bool reading, writing;
-	struct list peers;
-	uint32_t next_reset_id;
-	struct device_seen *seen;
-	sd_bus_slot *name_slot;
-};
-
-static const struct client_ops dbus_client_ops;
-
-static void server_kick(struct dbus_server *s)
+void dbus_server_kick(struct dbus_server *s)
 {
 	if (s->bus)
 		event_active(s->ev_kick, EV_TIMEOUT, 1);
@@ -113,37 +55,6 @@ static int reply_error(sd_bus_message *m, const struct error_info *err)
 	return sd_bus_reply_method_errorf(m, error_name(err->code), "%s", err->text);
 }
 
-static void device_path(const struct device *d, char *buf, size_t size)
-{
-	snprintf(buf, size, DEVICE_PREFIX "/%" PRIu32, d->id);
-}
-
-static void lease_path(const struct lease *l, char *buf, size_t size)
-{
-	snprintf(buf, size, LEASE_PREFIX "/%" PRIu64, l->id);
-}
-
-/* The number after prefix + "/" in path, or -EINVAL. */
-static int path_id(const char *path, const char *prefix, uint64_t *ret)
-{
-	size_t n = strlen(prefix);
-	char *end;
-
-	if (strncmp(path, prefix, n) != 0 || path[n] != '/' || path[n + 1] < '0' || path[n + 1] > '9')
-		return -EINVAL;
-	errno = 0;
-	*ret = strtoull(path + n + 1, &end, 10);
-	return errno || *end ? -EINVAL : 0;
-}
-
-static struct device *device_by_id(struct broker *b, uint64_t id)
-{
-	for (size_t i = 0; i < broker_n_devices(b); i++)
-		if (broker_device(b, i)->id == id)
-			return broker_device(b, i);
-	return NULL;
-}
-
 static struct device *device_by_key(struct broker *b, const char *key, struct error_info *err)
 {
 	const struct config_device *cd = config_find_device(broker_config(b), key);
@@ -159,17 +70,6 @@ static struct device *device_by_key(struct broker *b, const char *key, struct er
 }
 
 /* A lease of a D-Bus client, by id: the only leases with objects. */
-static struct lease *dbus_lease_by_id(struct broker *b, uint64_t id)
-{
-	for (size_t i = 0; i < broker_n_devices(b); i++) {
-		struct lease *l;
-		list_for_each(l, &broker_device(b, i)->leases, device_link)
-			if (l->id == id && l->owner->ops == &dbus_client_ops)
-				return l;
-	}
-	return NULL;
-}
-
 static const char *reason_string(uint32_t reason)
 {
 	switch (reason) {
@@ -212,7 +112,7 @@ static struct peer *peer_find(struct dbus_server *s, const char *name)
 static void peer_doom(struct peer *p)
 {
 	p->doomed = true;
-	server_kick(p->server);
+	dbus_server_kick(p->server);
 }
 
 static void free_doomed(struct dbus_server *s)
@@ -412,7 +312,7 @@ static int method_list_devices(struct peer *p, sd_bus_message *m)
 		r = sd_bus_message_open_container(reply, 'a', "(uossssttttb)");
 	for (size_t i = 0; r >= 0 && i < broker_n_devices(b); i++) {
 		const struct device *d = broker_device(b, i);
-		device_path(d, path, sizeof(path));
+		dbus_device_path(d, path, sizeof(path));
 		r = sd_bus_message_append(reply, "(uossssttttb)", d->id, path, d->cfg->name,
 					  d->info.pci_addr, d->cfg->label ? d->cfg->label : d->cfg->name,
 					  device_state_to_string(d->state), d->info.bar_size,
@@ -487,8 +387,8 @@ static int method_request_buffer(struct peer *p, sd_bus_message *m)
 	}
 	log_debug("lease %" PRIu64 ": %" PRIu64 " bytes at %#" PRIx64 " of %s for %s (uid %u)", l->id,
 		  l->size, l->offset, device_name(l->device), p->name, p->client->creds.uid);
-	lease_path(l, path, sizeof(path));
-	device_path(l->device, dpath, sizeof(dpath));
+	dbus_lease_path(l, path, sizeof(path));
+	dbus_device_path(l->device, dpath, sizeof(dpath));
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
@@ -517,7 +417,7 @@ static int method_release_buffer(struct peer *p, sd_bus_message *m)
 	int r = sd_bus_message_read(m, "o", &path);
 	if (r < 0)
 		return r;
-	if (path_id(path, LEASE_PREFIX, &id) < 0 || !broker_find_lease(p->client, id)) {
+	if (dbus_path_id(path, LEASE_PREFIX, &id) < 0 || !broker_find_lease(p->client, id)) {
 		error_set(&err, ENOENT, "you hold no lease %s", path);
 		return reply_error(m, &err);
 	}
@@ -655,7 +555,7 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 	struct peer *p = userdata;
 	struct dbus_server *s = p->server;
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
-	struct device *d = device_by_id(s->broker, ev->device_id);
+	struct device *d = dbus_device_by_id(s->broker, ev->device_id);
 	char dpath[OBJECT_PATH_MAX] = DEVICE_PREFIX, lpath[OBJECT_PATH_MAX];
 	const char *dname = d ? d->cfg->name : "";
 	static const char *const members[] = {
@@ -669,7 +569,7 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 	if (p->doomed || !s->bus)
 		return -ENOBUFS;
 	if (d)
-		device_path(d, dpath, sizeof(dpath));
+		dbus_device_path(d, dpath, sizeof(dpath));
 	r = sd_bus_message_new_signal(s->bus, &msg, BUS_PATH, BUS_IFACE, members[ev->type]);
 	if (r >= 0)
 		r = sd_bus_message_set_destination(msg, p->name);
@@ -696,7 +596,7 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 	if (r >= 0)
 		r = sd_bus_send(s->bus, msg, NULL);
 	if (r >= 0) {
-		server_kick(s);
+		dbus_server_kick(s);
 		return 0;
 	}
 fail:
@@ -721,132 +621,12 @@ static void reset_done(struct client *c, uint32_t request_id, int r, const struc
 		else
 			(void)reply_error(call, err);
 		sd_bus_message_unref(call);
-		server_kick(p->server);
+		dbus_server_kick(p->server);
 		return;
 	}
 }
 
-static const struct client_ops dbus_client_ops = { .send_event = send_event, .reset_done = reset_done };
-
-/* ---- objects ----------------------------------------------------------- */
-
-static int device_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
-		       void **ret_found, sd_bus_error *ret_error)
-{
-	struct dbus_server *s = userdata;
-	uint64_t id;
-
-	if (path_id(path, DEVICE_PREFIX, &id) < 0 || !(*ret_found = device_by_id(s->broker, id)))
-		return 0;
-	return 1;
-}
-
-static int device_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
-			    sd_bus_error *ret_error)
-{
-	struct dbus_server *s = userdata;
-	size_t n = broker_n_devices(s->broker);
-	char **nodes = calloc(n + 1, sizeof(*nodes));
-
-	if (!nodes)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		if (asprintf(&nodes[i], DEVICE_PREFIX "/%" PRIu32, broker_device(s->broker, i)->id) < 0)
-			nodes[i] = NULL; /* ends the list early; sd-bus frees what is there */
-	*ret_nodes = nodes;
-	return 0;
-}
-
-static int device_property(sd_bus *bus, const char *path, const char *iface, const char *property,
-			   sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-	const struct device *d = userdata;
-
-	if (streq(property, "Id"))
-		return sd_bus_message_append(reply, "u", d->id);
-	if (streq(property, "Name"))
-		return sd_bus_message_append(reply, "s", d->cfg->name);
-	if (streq(property, "Address"))
-		return sd_bus_message_append(reply, "s", d->info.pci_addr);
-	if (streq(property, "Label"))
-		return sd_bus_message_append(reply, "s", d->cfg->label ? d->cfg->label : d->cfg->name);
-	if (streq(property, "BarSize"))
-		return sd_bus_message_append(reply, "t", d->info.bar_size);
-	if (streq(property, "FreeBytes"))
-		return sd_bus_message_append(reply, "t", allocator_free_bytes(d->alloc));
-	if (streq(property, "LargestFree"))
-		return sd_bus_message_append(reply, "t", allocator_largest_free(d->alloc));
-	if (streq(property, "State"))
-		return sd_bus_message_append(reply, "s", device_state_to_string(d->state));
-	if (streq(property, "Generation"))
-		return sd_bus_message_append(reply, "t", d->generation);
-	if (streq(property, "Leases"))
-		return sd_bus_message_append(reply, "u", d->n_leases);
-	return -ENOENT;
-}
-
-static int lease_find(sd_bus *bus, const char *path, const char *iface, void *userdata,
-		      void **ret_found, sd_bus_error *ret_error)
-{
-	struct dbus_server *s = userdata;
-	uint64_t id;
-
-	if (path_id(path, LEASE_PREFIX, &id) < 0 || !(*ret_found = dbus_lease_by_id(s->broker, id)))
-		return 0;
-	return 1;
-}
-
-static int lease_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
-			   sd_bus_error *ret_error)
-{
-	struct dbus_server *s = userdata;
-	struct peer *p;
-	size_t n = 0, i = 0;
-
-	list_for_each(p, &s->peers, link)
-		n += p->client ? p->client->n_leases : 0;
-	char **nodes = calloc(n + 1, sizeof(*nodes));
-	if (!nodes)
-		return -ENOMEM;
-	list_for_each(p, &s->peers, link) {
-		struct lease *l;
-		if (!p->client)
-			continue;
-		list_for_each(l, &p->client->leases, client_link)
-			if (i < n && asprintf(&nodes[i], LEASE_PREFIX "/%" PRIu64, l->id) >= 0)
-				i++;
-	}
-	*ret_nodes = nodes;
-	return 0;
-}
-
-static int lease_property(sd_bus *bus, const char *path, const char *iface, const char *property,
-			  sd_bus_message *reply, void *userdata, sd_bus_error *ret_error)
-{
-	const struct lease *l = userdata;
-	const struct peer *p = l->owner->userdata;
-	char dpath[OBJECT_PATH_MAX];
-
-	if (streq(property, "Id"))
-		return sd_bus_message_append(reply, "t", l->id);
-	if (streq(property, "Device")) {
-		device_path(l->device, dpath, sizeof(dpath));
-		return sd_bus_message_append(reply, "o", dpath);
-	}
-	if (streq(property, "DeviceName"))
-		return sd_bus_message_append(reply, "s", l->device->cfg->name);
-	if (streq(property, "Offset"))
-		return sd_bus_message_append(reply, "t", l->offset);
-	if (streq(property, "Size"))
-		return sd_bus_message_append(reply, "t", l->size);
-	if (streq(property, "Generation"))
-		return sd_bus_message_append(reply, "t", l->generation);
-	if (streq(property, "Owner"))
-		return sd_bus_message_append(reply, "s", p->name);
-	if (streq(property, "Exclusive"))
-		return sd_bus_message_append(reply, "b", (int)!!(l->flags & LEASE_EXCLUSIVE));
-	return -ENOENT;
-}
+const struct client_ops dbus_client_ops = { .send_event = send_event, .reset_done = reset_done };
 
 /* Who may call what is barkeepd's policy (barkeep.conf) and the bus policy;
  * sd-bus's own check would ask the bus daemon for the caller's capabilities
@@ -879,76 +659,16 @@ static const sd_bus_vtable broker_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-#define CONST_PROP(name, sig, get) SD_BUS_PROPERTY(name, sig, get, 0, SD_BUS_VTABLE_PROPERTY_CONST)
-#define LIVE_PROP(name, sig, get) SD_BUS_PROPERTY(name, sig, get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE)
-
-static const sd_bus_vtable device_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	CONST_PROP("Id", "u", device_property),
-	CONST_PROP("Name", "s", device_property),
-	CONST_PROP("Address", "s", device_property),
-	CONST_PROP("Label", "s", device_property),
-	CONST_PROP("BarSize", "t", device_property),
-	LIVE_PROP("FreeBytes", "t", device_property),
-	LIVE_PROP("LargestFree", "t", device_property),
-	LIVE_PROP("State", "s", device_property),
-	LIVE_PROP("Generation", "t", device_property),
-	LIVE_PROP("Leases", "u", device_property),
-	SD_BUS_VTABLE_END,
-};
-
-static const sd_bus_vtable lease_vtable[] = {
-	SD_BUS_VTABLE_START(0),
-	CONST_PROP("Id", "t", lease_property),
-	CONST_PROP("Device", "o", lease_property),
-	CONST_PROP("DeviceName", "s", lease_property),
-	CONST_PROP("Offset", "t", lease_property),
-	CONST_PROP("Size", "t", lease_property),
-	CONST_PROP("Generation", "t", lease_property),
-	CONST_PROP("Owner", "s", lease_property),
-	CONST_PROP("Exclusive", "b", lease_property),
-	SD_BUS_VTABLE_END,
-};
+/* ---- the bus in the loop ----------------------------------------------- */
 
 /* The core tells transports nothing about devices: their live properties
  * are compared with what was last announced, a few times a second. */
 static void on_props(evutil_socket_t fd, short what, void *userdata)
 {
 	struct dbus_server *s = userdata;
-	char path[OBJECT_PATH_MAX];
-
-	for (size_t i = 0; s->bus && i < broker_n_devices(s->broker); i++) {
-		const struct device *d = broker_device(s->broker, i);
-		struct device_seen now = { d->state, d->generation, allocator_free_bytes(d->alloc),
-					   allocator_largest_free(d->alloc), d->n_leases };
-		struct device_seen *was = &s->seen[i];
-		char *changed[6];
-		size_t n = 0;
-
-		if (now.free_bytes != was->free_bytes)
-			changed[n++] = (char *)"FreeBytes";
-		if (now.largest_free != was->largest_free)
-			changed[n++] = (char *)"LargestFree";
-		if (now.state != was->state)
-			changed[n++] = (char *)"State";
-		if (now.generation != was->generation)
-			changed[n++] = (char *)"Generation";
-		if (now.n_leases != was->n_leases)
-			changed[n++] = (char *)"Leases";
-		if (!n)
-			continue;
-		changed[n] = NULL;
-		*was = now;
-		device_path(d, path, sizeof(path));
-		int r = sd_bus_emit_properties_changed_strv(s->bus, path, DEVICE_IFACE, changed);
-		if (r < 0)
-			log_debug("Failed to announce the properties of device %s: %s", device_name(d),
-				  strerror(-r));
-		server_kick(s);
-	}
+	if (s->bus)
+		dbus_objects_announce(s);
 }
-
-/* ---- the bus in the loop ----------------------------------------------- */
 
 static void server_disconnect(struct dbus_server *s)
 {
@@ -1052,30 +772,12 @@ int dbus_server_new(struct event_base *base, struct broker *b, struct dbus_serve
 	s->base = base;
 	s->broker = b;
 	list_init(&s->peers);
-	s->seen = calloc(broker_n_devices(b) + 1, sizeof(*s->seen));
-	if (!s->seen) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	for (size_t i = 0; i < broker_n_devices(b); i++) {
-		const struct device *d = broker_device(b, i);
-		s->seen[i] = (struct device_seen){ d->state, d->generation, allocator_free_bytes(d->alloc),
-						   allocator_largest_free(d->alloc), d->n_leases };
-	}
 	r = sd_bus_open_system_with_description(&s->bus, "barkeepd");
 	if (r < 0)
 		goto fail;
 	r = sd_bus_add_object_vtable(s->bus, NULL, BUS_PATH, BUS_IFACE, broker_vtable, s);
 	if (r >= 0)
-		r = sd_bus_add_fallback_vtable(s->bus, NULL, DEVICE_PREFIX, DEVICE_IFACE, device_vtable,
-					       device_find, s);
-	if (r >= 0)
-		r = sd_bus_add_node_enumerator(s->bus, NULL, DEVICE_PREFIX, device_enumerate, s);
-	if (r >= 0)
-		r = sd_bus_add_fallback_vtable(s->bus, NULL, LEASE_PREFIX, LEASE_IFACE, lease_vtable,
-					       lease_find, s);
-	if (r >= 0)
-		r = sd_bus_add_node_enumerator(s->bus, NULL, LEASE_PREFIX, lease_enumerate, s);
+		r = dbus_objects_add(s);
 	/* DBUS_NAME_FLAG_DO_NOT_QUEUE: a second barkeepd is told at once. */
 	if (r >= 0)
 		r = sd_bus_call_method_async(s->bus, &s->name_slot, "org.freedesktop.DBus",
