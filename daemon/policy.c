@@ -242,18 +242,23 @@ int policy_uncharge_client(struct policy_usage *u, uid_t uid)
 	return 0;
 }
 
+/* The index of elem in array[n] of size-byte elements; -EINVAL if it is not one. */
+static int array_index(const void *array, size_t n, size_t size, const void *elem, size_t *ret)
+{
+	/* Compare addresses as integers: elem may come from elsewhere by mistake. */
+	uintptr_t first = (uintptr_t)array, p = (uintptr_t)elem;
+
+	if (!elem || n == 0 || p < first || p >= first + n * size || (p - first) % size != 0)
+		return -EINVAL;
+	*ret = (p - first) / size;
+	return 0;
+}
+
 static int device_index(const struct policy_usage *u, const struct config_device *d, size_t *ret)
 {
 	const struct config *c = u->config;
 
-	/* Compare addresses as integers: d may come from elsewhere by mistake. */
-	uintptr_t first = (uintptr_t)c->devices, p = (uintptr_t)d;
-	if (!d || c->n_devices == 0 || p < first ||
-	    p >= first + c->n_devices * sizeof(c->devices[0]) ||
-	    (p - first) % sizeof(c->devices[0]) != 0)
-		return -EINVAL;
-	*ret = (p - first) / sizeof(c->devices[0]);
-	return 0;
+	return array_index(c->devices, c->n_devices, sizeof(c->devices[0]), d, ret);
 }
 
 int policy_charge_lease(struct policy_usage *u, const struct config_device *d, uid_t uid,
@@ -365,13 +370,11 @@ static struct policy_uid_usage *container_usage(const struct policy_usage *u,
 						const struct config_container *ct)
 {
 	const struct config *c = u->config;
-	uintptr_t first = (uintptr_t)c->containers, p = (uintptr_t)ct;
+	size_t i;
 
-	if (!ct || c->n_containers == 0 || p < first ||
-	    p >= first + c->n_containers * sizeof(c->containers[0]) ||
-	    (p - first) % sizeof(c->containers[0]) != 0)
+	if (array_index(c->containers, c->n_containers, sizeof(c->containers[0]), ct, &i) < 0)
 		return NULL;
-	return &u->containers[(p - first) / sizeof(c->containers[0])];
+	return &u->containers[i];
 }
 
 int policy_charge_container_lease(struct policy_usage *u, const struct config_container *ct,
