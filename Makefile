@@ -95,8 +95,9 @@ $(B)/libbarkeep.pc: client/lib/libbarkeep.pc.in
 # ---- tests -------------------------------------------------------------
 .PHONY: bench all check check-unit check-san check-vm vm-kernel kmod demo clean install
 
-check-unit: $(unit_bin)
+check-unit: $(unit_bin) $(B)/barkeepd
 	@tests/run-unit $(unit_bin)
+	@BARKEEP_BUILD=$(abspath $(B)) tests/check-units
 
 check-san:
 	$(MAKE) SAN=1 check-unit
@@ -167,6 +168,42 @@ fuzz: $(fuzz_bin)
 
 check-fuzz: $(fuzz_bin)
 	tests/fuzz/run 20 proto config
+
+# ---- install: PREFIX (default /usr/local), DESTDIR for staging ------------
+# The units' /usr paths are rewritten to PREFIX. The man pages are markdown:
+# they go to share/doc/barkeep with the example configuration.
+BINDIR        ?= $(PREFIX)/bin
+LIBDIR        ?= $(PREFIX)/lib
+INCLUDEDIR    ?= $(PREFIX)/include
+DOCDIR        ?= $(PREFIX)/share/doc/barkeep
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+UDEVRULESDIR  ?= $(PREFIX)/lib/udev/rules.d
+DBUSDIR       ?= $(PREFIX)/share/dbus-1
+
+install: $(B)/barkeepd $(B)/barkeepctl $(B)/$(SONAME) $(B)/libbarkeep.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(UDEVRULESDIR)
+	install -m 0755 $(B)/barkeepd $(B)/barkeepctl $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(B)/$(SONAME) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbarkeep.so
+	install -m 0644 $(B)/libbarkeep.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 client/lib/barkeep.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 doc/*.md systemd/barkeep.conf.example $(DESTDIR)$(DOCDIR)/
+	for u in barkeepd.service barkeepd.socket; do \
+		sed -e 's|=/usr/bin/|=$(BINDIR)/|' -e 's|file:/usr/share/doc/barkeep/|file:$(DOCDIR)/|g' \
+			systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 0644 systemd/barkeep.sysusers $(DESTDIR)$(SYSUSERSDIR)/barkeep.conf
+	install -m 0644 systemd/barkeep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/barkeep.conf
+	install -m 0644 systemd/70-barkeep-vfio.rules $(DESTDIR)$(UDEVRULESDIR)/
+	if [ -e systemd/org.barkeep.Broker1.service ]; then \
+		install -D -m 0644 systemd/org.barkeep.Broker1.service \
+			$(DESTDIR)$(DBUSDIR)/system-services/org.barkeep.Broker1.service; fi
+	if [ -e systemd/org.barkeep.Broker1.conf ]; then \
+		install -D -m 0644 systemd/org.barkeep.Broker1.conf \
+			$(DESTDIR)$(DBUSDIR)/system.d/org.barkeep.Broker1.conf; fi
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -16,10 +16,12 @@
 #include "common/log.h"
 #include "daemon/broker.h"
 #include "daemon/config.h"
+#include "daemon/fdstore.h"
 #include "daemon/transports/dbus.h"
 #include "daemon/transports/socket.h"
 
 #define SWEEP_INTERVAL_MS 250 /* how often quarantined windows are looked at */
+#define STATUS_INTERVAL_MS 1000 /* how often systemd's STATUS= is brought up to date */
 
 struct daemon {
 	struct event_base *base;
@@ -27,6 +29,11 @@ struct daemon {
 	struct socket_server *socket;
 	struct dbus_server *dbus;
 	struct event *ev_sigterm, *ev_sigint, *ev_sweep;
+	struct event *ev_sighup, *ev_status, *ev_watchdog;
+	struct config *cfg;
+	const char *config_path;
+	bool log_level_fixed; /* --log-level given: a reload keeps it */
+	size_t status[3];     /* devices, clients, leases last told to systemd */
 };
 
 static void help(void)
@@ -49,6 +56,46 @@ static void on_signal(evutil_socket_t sig, short what, void *userdata)
 	struct daemon *d = userdata;
 	log_info("Received %s, shutting down", strsignal((int)sig));
 	event_base_loopbreak(d->base);
+}
+
+/* SIGHUP (systemctl reload): log-level and [limits] are taken from the file
+ * again; devices, sockets and groups need a restart. Leases stay. */
+static void on_reload(evutil_socket_t sig, short what, void *userdata)
+{
+	struct daemon *d = userdata;
+	_cleanup_config_ struct config *cfg = NULL;
+	_cleanup_free_ char *error = NULL;
+
+	(void)sd_notify(0, "RELOADING=1");
+	int r = config_load_file(d->config_path, &cfg, &error);
+	if (r < 0) {
+		log_error("Failed to reload %s; keeping the running configuration:\n%s", d->config_path,
+			  error ? error : strerror(-r));
+	} else {
+		d->cfg->limits = cfg->limits;
+		if (!d->log_level_fixed)
+			log_set_max_level((enum log_level)cfg->log_level);
+		log_notice("Reloaded log-level and [limits] from %s; device, socket and group changes need a restart",
+			   d->config_path);
+	}
+	(void)sd_notify(0, "READY=1");
+}
+
+static void on_status(evutil_socket_t fd, short what, void *userdata)
+{
+	struct daemon *d = userdata;
+	size_t now[3] = { broker_n_devices(d->broker), broker_n_clients(d->broker),
+			  broker_n_leases(d->broker) };
+	if (memcmp(now, d->status, sizeof(now)) == 0)
+		return;
+	memcpy(d->status, now, sizeof(now));
+	(void)sd_notifyf(0, "STATUS=Serving %zu device(s), %zu client(s), %zu lease(s)", now[0], now[1],
+			 now[2]);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *userdata)
+{
+	(void)sd_notify(0, "WATCHDOG=1");
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *userdata)
@@ -130,17 +177,37 @@ static int check_config(const char *path)
 	return EXIT_SUCCESS;
 }
 
-/* systemd socket activation: one inherited SEQPACKET Unix socket. */
-static int inherited_socket(void)
+/* systemd socket activation (one listening SEQPACKET socket) and the fd
+ * store. This barkeepd stores nothing yet, so stored entries come from
+ * another version or are corrupt: they are refused, and dropped before the
+ * devices are opened (a stored VFIO group fd keeps a device busy, a stored
+ * device fd keeps old buffers alive). Returns the socket or -EBADF. */
+static int inherited_fds(void)
 {
-	int n = sd_listen_fds(1);
-	if (n <= 0)
-		return -EBADF;
-	if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-		log_warning("Ignoring %d inherited fd(s): expected one listening SOCK_SEQPACKET socket", n);
-		return -EBADF;
+	_cleanup_fdstore_table_ struct fdstore_table *t = NULL;
+	_cleanup_free_ char *why = NULL;
+	struct fdstore_inherited inh;
+
+	int r = fdstore_inherit(&inh);
+	if (r < 0)
+		return log_warning_errno(r, "Failed to take the inherited fds: %m"), -EBADF;
+	if (inh.n_other)
+		log_warning("Closed %zu inherited fd(s) that are neither a listening SOCK_SEQPACKET socket nor barkeepd's",
+			    inh.n_other);
+	if (inh.n > 0) {
+		int fd = fdstore_inherited_find(&inh, FDSTORE_NAME_TABLE);
+		r = fd < 0 ? -ENOENT : fdstore_table_deserialize(fd, &t, &why);
+		if (fd < 0)
+			log_warning("Refusing %zu stored fd(s) without a lease table; starting clean", inh.n);
+		else if (r < 0)
+			log_error("Refusing the stored lease table: %s; starting clean", why ? why : strerror(-r));
+		else
+			log_warning("Refusing the stored lease table (%zu lease(s) on %zu device(s)): this barkeepd cannot restore leases; starting clean",
+				    t->n_leases, t->n_devices);
+		log_notice("Released %zu stored fd(s); buffers they kept alive are revoked", inh.n);
 	}
-	return SD_LISTEN_FDS_START;
+	fdstore_inherited_drop(&inh);
+	return inh.socket_fd;
 }
 
 static void ensure_parent_dir(const char *path)
@@ -155,11 +222,13 @@ static void ensure_parent_dir(const char *path)
 
 enum bus_mode { BUS_TRY, BUS_YES, BUS_NO };
 
-static int run(struct config *cfg, const char *socket_override, enum bus_mode bus)
+static int run(struct config *cfg, const char *config_path, bool log_level_fixed,
+	       const char *socket_override, enum bus_mode bus)
 {
-	struct daemon d = {};
+	struct daemon d = { .cfg = cfg, .config_path = config_path, .log_level_fixed = log_level_fixed };
 	int r, ret = EXIT_FAILURE;
 
+	int listen_fd = inherited_fds();
 	r = broker_new(cfg, &d.broker);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the broker: %m"), EXIT_FAILURE;
@@ -200,7 +269,7 @@ static int run(struct config *cfg, const char *socket_override, enum bus_mode bu
 	}
 	struct socket_options so = {
 		.path = socket_override ? socket_override : cfg->socket_path,
-		.mode = cfg->socket_mode, .gid = cfg->socket_gid, .listen_fd = inherited_socket(),
+		.mode = cfg->socket_mode, .gid = cfg->socket_gid, .listen_fd = listen_fd,
 	};
 	if (so.listen_fd < 0)
 		ensure_parent_dir(so.path);
@@ -221,16 +290,32 @@ static int run(struct config *cfg, const char *socket_override, enum bus_mode bu
 	d.ev_sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	d.ev_sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
 	d.ev_sweep = event_new(d.base, -1, EV_PERSIST, on_sweep, &d);
+	d.ev_sighup = evsignal_new(d.base, SIGHUP, on_reload, &d);
+	d.ev_status = event_new(d.base, -1, EV_PERSIST, on_status, &d);
 	struct timeval sweep = { 0, SWEEP_INTERVAL_MS * 1000 };
-	if (!d.ev_sigterm || !d.ev_sigint || !d.ev_sweep || event_add(d.ev_sigterm, NULL) < 0 ||
-	    event_add(d.ev_sigint, NULL) < 0 || event_add(d.ev_sweep, &sweep) < 0) {
+	struct timeval status = { 0, STATUS_INTERVAL_MS * 1000 };
+	if (!d.ev_sigterm || !d.ev_sigint || !d.ev_sweep || !d.ev_sighup || !d.ev_status ||
+	    event_add(d.ev_sigterm, NULL) < 0 || event_add(d.ev_sigint, NULL) < 0 ||
+	    event_add(d.ev_sweep, &sweep) < 0 || event_add(d.ev_sighup, NULL) < 0 ||
+	    event_add(d.ev_status, &status) < 0) {
 		log_error("Failed to set up signal and timer events");
 		goto out;
+	}
+	uint64_t watchdog_usec;
+	if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+		struct timeval half = { (time_t)(watchdog_usec / 2 / 1000000),
+					(suseconds_t)(watchdog_usec / 2 % 1000000) };
+		d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+		if (!d.ev_watchdog || event_add(d.ev_watchdog, &half) < 0) {
+			log_error("Failed to set up the watchdog timer");
+			goto out;
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	log_info("Listening on %s with %zu device(s)", so.listen_fd >= 0 ? "the inherited socket" : so.path,
 		 broker_n_devices(d.broker));
-	(void)sd_notifyf(0, "READY=1\nSTATUS=Serving %zu device(s)", broker_n_devices(d.broker));
+	d.status[0] = broker_n_devices(d.broker);
+	(void)sd_notifyf(0, "READY=1\nSTATUS=Serving %zu device(s), 0 client(s), 0 lease(s)", d.status[0]);
 	if (event_base_dispatch(d.base) < 0)
 		log_error("The event loop failed");
 	else
@@ -245,6 +330,12 @@ out:
 		event_free(d.ev_sigint);
 	if (d.ev_sweep)
 		event_free(d.ev_sweep);
+	if (d.ev_sighup)
+		event_free(d.ev_sighup);
+	if (d.ev_status)
+		event_free(d.ev_status);
+	if (d.ev_watchdog)
+		event_free(d.ev_watchdog);
 	broker_free(d.broker);
 	if (d.base)
 		event_base_free(d.base);
@@ -305,5 +396,5 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warning("%s", cfg->warnings[i]);
-	return run(cfg, socket_path, bus);
+	return run(cfg, config_path, level != NULL, socket_path, bus);
 }

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What barkeepd keeps in systemd's fd store so that a restart revokes
+ * nothing: the kernel kills every dma-buf of a VFIO device at the last close
+ * of its device fd, so the fds must outlive the process. Stored entries:
+ *
+ *   bk-table                  the lease table below, in a sealed memfd
+ *   bk-dev-NAME-container     the VFIO container, group and device fds of
+ *   bk-dev-NAME-group         device NAME (the config's name)
+ *   bk-dev-NAME-device
+ *   bk-lease-ID               the daemon's own reference to lease ID's dma-buf
+ *
+ * The table is what a new process needs to rebuild its devices and orphaned
+ * leases: a versioned, checksummed little-endian record. Deserializing checks
+ * every field (names, alignment, ranges inside the BAR, no overlap, unique
+ * ids, known flags) and refuses the whole table on the first problem, with a
+ * sentence saying which: a stale or corrupt table must never become a lease.
+ * No I/O besides the memfd, no logging.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macro.h"
+#include "daemon/broker.h"
+#include "daemon/config.h"
+
+#define FDSTORE_TABLE_VERSION 1
+#define FDSTORE_MAX_DEVICES 64
+#define FDSTORE_MAX_LEASES 65536
+#define FDSTORE_NAME_MAX 64 /* systemd's FDNAME= limit is 255; ours are shorter */
+#define FDSTORE_NAME_TABLE "bk-table"
+
+struct fdstore_device {
+	char name[CONFIG_DEVICE_NAME_MAX + 1];
+	char pci[CONFIG_PCI_ADDR_MAX];
+	uint32_t bar;
+	uint64_t bar_size, page_size;
+	uint64_t generation;
+};
+
+struct fdstore_lease {
+	uint64_t id;
+	uint32_t device; /* index into fdstore_table.devices */
+	uint32_t flags;  /* LEASE_* */
+	uint32_t uid;    /* the holder; only this uid may reclaim it */
+	uint64_t offset, size, generation;
+	struct lease_image image;
+	uint8_t token[BROKER_TOKEN_SIZE];
+};
+
+struct fdstore_table {
+	uint64_t next_lease_id;
+	struct fdstore_device *devices;
+	size_t n_devices;
+	struct fdstore_lease *leases;
+	size_t n_leases;
+};
+
+struct fdstore_table *fdstore_table_free(struct fdstore_table *t);
+
+/* Writes t into a new memfd, sealed against any change; returns its fd
+ * (O_CLOEXEC) or -errno (-EINVAL: t itself would not pass validation). */
+int fdstore_table_serialize(const struct fdstore_table *t);
+/* Reads and validates a table written by fdstore_table_serialize(). Returns 0;
+ * -EBADMSG (corrupt, bad checksum, a field out of range), -EPROTONOSUPPORT
+ * (another version), -EPERM (the memfd is not sealed), -errno; then *ret_error
+ * (may be NULL) holds one sentence saying what is wrong. */
+int fdstore_table_deserialize(int fd, struct fdstore_table **ret, char **ret_error);
+
+/* The fd names above. Return 0, or -ENAMETOOLONG. kind: "container",
+ * "group" or "device". */
+int fdstore_name_device(char buf[static FDSTORE_NAME_MAX], const char *device, const char *kind);
+int fdstore_name_lease(char buf[static FDSTORE_NAME_MAX], uint64_t lease_id);
+/* Is name one of ours (any bk- name)? The socket from barkeepd.socket arrives
+ * in LISTEN_FDS too, under its own name. */
+bool fdstore_name_is_ours(const char *name);
+
+/* What systemd passed in LISTEN_FDS/LISTEN_FDNAMES: the listening socket
+ * from barkeepd.socket (any name that is not ours), and our stored entries. */
+struct fdstore_inherited {
+	int socket_fd;   /* -EBADF: none came */
+	size_t n_other;  /* fds that were neither and were closed */
+	size_t n;        /* our entries */
+	int *fds;
+	char **names;
+};
+/* Takes over every inherited fd (and unsets LISTEN_*). 0 or -errno. */
+int fdstore_inherit(struct fdstore_inherited *ret);
+/* Ends our entries: closes them here and asks systemd to drop its copies
+ * (FDSTOREREMOVE=1), so no stale device or buffer reference survives. Returns
+ * how many there were. The socket is left alone. */
+size_t fdstore_inherited_drop(struct fdstore_inherited *inh);
+/* Our entry of that name, or -EBADF. */
+int fdstore_inherited_find(const struct fdstore_inherited *inh, const char *name);
+
+static inline void fdstore_table_freep(struct fdstore_table **t) { *t = fdstore_table_free(*t); }
+#define _cleanup_fdstore_table_ _cleanup_(fdstore_table_freep)

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+/* The fd store's lease table: round trip, sealing, and every refusal. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "daemon/fdstore.h"
+#include "tests/unit/unit.h"
+
+#define PAGE UINT64_C(4096)
+
+static struct fdstore_device devices[2] = {
+	{ .name = "gpu0", .pci = "0000:00:03.0", .bar = 2, .bar_size = 64 << 20, .page_size = PAGE,
+	  .generation = 3 },
+	{ .name = "gpu1", .pci = "0000:00:04.0", .bar = 2, .bar_size = 256 << 20, .page_size = PAGE,
+	  .generation = 1 },
+};
+
+static struct fdstore_lease leases[3];
+
+static struct fdstore_table sample(void)
+{
+	memset(leases, 0, sizeof(leases));
+	leases[0] = (struct fdstore_lease){ .id = 1, .device = 0, .uid = 1000, .offset = 0,
+					    .size = PAGE * 16, .generation = 3 };
+	leases[1] = (struct fdstore_lease){ .id = 4, .device = 0, .uid = 0, .offset = PAGE * 16,
+					    .size = PAGE, .generation = 2, .flags = LEASE_WRITE_COMBINE };
+	leases[2] = (struct fdstore_lease){ .id = 7, .device = 1, .uid = 1001, .offset = 1 << 20,
+					    .size = 1 << 20, .generation = 1, .flags = LEASE_IMAGE,
+					    .image = { .fourcc = 0x34325258, .width = 256, .height = 256,
+						       .n_planes = 1, .strides = { 1024 } } };
+	for (int i = 0; i < 3; i++)
+		memset(leases[i].token, 0x11 * (i + 1), sizeof(leases[i].token));
+	return (struct fdstore_table){ .next_lease_id = 8, .devices = devices, .n_devices = 2,
+				       .leases = leases, .n_leases = 3 };
+}
+
+/* Reads the table back; 0 or the error, the sentence in *why. */
+static int round_trip(const struct fdstore_table *t, struct fdstore_table **ret, char **why)
+{
+	int fd = fdstore_table_serialize(t);
+	if (fd < 0)
+		return fd;
+	int r = fdstore_table_deserialize(fd, ret, why);
+	close(fd);
+	return r;
+}
+
+static void test_round_trip(void)
+{
+	struct fdstore_table t = sample();
+	_cleanup_fdstore_table_ struct fdstore_table *back = NULL;
+	_cleanup_free_ char *why = NULL;
+
+	CHECK_EQ(round_trip(&t, &back, &why), 0);
+	CHECK(why == NULL);
+	if (!back)
+		return;
+	CHECK_EQ(back->next_lease_id, 8);
+	CHECK_EQ(back->n_devices, 2);
+	CHECK_EQ(back->n_leases, 3);
+	CHECK(memcmp(back->devices, devices, sizeof(devices)) == 0);
+	CHECK(memcmp(back->leases, leases, sizeof(leases)) == 0);
+}
+
+static void test_empty(void)
+{
+	struct fdstore_table t = { .next_lease_id = 1 };
+	_cleanup_fdstore_table_ struct fdstore_table *back = NULL;
+
+	CHECK_EQ(round_trip(&t, &back, NULL), 0);
+	CHECK(back && back->n_devices == 0 && back->n_leases == 0);
+}
+
+static void test_sealed(void)
+{
+	struct fdstore_table t = sample();
+	int fd = fdstore_table_serialize(&t);
+	CHECK(fd >= 0);
+	int seals = fcntl(fd, F_GET_SEALS);
+	CHECK(seals & F_SEAL_WRITE);
+	CHECK(seals & F_SEAL_SEAL);
+	CHECK(write(fd, "x", 1) < 0);
+	close(fd);
+}
+
+/* A memfd holding bytes, sealed (or not). */
+static int memfd_with(const void *p, size_t n, bool seal)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || write(fd, p, n) != (ssize_t)n)
+		return -1;
+	if (seal)
+		fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+	return fd;
+}
+
+static size_t table_bytes(uint8_t *buf, size_t size)
+{
+	struct fdstore_table t = sample();
+	int fd = fdstore_table_serialize(&t);
+	ssize_t n = pread(fd, buf, size, 0);
+	close(fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void test_corrupt_every_byte(void)
+{
+	uint8_t buf[4096];
+	size_t n = table_bytes(buf, sizeof(buf));
+	unsigned refused = 0;
+
+	CHECK(n > 48);
+	for (size_t i = 0; i < n; i++) {
+		buf[i] ^= 0x40;
+		int fd = memfd_with(buf, n, true);
+		struct fdstore_table *t = NULL;
+		char *why = NULL;
+		int r = fdstore_table_deserialize(fd, &t, &why);
+		if (r < 0 && why && t == NULL)
+			refused++;
+		else
+			fprintf(stderr, "  byte %zu flipped: accepted\n", i);
+		fdstore_table_free(t);
+		free(why);
+		close(fd);
+		buf[i] ^= 0x40;
+	}
+	CHECK_EQ(refused, n);
+}
+
+static void test_unsealed_truncated_wrong_version(void)
+{
+	uint8_t buf[4096];
+	size_t n = table_bytes(buf, sizeof(buf));
+	struct fdstore_table *t = NULL;
+	char *why = NULL;
+
+	int fd = memfd_with(buf, n, false);
+	CHECK_EQ(fdstore_table_deserialize(fd, &t, &why), -EPERM);
+	CHECK(why && strstr(why, "sealed"));
+	close(fd);
+	free(why);
+
+	fd = memfd_with(buf, n - 1, true);
+	CHECK_EQ(fdstore_table_deserialize(fd, &t, &why), -EBADMSG);
+	close(fd);
+	free(why);
+
+	buf[8] = 2; /* the version */
+	fd = memfd_with(buf, n, true);
+	CHECK_EQ(fdstore_table_deserialize(fd, &t, &why), -EPROTONOSUPPORT);
+	CHECK(why && strstr(why, "version 2"));
+	close(fd);
+	free(why);
+
+	int pipefd[2];
+	CHECK(pipe2(pipefd, O_CLOEXEC) == 0);
+	CHECK(fdstore_table_deserialize(pipefd[0], &t, &why) < 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	free(why);
+	CHECK(t == NULL);
+}
+
+/* Tables that encode fine byte-wise but mean something impossible are
+ * refused already when written. */
+static void test_invalid_tables(void)
+{
+	struct fdstore_table t;
+	struct fdstore_device bad_dev[2];
+
+#define REFUSED(mutate)                                             \
+	do {                                                        \
+		t = sample();                                       \
+		memcpy(bad_dev, devices, sizeof(devices));          \
+		t.devices = bad_dev;                                \
+		mutate;                                             \
+		int _fd = fdstore_table_serialize(&t);              \
+		CHECK_EQ(_fd, -EINVAL);                             \
+		if (_fd >= 0)                                       \
+			close(_fd);                                 \
+	} while (0)
+
+	REFUSED(leases[1].offset = PAGE * 15);                     /* overlap */
+	REFUSED(leases[1].id = 1);                                 /* duplicate id */
+	REFUSED(leases[2].id = 8);                                 /* >= next id */
+	REFUSED(leases[0].offset = 100);                           /* unaligned */
+	REFUSED(leases[0].size = 0);
+	REFUSED(leases[2].offset = (256 << 20) - PAGE);            /* past the BAR */
+	REFUSED(leases[0].offset = UINT64_MAX - PAGE + 1);         /* overflow */
+	REFUSED(leases[0].device = 2);
+	REFUSED(leases[0].flags = 1u << 7);
+	REFUSED(leases[0].flags = LEASE_EXCLUSIVE);                /* not alone on gpu0 */
+	REFUSED(leases[0].generation = 4);
+	REFUSED(memset(leases[0].token, 0, BROKER_TOKEN_SIZE));
+	REFUSED(leases[0].uid = UINT32_MAX);
+	REFUSED(leases[2].image.n_planes = 5);
+	REFUSED(leases[2].image.offsets[0] = 1 << 20);
+	REFUSED(leases[0].image.width = 5);                        /* image data, no image */
+	REFUSED(strcpy(bad_dev[1].name, "gpu0"));                  /* twice */
+	REFUSED(strcpy(bad_dev[1].name, "gpu 1"));
+	REFUSED(bad_dev[1].name[0] = 0);
+	REFUSED(strcpy(bad_dev[1].pci, "00:04.0"));                /* not normalised */
+	REFUSED(bad_dev[1].bar = 6);
+	REFUSED(bad_dev[1].page_size = 3000);
+	REFUSED(bad_dev[1].bar_size = PAGE + 1);
+	REFUSED(t.next_lease_id = 0);
+#undef REFUSED
+}
+
+static void test_names(void)
+{
+	char buf[FDSTORE_NAME_MAX];
+	char long_name[80];
+
+	CHECK_EQ(fdstore_name_device(buf, "gpu0", "device"), 0);
+	CHECK(strcmp(buf, "bk-dev-gpu0-device") == 0);
+	CHECK_EQ(fdstore_name_lease(buf, 42), 0);
+	CHECK(strcmp(buf, "bk-lease-42") == 0);
+	CHECK(fdstore_name_is_ours(buf));
+	CHECK(fdstore_name_is_ours(FDSTORE_NAME_TABLE));
+	CHECK(!fdstore_name_is_ours("barkeepd.socket"));
+	CHECK(!fdstore_name_is_ours(NULL));
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	CHECK_EQ(fdstore_name_device(buf, long_name, "container"), -ENAMETOOLONG);
+}
+
+int main(void)
+{
+	RUN(test_round_trip);
+	RUN(test_empty);
+	RUN(test_sealed);
+	RUN(test_corrupt_every_byte);
+	RUN(test_unsealed_truncated_wrong_version);
+	RUN(test_invalid_tables);
+	RUN(test_names);
+	return UNIT_END();
+}

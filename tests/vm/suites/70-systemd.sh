@@ -1,0 +1,114 @@
+#!/bin/bash
+# vm-options: --systemd
+# barkeepd under systemd as PID 1: the units of systemd/ installed as shipped
+# (ExecStart= pointed at the build), user barkeep from barkeep.sysusers, the
+# VFIO group nodes given to group barkeep as 70-barkeep-vfio.rules would (no
+# udev in the guest). Socket activation, READY/STATUS, reload, watchdog.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+
+read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
+sock=/run/barkeep/barkeep.sock
+ctl() { "$BARKEEP_BUILD/barkeepctl" "$@"; }
+unit_prop() { systemctl show -P "$2" "$1"; }
+log_since() { journalctl -q -o cat -u barkeepd.service --since "@$1"; }
+
+# ---- install ----------------------------------------------------------------
+systemd-sysusers "$BARKEEP_TOP/systemd/barkeep.sysusers"
+systemd-tmpfiles --create "$BARKEEP_TOP/systemd/barkeep.tmpfiles"
+for a in $gpu0 $gpu1; do
+	g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group")")
+	chgrp barkeep "/dev/vfio/$g" && chmod 0660 "/dev/vfio/$g"
+done
+chmod 0666 /dev/vfio/vfio # systemd's static node from modules.devname is 0600
+cat > /etc/barkeep/barkeep.conf <<CONF
+[daemon]
+log-level = debug
+[device gpu0]
+pci = $gpu0
+allow-users = root
+[device gpu1]
+pci = $gpu1
+allow-users = root
+CONF
+sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=$BARKEEP_BUILD/barkeepd|" \
+	"$BARKEEP_TOP/systemd/barkeepd.service" > /etc/systemd/system/barkeepd.service
+cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
+systemctl daemon-reload
+check "barkeep user exists" id barkeep
+
+# ---- socket activation --------------------------------------------------------
+check "barkeepd.socket starts" systemctl start barkeepd.socket
+check "socket is root:barkeep 0660" test "$(stat -c %U:%G:%a "$sock")" = root:barkeep:660
+check "service is not running before the first client" sh -c '! systemctl is-active -q barkeepd.service'
+check "first connect starts the service" ctl devices
+check "service is active (READY=1 seen)" systemctl is-active -q barkeepd.service
+pid=$(unit_prop barkeepd.service MainPID)
+check "runs as user barkeep" test "$(ps -o user= -p "$pid")" = barkeep
+check "without capabilities" sh -c "grep -q '^CapEff:[[:space:]]*0*$' /proc/$pid/status"
+check "STATUS= in systemctl status" sh -c "systemctl status barkeepd.service | grep -q 'Status: \"Serving 2 device(s)'"
+
+ctl --name holder alloc 1M --hold=60 > /run/holder.out 2>&1 &
+holder=$!
+for _ in $(seq 40); do grep -q lease /run/holder.out 2>/dev/null && break; sleep 0.25; done
+sleep 1.5
+check "STATUS= counts the client and its lease" \
+	sh -c "systemctl show -P StatusText barkeepd.service | grep -q '1 client(s), 1 lease(s)'"
+
+# ---- reload -----------------------------------------------------------------
+t=$(date +%s)
+sed -i 's/^log-level = debug/log-level = info\n[limits]\nmax-leases-per-uid = 3/' /etc/barkeep/barkeep.conf
+check "systemctl reload" systemctl reload barkeepd.service
+check "reload is logged" sh -c "journalctl -q -o cat -u barkeepd.service --since @$t | grep -q 'Reloaded log-level and \[limits\]'"
+check "same process after reload" test "$(unit_prop barkeepd.service MainPID)" = "$pid"
+check "lease holder still connected" kill -0 "$holder"
+sleep 1.5
+check "STATUS= unchanged by reload" \
+	sh -c "systemctl show -P StatusText barkeepd.service | grep -q '1 client(s), 1 lease(s)'"
+echo 'max-leases-per-uid = x' >> /etc/barkeep/barkeep.conf
+t=$(date +%s)
+systemctl reload barkeepd.service
+check "a broken file is refused on reload" sh -c "journalctl -q -o cat -u barkeepd.service --since @$t | grep -q 'Failed to reload'"
+check "and the daemon goes on" systemctl is-active -q barkeepd.service
+sed -i '/= x$/d' /etc/barkeep/barkeep.conf
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+
+# ---- watchdog -------------------------------------------------------------------
+mkdir -p /etc/systemd/system/barkeepd.service.d
+printf '[Service]\nWatchdogSec=2s\n' > /etc/systemd/system/barkeepd.service.d/watchdog.conf
+systemctl daemon-reload
+systemctl restart barkeepd.service
+pid=$(unit_prop barkeepd.service MainPID)
+sleep 6
+check "WatchdogSec=2s: pinged, not killed in 6 s" test "$(unit_prop barkeepd.service MainPID)" = "$pid"
+rm -r /etc/systemd/system/barkeepd.service.d
+systemctl daemon-reload
+
+# ---- a stored lease table that is corrupt -------------------------------------
+# This barkeepd stores nothing yet; whatever it finds in its fd store is
+# refused with a sentence and released before the devices are opened.
+mkdir -p /etc/systemd/system/barkeepd.service.d
+printf '[Service]\nFileDescriptorStoreMax=16\n' > /etc/systemd/system/barkeepd.service.d/fdstore.conf
+systemctl daemon-reload
+systemctl restart barkeepd.service
+pid=$(unit_prop barkeepd.service MainPID)
+python3 "$BARKEEP_TOP/tests/vm/fdstore_push.py" "$pid" bk-table table-bad-checksum
+python3 "$BARKEEP_TOP/tests/vm/fdstore_push.py" "$pid" bk-dev-gpu0-group null
+sleep 0.5
+check "two fds in the store" test "$(unit_prop barkeepd.service NFileDescriptorStore)" = 2
+t=$(date +%s)
+systemctl restart barkeepd.service
+sleep 1
+check "a corrupt table is refused with a sentence" \
+	sh -c "journalctl -q -o cat -u barkeepd.service --since @$t | grep -q 'Refusing the stored lease table: the checksum does not match'"
+check "the stored fds are released" test "$(unit_prop barkeepd.service NFileDescriptorStore)" = 0
+check "and the daemon starts clean with both devices" sh -c "$BARKEEP_BUILD/barkeepctl devices | grep -c gpu | grep -qx 2"
+rm -r /etc/systemd/system/barkeepd.service.d
+systemctl daemon-reload
+
+# ---- stop ---------------------------------------------------------------------
+check "systemctl stop" systemctl stop barkeepd.service barkeepd.socket
+check "daemon logged no errors" sh -c "! journalctl -q -o cat -u barkeepd.service | grep -E 'AddressSanitizer|runtime error|Failed to (open|listen)'"
+echo "--- daemon log (tail)"; journalctl -q -o cat -u barkeepd.service | tail -n 12
+suite_end
