@@ -109,6 +109,16 @@ check-vm: all
 	tests/vm/selftest
 	tests/vm/run-suites
 
+# The VM suites again with barkeepd, libbarkeep, barkeepctl and the guest
+# programs from build-san/ (ASan+UBSan): a report fails the suite's checks.
+.PHONY: check-vm-san
+check-vm-san: all
+	$(MAKE) SAN=1 all
+	tests/vm/fetch-kernel
+	tests/kmod/build
+	kernel-patches/build
+	BARKEEP_BUILD=$(abspath build-san) tests/vm/run-suites
+
 check:
 	tests/install-deps
 	$(MAKE) check-unit
