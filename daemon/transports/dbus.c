@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "daemon/allocator.h"
 #include "daemon/transports/dbus-private.h"
+#include "daemon/transports/peer.h"
 
 #define MESSAGES_PER_WAKEUP 64 /* then yield to the rest of the loop */
 #define PROPS_INTERVAL_MS 200  /* how often device properties are compared */
@@ -223,6 +224,10 @@ static int read_creds(sd_bus_message *m, struct client_creds *c)
 	/* Older bus daemons do not say; /proc is the next best source. */
 	if (!have_groups && c->pid > 0)
 		proc_groups(c);
+	/* Which [container NAME] it is, by the pid the bus daemon saw. */
+	c->cgroup_error = peer_read_cgroup(-EBADF, c->pid, c->cgroup, sizeof(c->cgroup));
+	if (c->cgroup_error < 0)
+		c->cgroup[0] = '\0';
 	return 0;
 }
 
@@ -257,7 +262,10 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		return 0;
 	}
 	broker_client_set_name(p->client, p->name);
-	log_info("D-Bus client %s (uid %u, pid %d) connected", p->name, creds.uid, (int)creds.pid);
+	log_info("D-Bus client %s (%s%s%suid %u, pid %d) connected", p->name,
+		 p->client->container ? "container " : "",
+		 p->client->container ? p->client->container->name : "",
+		 p->client->container ? ", " : "", creds.uid, (int)creds.pid);
 	size_t n = p->n_pending;
 	p->n_pending = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -17,6 +17,7 @@
 int peer_parse_cgroup(const char *text, char *buf, size_t size);
 
 /* The cgroup v2 path of the peer of the connected Unix socket fd, whose
- * SO_PEERCRED pid is pid. Returns 0, -ESRCH if the process is gone (or pid
- * was reused), or another -errno. */
+ * SO_PEERCRED pid is pid (fd -EBADF: no socket to ask, e.g. the pid a D-Bus
+ * daemon reported). Returns 0, -ESRCH if the process is gone (or pid was
+ * reused), or another -errno. */
 int peer_read_cgroup(int fd, pid_t pid, char *buf, size_t size);

@@ -51,7 +51,12 @@ cgroup = /sealed*
 CONF
 
 check "config with [container] sections validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
-"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> "$log" &
+# A system bus too: D-Bus clients are matched to containers as well.
+cp "$BARKEEP_TOP/systemd/org.barkeep.Broker1.conf" /etc/dbus-1/system.d/
+mkdir -p /run/dbus
+check "dbus-daemon --system starts" dbus-daemon --system --fork --nopidfile
+for _ in $(seq 50); do [ -S /run/dbus/system_bus_socket ] && break; sleep 0.1; done
+"$BARKEEP_BUILD/barkeepd" --config "$conf" --bus 2> "$log" &
 pid=$!
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 check "daemon listens" test -S "$sock"
@@ -103,6 +108,18 @@ refused "container without devices: refused with its name" \
 	in_cgroup /sealed.slice/job.scope "$ctl" alloc 1M --device "$gpu0"
 refused "container without devices: 'any device' finds none" "no device you may use" \
 	in_cgroup /sealed.slice/job.scope "$ctl" alloc 1M
+
+# The same container through D-Bus: the pid the bus daemon saw names the cgroup.
+request_buffer=(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1
+		RequestBuffer 'sta{sv}')
+for _ in $(seq 100); do busctl status org.barkeep.Broker1 > /dev/null 2>&1 && break; sleep 0.1; done
+check "D-Bus client in the container's cgroup: gets a buffer on its device" \
+	in_cgroup /machine.slice/libpod-fake.scope/dbus "${request_buffer[@]}" "$gpu0" 1048576 0
+check "D-Bus client: identified as container ci" \
+	grep -qE "D-Bus client :[0-9.]+ \(container ci, uid 0, pid" "$log"
+refused "D-Bus client: refused another device, naming the container" \
+	"container ci may not use device gpu1" \
+	in_cgroup /machine.slice/libpod-fake.scope/dbus "${request_buffer[@]}" "$gpu1" 1048576 0
 
 # ---- identity by user-namespace uid range ---------------------------------------
 as_mapped=(setpriv --reuid 100000 --regid 100000 --clear-groups)
