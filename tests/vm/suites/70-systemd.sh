@@ -107,6 +107,28 @@ check "and the daemon starts clean with both devices" sh -c "$BARKEEP_BUILD/bark
 rm -r /etc/systemd/system/barkeepd.service.d
 systemctl daemon-reload
 
+# ---- what a client's buffer goes through when barkeepd goes -----------------
+# Today a restart, a crash and a stop all end the leases: the connection
+# closes and the kernel revokes the buffers at the last close of the VFIO
+# device fd. tests/vm/progs/restart_test.c holds a lease with bk_observer
+# attached and checks both.
+restart_case() { # ACTION...: restart_test holds a lease while ACTION runs
+	rm -f /run/restart.ready
+	"$BARKEEP_BUILD/tests/vm/restart_test" "$sock" /run/restart.ready > /run/restart.out 2>&1 &
+	local holder=$!
+	for _ in $(seq 100); do [ -e /run/restart.ready ] && break; sleep 0.1; done
+	echo "--- $*"
+	"$@"
+	wait "$holder"
+	run_prog cat /run/restart.out
+}
+restart_case systemctl restart barkeepd.service
+restart_case sh -c 'kill -9 "$(systemctl show -P MainPID barkeepd.service)"'
+sleep 1
+check "Restart=on-failure brings barkeepd back after kill -9" sh -c \
+	'for i in $(seq 50); do systemctl is-active -q barkeepd.service && exit 0; sleep 0.2; done; exit 1'
+restart_case systemctl stop barkeepd.service
+
 # ---- stop ---------------------------------------------------------------------
 check "systemctl stop" systemctl stop barkeepd.service barkeepd.socket
 check "daemon logged no errors" sh -c "! journalctl -q -o cat -u barkeepd.service | grep -E 'AddressSanitizer|runtime error|Failed to (open|listen)'"
