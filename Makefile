@@ -208,12 +208,12 @@ install: $(B)/barkeepd $(B)/barkeepctl $(B)/$(SONAME) $(B)/libbarkeep.pc
 	install -m 0644 systemd/barkeep.sysusers $(DESTDIR)$(SYSUSERSDIR)/barkeep.conf
 	install -m 0644 systemd/barkeep.tmpfiles $(DESTDIR)$(TMPFILESDIR)/barkeep.conf
 	install -m 0644 systemd/70-barkeep-vfio.rules $(DESTDIR)$(UDEVRULESDIR)/
-	if [ -e systemd/org.barkeep.Broker1.service ]; then \
-		install -D -m 0644 systemd/org.barkeep.Broker1.service \
-			$(DESTDIR)$(DBUSDIR)/system-services/org.barkeep.Broker1.service; fi
-	if [ -e systemd/org.barkeep.Broker1.conf ]; then \
-		install -D -m 0644 systemd/org.barkeep.Broker1.conf \
-			$(DESTDIR)$(DBUSDIR)/system.d/org.barkeep.Broker1.conf; fi
+	install -D -m 0644 systemd/org.barkeep.Broker1.service \
+		$(DESTDIR)$(DBUSDIR)/system-services/org.barkeep.Broker1.service
+	install -D -m 0644 systemd/org.barkeep.Broker1.conf \
+		$(DESTDIR)$(DBUSDIR)/system.d/org.barkeep.Broker1.conf
+	install -D -m 0644 systemd/org.barkeep.Broker1.xml \
+		$(DESTDIR)$(DBUSDIR)/interfaces/org.barkeep.Broker1.xml
 
 clean:
 	rm -rf build build-san build-fuzz
