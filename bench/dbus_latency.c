@@ -39,8 +39,10 @@
 
 #include "common/macro.h"
 #include "common/vfio.h"
+#include "tests/lib/stats.h"
 
 #define NAME "dbus_latency"
+#define die(...) bench_die(NAME, __VA_ARGS__)
 #define BROKER "org.barkeep.Broker1"
 #define BROKER_PATH "/org/barkeep/Broker1"
 #define BENCH "org.barkeep.Bench1"
@@ -61,27 +63,6 @@ struct samples {
 	uint64_t *ns;
 	size_t n;
 };
-
-static _noreturn_ _printf_(1, 2) void die(const char *fmt, ...)
-{
-	int saved = errno;
-	va_list ap;
-
-	fprintf(stderr, NAME ": ");
-	va_start(ap, fmt);
-	errno = saved;
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the limit's server ------------------------------------------------ */
 
@@ -207,7 +188,7 @@ static uint64_t barkeep_once(sd_bus *bus, const char *device, uint64_t size, uin
 	const char *path;
 	int fd;
 
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int r = sd_bus_call_method(bus, BROKER, BROKER_PATH, BROKER, "RequestBuffer", &err, &reply,
 				   "sta{sv}", device, size, 0);
 	if (r < 0)
@@ -217,9 +198,9 @@ static uint64_t barkeep_once(sd_bus *bus, const char *device, uint64_t size, uin
 	strcpy(lease, path);
 	sd_bus_message_unref(reply);
 	if (ret_request)
-		*ret_request = now_ns() - t0;
+		*ret_request = bench_now_ns() - t0;
 	send_oneway(bus, BROKER, BROKER_PATH, BROKER, "ReleaseBuffer", "o", lease);
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static uint64_t limit_once(sd_bus *bus, uint64_t size, bool oneway)
@@ -228,7 +209,7 @@ static uint64_t limit_once(sd_bus *bus, uint64_t size, bool oneway)
 	sd_bus_message *reply = NULL;
 	int fd;
 
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int r = sd_bus_call_method(bus, BENCH, BENCH_PATH, BENCH, "Export", &err, &reply, "t", size);
 	if (r < 0)
 		die("Export: %s", err.message ? err.message : strerror(-r));
@@ -237,18 +218,12 @@ static uint64_t limit_once(sd_bus *bus, uint64_t size, bool oneway)
 	sd_bus_message_unref(reply);
 	if (oneway)
 		send_oneway(bus, BENCH, BENCH_PATH, BENCH, "Drop", "t", size);
-	return now_ns() - t0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	return bench_now_ns() - t0;
 }
 
 static double pct(struct samples *s, double p)
 {
-	qsort(s->ns, s->n, sizeof(*s->ns), cmp_u64);
+	bench_sort_u64(s->ns, s->n);
 	size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
 	return (double)s->ns[i] / 1000.0;
 }
@@ -327,13 +302,13 @@ int main(int argc, char **argv)
 	}
 	/* Size the run from the warm-up's pace unless told. */
 	if (!iterations) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (int i = 0; i < 20; i++) {
 			barkeep_once(bus, device, size, NULL);
 			limit_once(bus, size, false);
 			limit_once(bus, size, true);
 		}
-		uint64_t per = (now_ns() - t0) / 20 + 1;
+		uint64_t per = (bench_now_ns() - t0) / 20 + 1;
 		iterations = MAX((size_t)(BUDGET_NS / per), (size_t)MIN_ITERATIONS);
 	}
 	size_t per_round = (iterations + ROUNDS - 1) / ROUNDS;

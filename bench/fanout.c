@@ -25,7 +25,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,34 +39,14 @@
 #include "client/lib/barkeep.h"
 #include "common/macro.h"
 #include "proto/codec.h"
+#include "tests/lib/stats.h"
 
 #define NAME "fanout"
+#define die(...) bench_die(NAME, __VA_ARGS__)
 #define MAX_CLIENTS 1000
 #define DIR "/run/barkeep-fanout"
 
 static const unsigned sizes[] = { 10, 100, 1000 };
-
-static _noreturn_ _printf_(1, 2) void die(const char *fmt, ...)
-{
-	int saved = errno; /* for %m */
-	va_list ap;
-
-	fprintf(stderr, NAME ": ");
-	errno = saved;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static size_t encode(const struct proto_msg *m, uint8_t *buf, size_t size)
 {
@@ -188,7 +167,7 @@ static uint64_t receive_all(struct receiver *r, uint16_t want)
 				die("client %u was disconnected", idx);
 		}
 	}
-	return now_ns();
+	return bench_now_ns();
 }
 
 /* ---- barkeep ---------------------------------------------------------------- */
@@ -226,7 +205,7 @@ static uint64_t barkeep_round(struct receiver *r, struct barkeep *admin, uint32_
 	m.reset = (struct proto_reset){ .device_id = 0, .grace_ms = 60000 };
 	size_t len = encode(&m, pkt, sizeof(pkt));
 
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	if (proto_send(barkeep_get_fd(admin), pkt, len, NULL, 0) < 0)
 		die("cannot send RESET: %m");
 	uint64_t t1 = receive_all(r, PROTO_OP_DEVICE_PAUSE);
@@ -307,7 +286,7 @@ static void bare_stop(struct bare *b, unsigned n)
 
 static uint64_t bare_round(struct receiver *r, struct bare *b)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	if (write(b->trigger, "x", 1) != 1)
 		die("cannot wake the sender: %m");
 	return receive_all(r, PROTO_OP_DEVICE_PAUSE) - t0;
@@ -315,15 +294,9 @@ static uint64_t bare_round(struct receiver *r, struct bare *b)
 
 /* ---- figures ------------------------------------------------------------------ */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 static uint64_t percentile(uint64_t *v, size_t n, unsigned p)
 {
-	qsort(v, n, sizeof(*v), cmp_u64);
+	bench_sort_u64(v, n);
 	return v[(n - 1) * p / 100];
 }
 

@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,8 +39,10 @@
 #include "common/macro.h"
 #include "common/vfio.h"
 #include "proto/codec.h"
+#include "tests/lib/stats.h"
 
 #define NAME "lease_latency"
+#define die(...) bench_die(NAME, __VA_ARGS__)
 #define WARMUP 200
 #define ROUNDS 10
 #define MIN_ITERATIONS 500
@@ -71,28 +72,6 @@ struct bench {
 	struct bare bare;
 	struct samples s[N_KINDS];
 };
-
-static _noreturn_ _printf_(1, 2) void die(const char *fmt, ...)
-{
-	int saved = errno; /* for %m */
-	va_list ap;
-
-	fprintf(stderr, NAME ": ");
-	errno = saved;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Encodes m into buf; the bare packets are real protocol messages. */
 static size_t encode(const struct proto_msg *m, uint8_t *buf)
@@ -221,14 +200,14 @@ static void bare_trip(const struct bare *b, const uint8_t *req, size_t len, size
 static void run_barkeep(struct bench *bn, struct samples *s)
 {
 	struct barkeep_lease *l;
-	uint64_t t0 = now_ns(), t1, t2;
+	uint64_t t0 = bench_now_ns(), t1, t2;
 
 	if (barkeep_alloc(bn->bk, &bn->params, &l) < 0)
 		die("ALLOC failed: %s", barkeep_error_message(bn->bk));
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (barkeep_release(bn->bk, l) < 0)
 		die("RELEASE failed: %s", barkeep_error_message(bn->bk));
-	t2 = now_ns();
+	t2 = bench_now_ns();
 	if (s) {
 		s->alloc[s->n] = t1 - t0;
 		s->release[s->n] = t2 - t1;
@@ -239,13 +218,13 @@ static void run_barkeep(struct bench *bn, struct samples *s)
 static void run_bare(struct bench *bn, struct samples *s, bool two_trips)
 {
 	const struct bare *b = &bn->bare;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	bare_trip(b, b->alloc, b->alloc_len, 1);
 	if (two_trips)
 		bare_trip(b, b->release, b->release_len, 0);
 	if (s)
-		s->total[s->n++] = now_ns() - t0;
+		s->total[s->n++] = bench_now_ns() - t0;
 }
 
 static void run_one(struct bench *bn, enum kind k, struct samples *s)
@@ -264,10 +243,10 @@ static size_t warm_up(struct bench *bn, size_t want)
 	uint64_t per_iteration = 0;
 
 	for (enum kind k = 0; k < N_KINDS; k++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (int i = 0; i < WARMUP; i++)
 			run_one(bn, k, NULL);
-		per_iteration += (now_ns() - t0) / WARMUP;
+		per_iteration += (bench_now_ns() - t0) / WARMUP;
 	}
 	if (per_iteration * want <= BUDGET_NS)
 		return want;
@@ -305,12 +284,6 @@ static void measure(struct bench *bn, size_t n)
 	}
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 struct figure {
 	double median, p99; /* microseconds */
 };
@@ -318,7 +291,7 @@ struct figure {
 /* Median and nearest-rank 99th percentile; sorts v. */
 static struct figure figure_of(uint64_t *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), cmp_u64);
+	bench_sort_u64(v, n);
 	uint64_t med2 = n % 2 ? 2 * v[n / 2] : v[n / 2 - 1] + v[n / 2];
 	size_t rank = (n * 99 + 99) / 100; /* ceil(0.99 n) */
 	return (struct figure){ (double)med2 / 2e3, (double)v[rank - 1] / 1e3 };

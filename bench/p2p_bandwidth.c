@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,36 +44,16 @@
 #include "common/macro.h"
 #include "common/vfio.h"
 #include "tests/kmod/bk_edu.h"
+#include "tests/lib/stats.h"
 
 #define NAME "p2p_bandwidth"
+#define die(...) bench_die(NAME, __VA_ARGS__)
 #define WINDOW (1ull << 20)
 #define SEED 0x5eedu
 #define TARGET_TOLERANCE 0.05
 
 enum kind { LEASED, DIRECT, N_KINDS };
 static const char *const kind_name[N_KINDS] = { "leased", "direct" };
-
-static _noreturn_ _printf_(1, 2) void die(const char *fmt, ...)
-{
-	int saved = errno; /* for %m */
-	va_list ap;
-
-	fprintf(stderr, NAME ": ");
-	errno = saved;
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(EXIT_FAILURE);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int edu_open_import(int dmabuf)
 {
@@ -124,13 +103,6 @@ static void edu_address(char *buf, size_t len)
 		memcpy(buf, base, strlen(base) + 1);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * MB/s of each window from the median transfer time (a busy host stalls
  * single transfers of either kind by hundreds of ms; the median does not
@@ -145,7 +117,7 @@ static void report(const char *what, uint64_t *ns[N_KINDS], unsigned count)
 
 		for (unsigned i = 0; i < count; i++)
 			sum += ns[k][i];
-		qsort(ns[k], count, sizeof(uint64_t), cmp_u64);
+		bench_sort_u64(ns[k], count);
 		uint64_t med = ns[k][count / 2];
 		mbs[k] = BK_EDU_CHUNK / ((double)med / 1e9) / 1e6;
 		printf("%-5s %-6s %8.4f MB/s  (median of %u transfers %.1f ms; min %.1f, mean %.1f, "
@@ -250,19 +222,19 @@ usage:
 		for (unsigned i = 0; i < per_round; i++) {
 			for (int j = 0; j < N_KINDS; j++) {
 				int k = (int)((round + i + (unsigned)j) % N_KINDS);
-				uint64_t t = now_ns();
+				uint64_t t = bench_now_ns();
 				xfer(fds[k], BK_EDU_IOC_WRITE, ((step + i) % slots) * 4096,
 				     BK_EDU_F_STAGED, 0, NULL);
-				wns[k][n + i] = now_ns() - t;
+				wns[k][n + i] = bench_now_ns() - t;
 			}
 		}
 		for (unsigned i = 0; i < per_round; i++) {
 			for (int j = 0; j < N_KINDS; j++) {
 				int k = (int)((round + i + (unsigned)j + 1) % N_KINDS);
 				uint8_t buf[BK_EDU_CHUNK];
-				uint64_t t = now_ns();
+				uint64_t t = bench_now_ns();
 				xfer(fds[k], BK_EDU_IOC_READ, ((step + i) % slots) * 4096, 0, 0, buf);
-				rns[k][n + i] = now_ns() - t;
+				rns[k][n + i] = bench_now_ns() - t;
 			}
 		}
 		step += per_round;

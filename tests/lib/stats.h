@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* What the benchmarks share: dying with a message, the clock, sorting samples. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/macro.h"
+
+/* Prints "NAME: " and the message (%m is the errno at the call) to stderr
+ * and exits with EXIT_FAILURE. */
+_noreturn_ _printf_(2, 3) void bench_die(const char *name, const char *fmt, ...);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_ns(void);
+/* Sorts n samples in ascending order. */
+void bench_sort_u64(uint64_t *v, size_t n);
