@@ -18,7 +18,6 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,45 +38,25 @@
 #include "common/macro.h"
 #include "common/vfio-uapi.h"
 #include "tests/kmod/bk_observer.h"
+#include "tests/lib/report.h"
 #include "tests/lib/testlib.h"
 
 #define MiB (1024ULL * 1024ULL)
 #define WIN_OFFSET (2 * MiB)
 #define WIN_SIZE (1 * MiB)
 
-static int n_passed, n_failed;
-
-static void ok(const char *name)
-{
-	printf("ok   %s\n", name);
-	fflush(stdout);
-	n_passed++;
-}
-
-_printf_(2, 3) static void fail(const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("FAIL %s: ", name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	n_failed++;
-}
-
 /* A check that expects a call to fail with a given errno. r is the call's
  * return value, err the errno it left. */
 static void expect_errno(const char *name, long r, int err, int want)
 {
 	if (r >= 0)
-		fail(name, "succeeded (returned %ld), expected %s", r, strerrorname_np(want));
+		test_fail(name, "succeeded (returned %ld), expected %s", r, strerrorname_np(want));
 	else if (err != want)
-		fail(name, "failed with %s (%s), expected %s", strerrorname_np(err), strerror(err),
-		     strerrorname_np(want));
+		test_fail(name, "failed with %s (%s), expected %s", strerrorname_np(err),
+			  strerror(err),
+			  strerrorname_np(want));
 	else
-		ok(name);
+		test_ok(name);
 }
 
 /* ---- VFIO --------------------------------------------------------------- */
@@ -120,61 +99,63 @@ static bool open_gpu(struct gpu *g)
 
 	g->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	if (g->container < 0) {
-		fail("vfio-container", "open /dev/vfio/vfio: %m");
+		test_fail("vfio-container", "open /dev/vfio/vfio: %m");
 		return false;
 	}
 	r = ioctl(g->container, VFIO_GET_API_VERSION);
 	if (r != VFIO_API_VERSION) {
-		fail("vfio-container", "VFIO_GET_API_VERSION = %d, expected %d", r, VFIO_API_VERSION);
+		test_fail("vfio-container", "VFIO_GET_API_VERSION = %d, expected %d", r,
+			  VFIO_API_VERSION);
 		return false;
 	}
-	ok("vfio-container");
+	test_ok("vfio-container");
 
 	r = ioctl(g->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
 	if (r != 1) {
-		fail("vfio-type1v2", "VFIO_CHECK_EXTENSION(TYPE1v2) = %d%s", r, r < 0 ? " (%m)" : "");
+		test_fail("vfio-type1v2", "VFIO_CHECK_EXTENSION(TYPE1v2) = %d%s", r,
+			  r < 0 ? " (%m)" : "");
 		return false;
 	}
-	ok("vfio-type1v2");
+	test_ok("vfio-type1v2");
 
 	r = open_group_path(g->addr, path, sizeof(path));
 	if (r < 0) {
-		fail("vfio-group-viable", "no iommu_group for %s: %s", g->addr, strerror(-r));
+		test_fail("vfio-group-viable", "no iommu_group for %s: %s", g->addr, strerror(-r));
 		return false;
 	}
 	g->group = open(path, O_RDWR | O_CLOEXEC);
 	if (g->group < 0) {
-		fail("vfio-group-viable", "open %s: %m", path);
+		test_fail("vfio-group-viable", "open %s: %m", path);
 		return false;
 	}
 	if (ioctl(g->group, VFIO_GROUP_GET_STATUS, &status) < 0) {
-		fail("vfio-group-viable", "VFIO_GROUP_GET_STATUS: %m");
+		test_fail("vfio-group-viable", "VFIO_GROUP_GET_STATUS: %m");
 		return false;
 	}
 	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		fail("vfio-group-viable", "%s is not viable (flags %#x)", path, status.flags);
+		test_fail("vfio-group-viable", "%s is not viable (flags %#x)", path, status.flags);
 		return false;
 	}
-	ok("vfio-group-viable");
+	test_ok("vfio-group-viable");
 
 	if (ioctl(g->group, VFIO_GROUP_SET_CONTAINER, &g->container) < 0) {
-		fail("vfio-set-container", "%m");
+		test_fail("vfio-set-container", "%m");
 		return false;
 	}
-	ok("vfio-set-container");
+	test_ok("vfio-set-container");
 
 	if (ioctl(g->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0) {
-		fail("vfio-set-iommu", "%m");
+		test_fail("vfio-set-iommu", "%m");
 		return false;
 	}
-	ok("vfio-set-iommu");
+	test_ok("vfio-set-iommu");
 
 	g->device = ioctl(g->group, VFIO_GROUP_GET_DEVICE_FD, g->addr);
 	if (g->device < 0) {
-		fail("vfio-device-fd", "VFIO_GROUP_GET_DEVICE_FD(%s): %m", g->addr);
+		test_fail("vfio-device-fd", "VFIO_GROUP_GET_DEVICE_FD(%s): %m", g->addr);
 		return false;
 	}
-	ok("vfio-device-fd");
+	test_ok("vfio-device-fd");
 	return true;
 }
 
@@ -308,12 +289,12 @@ static void check_other_process(int dmabuf, uint64_t size)
 	int r, lines = 0;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		fail("scm-rights-send", "socketpair: %m");
+		test_fail("scm-rights-send", "socketpair: %m");
 		return;
 	}
 	pid = fork();
 	if (pid < 0) {
-		fail("scm-rights-send", "fork: %m");
+		test_fail("scm-rights-send", "fork: %m");
 		close(sv[0]);
 		close(sv[1]);
 		return;
@@ -331,9 +312,9 @@ static void check_other_process(int dmabuf, uint64_t size)
 
 	r = test_send_fd(sv[0], dmabuf);
 	if (r < 0)
-		fail("scm-rights-send", "sendmsg: %s", strerror(-r));
+		test_fail("scm-rights-send", "sendmsg: %s", strerror(-r));
 	else
-		ok("scm-rights-send");
+		test_ok("scm-rights-send");
 	shutdown(sv[0], SHUT_WR);
 
 	in = fdopen(sv[0], "r");
@@ -344,17 +325,17 @@ static void check_other_process(int dmabuf, uint64_t size)
 			fputs(line, stdout);
 			lines++;
 			if (strncmp(line, "ok   ", 5) == 0)
-				n_passed++;
+				test_passed++;
 			else
-				n_failed++;
+				test_failed++;
 		}
 		fclose(in);
 	}
 	fflush(stdout);
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail("child-process", "exited abnormally (status %#x)", status);
+		test_fail("child-process", "exited abnormally (status %#x)", status);
 	else if (lines < 3)
-		fail("child-process", "reported %d checks, expected 3", lines);
+		test_fail("child-process", "reported %d checks, expected 3", lines);
 }
 
 /* ---- BAR access through the VFIO region mmap ------------------------------ */
@@ -406,32 +387,34 @@ static void check_bar_to_host(struct gpu *g, const char *vram_file)
 
 	fd = open(vram_file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fail("bar2-write-lands-in-host-file", "open %s: %m", vram_file);
+		test_fail("bar2-write-lands-in-host-file", "open %s: %m", vram_file);
 		return;
 	}
 	n = pread(fd, got, sizeof(got), WIN_OFFSET);
 	if (n != (ssize_t)sizeof(got))
-		fail("bar2-write-lands-in-host-file", "pread %s at %llu: %zd (%m)", vram_file,
-		     WIN_OFFSET, n);
+		test_fail("bar2-write-lands-in-host-file", "pread %s at %llu: %zd (%m)", vram_file,
+			  WIN_OFFSET, n);
 	else if (memcmp(want, got, sizeof(want)) != 0)
-		fail("bar2-write-lands-in-host-file", "bytes at %llu of %s differ from what was "
-		     "written through the BAR", WIN_OFFSET, vram_file);
+		test_fail("bar2-write-lands-in-host-file",
+			  "bytes at %llu of %s differ from what was "
+			  "written through the BAR", WIN_OFFSET, vram_file);
 	else
-		ok("bar2-write-lands-in-host-file");
+		test_ok("bar2-write-lands-in-host-file");
 
 	/* And the other way: the host file's bytes are what the BAR reads. */
 	fill_pattern(want, sizeof(want), (uint32_t)getpid() ^ 0xa5a5a5a5u);
 	_cleanup_close_ int wfd = open(vram_file, O_WRONLY | O_CLOEXEC);
 	if (wfd < 0 || pwrite(wfd, want, sizeof(want), WIN_OFFSET + 8192) != (ssize_t)sizeof(want)) {
-		fail("host-file-write-reads-through-bar2", "write %s: %m", vram_file);
+		test_fail("host-file-write-reads-through-bar2", "write %s: %m", vram_file);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(got); i++)
 		got[i] = g->bar2_map[WIN_OFFSET + 8192 + i];
 	if (memcmp(want, got, sizeof(want)) != 0)
-		fail("host-file-write-reads-through-bar2", "BAR2 does not show the file's bytes");
+		test_fail("host-file-write-reads-through-bar2",
+			  "BAR2 does not show the file's bytes");
 	else
-		ok("host-file-write-reads-through-bar2");
+		test_ok("host-file-write-reads-through-bar2");
 }
 
 /* ---- dma-buf import into vgem --------------------------------------------- */
@@ -487,8 +470,8 @@ static void check_vgem(int vfio_dmabuf)
 
 	drm = open_vgem();
 	if (drm < 0) {
-		fail("vgem-import-vfio-dmabuf", "no vgem device in /dev/dri");
-		fail("vgem-import-udmabuf", "no vgem device in /dev/dri");
+		test_fail("vgem-import-vfio-dmabuf", "no vgem device in /dev/dri");
+		test_fail("vgem-import-udmabuf", "no vgem device in /dev/dri");
 		return;
 	}
 
@@ -501,18 +484,18 @@ static void check_vgem(int vfio_dmabuf)
 
 	udma = create_udmabuf(WIN_SIZE);
 	if (udma < 0) {
-		fail("udmabuf-create", "%s", strerror(-udma));
+		test_fail("udmabuf-create", "%s", strerror(-udma));
 		return;
 	}
-	ok("udmabuf-create");
+	test_ok("udmabuf-create");
 
 	r = drmPrimeFDToHandle(drm, udma, &handle);
 	if (r < 0) {
-		fail("vgem-import-udmabuf", "drmPrimeFDToHandle: %m");
+		test_fail("vgem-import-udmabuf", "drmPrimeFDToHandle: %m");
 	} else {
 		struct drm_gem_close c = { .handle = handle };
 		drmIoctl(drm, DRM_IOCTL_GEM_CLOSE, &c);
-		ok("vgem-import-udmabuf");
+		test_ok("vgem-import-udmabuf");
 	}
 }
 
@@ -583,24 +566,26 @@ static void check_revocation(struct gpu *g, int dmabuf)
 
 	obs = open(BK_OBSERVER_DEVICE, O_RDWR | O_CLOEXEC);
 	if (obs < 0) {
-		fail("observer-open", "open %s: %m (is bk_observer.ko loaded?)", BK_OBSERVER_DEVICE);
+		test_fail("observer-open", "open %s: %m (is bk_observer.ko loaded?)",
+			  BK_OBSERVER_DEVICE);
 		return;
 	}
-	ok("observer-open");
+	test_ok("observer-open");
 
 	r = obs_attach(obs, dmabuf, 0, &at);
 	if (r < 0) {
-		fail("observer-attach", "ATTACH: %s", strerror(-r));
+		test_fail("observer-attach", "ATTACH: %s", strerror(-r));
 		return;
 	}
 	r = obs_status(obs, at.slot, &st);
 	if (r < 0)
-		fail("observer-attach", "STATUS: %s", strerror(-r));
+		test_fail("observer-attach", "STATUS: %s", strerror(-r));
 	else if (at.size != WIN_SIZE || st.state != BK_OBSERVER_ATTACHED || st.invalidations != 0)
-		fail("observer-attach", "size %llu, state %#x, invalidations %llu",
-		     (unsigned long long)at.size, st.state, (unsigned long long)st.invalidations);
+		test_fail("observer-attach", "size %llu, state %#x, invalidations %llu",
+			  (unsigned long long)at.size, st.state,
+			  (unsigned long long)st.invalidations);
 	else
-		ok("observer-attach");
+		test_ok("observer-attach");
 
 	/* VFIO maps only for a PCI importer with a P2P route to the BAR; the
 	 * observer's misc device has none, so a map is refused, not faked. */
@@ -615,51 +600,52 @@ static void check_revocation(struct gpu *g, int dmabuf)
 
 	r = read_command(g, &cmd);
 	if (r < 0) {
-		fail("config-read-command", "pread PCI_COMMAND: %s", strerror(-r));
+		test_fail("config-read-command", "pread PCI_COMMAND: %s", strerror(-r));
 		return;
 	}
 	if (!(cmd & PCI_COMMAND_MEMORY)) {
-		fail("config-read-command", "memory decode is off (PCI_COMMAND %#x)", cmd);
+		test_fail("config-read-command", "memory decode is off (PCI_COMMAND %#x)", cmd);
 		return;
 	}
-	ok("config-read-command");
+	test_ok("config-read-command");
 	before = st.invalidations;
 
 	/* Revoke: clear memory decode through the VFIO config region. */
 	r = write_command(g, cmd & ~PCI_COMMAND_MEMORY);
 	if (r < 0) {
-		fail("revoke-clear-memory", "pwrite PCI_COMMAND: %s", strerror(-r));
+		test_fail("revoke-clear-memory", "pwrite PCI_COMMAND: %s", strerror(-r));
 		return;
 	}
-	ok("revoke-clear-memory");
+	test_ok("revoke-clear-memory");
 
 	r = obs_status(obs, at.slot, &st);
 	if (r < 0)
-		fail("observer-invalidated-on-revoke", "STATUS: %s", strerror(-r));
+		test_fail("observer-invalidated-on-revoke", "STATUS: %s", strerror(-r));
 	else if (st.invalidations <= before)
-		fail("observer-invalidated-on-revoke", "invalidations %llu, was %llu",
-		     (unsigned long long)st.invalidations, (unsigned long long)before);
+		test_fail("observer-invalidated-on-revoke", "invalidations %llu, was %llu",
+			  (unsigned long long)st.invalidations, (unsigned long long)before);
 	else
-		ok("observer-invalidated-on-revoke");
+		test_ok("observer-invalidated-on-revoke");
 
 	r = obs_reattach(obs, at.slot);
 	expect_errno("observer-reattach-fails-while-revoked", r, -r, ENODEV);
 	r = obs_status(obs, at.slot, &st);
 	if (r < 0 || st.state != 0 || st.last_error != -ENODEV)
-		fail("observer-status-while-revoked", "STATUS %d, state %#x, last_error %d", r,
-		     st.state, st.last_error);
+		test_fail("observer-status-while-revoked", "STATUS %d, state %#x, last_error %d", r,
+			  st.state, st.last_error);
 	else
-		ok("observer-status-while-revoked");
+		test_ok("observer-status-while-revoked");
 
 	if (read_faults(g->bar2_map + WIN_OFFSET, &byte))
-		ok("bar2-mmap-sigbus-while-revoked");
+		test_ok("bar2-mmap-sigbus-while-revoked");
 	else
-		fail("bar2-mmap-sigbus-while-revoked", "read through the BAR mmap worked (%#x)", byte);
+		test_fail("bar2-mmap-sigbus-while-revoked",
+			  "read through the BAR mmap worked (%#x)", byte);
 
 	/* A buffer exported while memory decode is off starts revoked. */
 	late = export_window(g->device, VFIO_PCI_BAR2_REGION_INDEX, WIN_OFFSET, WIN_SIZE, 1);
 	if (late < 0) {
-		fail("export-while-revoked-starts-revoked", "export: %s", strerror(-late));
+		test_fail("export-while-revoked-starts-revoked", "export: %s", strerror(-late));
 	} else {
 		struct bk_observer_attach a2;
 
@@ -672,23 +658,24 @@ static void check_revocation(struct gpu *g, int dmabuf)
 	/* Restore memory decode: re-attach works again, and so does the BAR. */
 	r = write_command(g, cmd);
 	if (r < 0) {
-		fail("restore-memory", "pwrite PCI_COMMAND: %s", strerror(-r));
+		test_fail("restore-memory", "pwrite PCI_COMMAND: %s", strerror(-r));
 		safe_close(late);
 		return;
 	}
-	ok("restore-memory");
+	test_ok("restore-memory");
 
 	r = obs_reattach(obs, at.slot);
 	if (r < 0) {
-		fail("observer-reattach-after-restore", "REATTACH: %s", strerror(-r));
+		test_fail("observer-reattach-after-restore", "REATTACH: %s", strerror(-r));
 	} else {
 		r = obs_status(obs, at.slot, &st);
 		if (r < 0 || st.state != BK_OBSERVER_ATTACHED || st.last_error != 0 || st.attaches != 2)
-			fail("observer-reattach-after-restore", "STATUS %d, state %#x, last_error %d, "
-			     "attaches %llu", r, st.state, st.last_error,
-			     (unsigned long long)st.attaches);
+			test_fail("observer-reattach-after-restore",
+				  "STATUS %d, state %#x, last_error %d, "
+				  "attaches %llu", r, st.state, st.last_error,
+				  (unsigned long long)st.attaches);
 		else
-			ok("observer-reattach-after-restore");
+			test_ok("observer-reattach-after-restore");
 	}
 
 	if (late >= 0) {
@@ -696,36 +683,38 @@ static void check_revocation(struct gpu *g, int dmabuf)
 
 		r = obs_attach(obs, late, 0, &a2);
 		if (r < 0)
-			fail("late-export-attaches-after-restore", "ATTACH: %s", strerror(-r));
+			test_fail("late-export-attaches-after-restore", "ATTACH: %s", strerror(-r));
 		else
-			ok("late-export-attaches-after-restore");
+			test_ok("late-export-attaches-after-restore");
 		late = safe_close(late);
 	}
 
 	if (read_faults(g->bar2_map + WIN_OFFSET, &byte))
-		fail("bar2-mmap-works-after-restore", "SIGBUS");
+		test_fail("bar2-mmap-works-after-restore", "SIGBUS");
 	else
-		ok("bar2-mmap-works-after-restore");
+		test_ok("bar2-mmap-works-after-restore");
 
 	/* A second revoke is seen too, and DETACH frees the slot. */
 	before = st.invalidations;
 	if (write_command(g, cmd & ~PCI_COMMAND_MEMORY) < 0 || write_command(g, cmd) < 0) {
-		fail("observer-counts-every-revoke", "pwrite PCI_COMMAND: %m");
+		test_fail("observer-counts-every-revoke", "pwrite PCI_COMMAND: %m");
 	} else {
 		r = obs_status(obs, at.slot, &st);
 		if (r < 0 || st.invalidations <= before)
-			fail("observer-counts-every-revoke", "STATUS %d, invalidations %llu, was %llu",
-			     r, (unsigned long long)st.invalidations, (unsigned long long)before);
+			test_fail("observer-counts-every-revoke",
+				  "STATUS %d, invalidations %llu, was %llu",
+				  r, (unsigned long long)st.invalidations,
+				  (unsigned long long)before);
 		else
-			ok("observer-counts-every-revoke");
+			test_ok("observer-counts-every-revoke");
 	}
 
 	if (ioctl(obs, BK_OBSERVER_IOC_DETACH, &at.slot) < 0)
-		fail("observer-detach", "DETACH: %m");
+		test_fail("observer-detach", "DETACH: %m");
 	else if ((r = obs_status(obs, at.slot, &st)) != -ENOENT)
-		fail("observer-detach", "STATUS after DETACH: %d, expected ENOENT", r);
+		test_fail("observer-detach", "STATUS after DETACH: %d, expected ENOENT", r);
 	else
-		ok("observer-detach");
+		test_ok("observer-detach");
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -745,18 +734,19 @@ int main(int argc, char **argv)
 	gpus = getenv("BARKEEP_GPUS");
 	vram_dir = getenv("BARKEEP_VRAM_DIR");
 	if (!gpus || !*gpus || !vram_dir) {
-		fail("environment", "BARKEEP_GPUS and BARKEEP_VRAM_DIR must be set (run in the VM)");
+		test_fail("environment",
+			  "BARKEEP_GPUS and BARKEEP_VRAM_DIR must be set (run in the VM)");
 		goto out;
 	}
 	gpus += strspn(gpus, " ,");
 	n = strcspn(gpus, " ,");
 	if (n == 0 || n >= sizeof(g.addr)) {
-		fail("environment", "bad BARKEEP_GPUS '%s'", gpus);
+		test_fail("environment", "bad BARKEEP_GPUS '%s'", gpus);
 		goto out;
 	}
 	memcpy(g.addr, gpus, n);
 	if (snprintf(vram_file, sizeof(vram_file), "%s/gpu0", vram_dir) >= (int)sizeof(vram_file)) {
-		fail("environment", "BARKEEP_VRAM_DIR is too long");
+		test_fail("environment", "BARKEEP_VRAM_DIR is too long");
 		goto out;
 	}
 
@@ -765,43 +755,44 @@ int main(int argc, char **argv)
 
 	r = region_info(g.device, VFIO_PCI_BAR2_REGION_INDEX, &g.bar2);
 	if (r < 0)
-		fail("bar2-region-info", "%s", strerror(-r));
+		test_fail("bar2-region-info", "%s", strerror(-r));
 	else if (!(g.bar2.flags & VFIO_REGION_INFO_FLAG_MMAP) || g.bar2.size < WIN_OFFSET + WIN_SIZE)
-		fail("bar2-region-info", "flags %#x size %llu: not an mmap-able BAR of >= %llu bytes",
-		     g.bar2.flags, (unsigned long long)g.bar2.size, WIN_OFFSET + WIN_SIZE);
+		test_fail("bar2-region-info",
+			  "flags %#x size %llu: not an mmap-able BAR of >= %llu bytes",
+			  g.bar2.flags, (unsigned long long)g.bar2.size, WIN_OFFSET + WIN_SIZE);
 	else
-		ok("bar2-region-info");
+		test_ok("bar2-region-info");
 	if (r < 0)
 		goto out;
 
 	r = region_info(g.device, VFIO_PCI_CONFIG_REGION_INDEX, &g.config);
 	if (r < 0)
-		fail("config-region-info", "%s", strerror(-r));
+		test_fail("config-region-info", "%s", strerror(-r));
 	else
-		ok("config-region-info");
+		test_ok("config-region-info");
 
 	r = probe_dmabuf(g.device);
 	if (r < 0)
-		fail("dmabuf-probe", "PROBE|GET|DMA_BUF: %s", strerror(-r));
+		test_fail("dmabuf-probe", "PROBE|GET|DMA_BUF: %s", strerror(-r));
 	else
-		ok("dmabuf-probe");
+		test_ok("dmabuf-probe");
 
 	dmabuf = export_window(g.device, VFIO_PCI_BAR2_REGION_INDEX, WIN_OFFSET, WIN_SIZE, 1);
 	if (dmabuf < 0) {
-		fail("dmabuf-export", "1 MiB at 2 MiB of BAR2: %s", strerror(-dmabuf));
+		test_fail("dmabuf-export", "1 MiB at 2 MiB of BAR2: %s", strerror(-dmabuf));
 		goto out;
 	}
-	ok("dmabuf-export");
+	test_ok("dmabuf-export");
 
 	check_other_process(dmabuf, WIN_SIZE);
 
 	g.bar2_map = mmap(NULL, g.bar2.size, PROT_READ | PROT_WRITE, MAP_SHARED, g.device,
 			  (off_t)g.bar2.offset);
 	if (g.bar2_map == MAP_FAILED) {
-		fail("bar2-mmap", "%m");
+		test_fail("bar2-mmap", "%m");
 		g.bar2_map = NULL;
 	} else {
-		ok("bar2-mmap");
+		test_ok("bar2-mmap");
 		check_bar_to_host(&g, vram_file);
 	}
 
@@ -817,6 +808,5 @@ out:
 	safe_close(g.device);
 	safe_close(g.group);
 	safe_close(g.container);
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_finish();
 }

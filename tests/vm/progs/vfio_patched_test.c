@@ -21,7 +21,6 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,45 +36,25 @@
 #include "common/vfio.h"
 #include "common/vfio-uapi.h"
 #include "tests/kmod/bk_observer.h"
+#include "tests/lib/report.h"
 
 #define KiB 1024ULL
 #define MiB (1024ULL * 1024ULL)
 #define PAGE 4096ULL
 
-static int n_passed, n_failed;
-
-static void ok(const char *name)
-{
-	printf("ok   %s\n", name);
-	fflush(stdout);
-	n_passed++;
-}
-
-_printf_(2, 3) static void fail(const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("FAIL %s: ", name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	n_failed++;
-}
-
 /* r: a -errno style result (0 or negative). */
 static void expect_err(const char *name, int r, int want)
 {
 	if (r >= 0 && want != 0)
-		fail(name, "succeeded, expected %s", strerrorname_np(want));
+		test_fail(name, "succeeded, expected %s", strerrorname_np(want));
 	else if (r > 0)
-		fail(name, "returned %d, expected 0", r);
+		test_fail(name, "returned %d, expected 0", r);
 	else if (r < 0 && -r != want)
-		fail(name, "failed with %s (%s), expected %s", strerrorname_np(-r), strerror(-r),
-		     want ? strerrorname_np(want) : "success");
+		test_fail(name, "failed with %s (%s), expected %s", strerrorname_np(-r),
+			  strerror(-r),
+			  want ? strerrorname_np(want) : "success");
 	else
-		ok(name);
+		test_ok(name);
 }
 
 /* ---- memory access that may fault ---------------------------------------- */
@@ -166,27 +145,28 @@ static void check_reaches_bar(const char *name, volatile uint8_t *p, uint64_t fi
 		p[i] = want[i];
 	__sync_synchronize();
 	if (pread(vram_fd, got, n, (off_t)file_off) != (ssize_t)n) {
-		fail(name, "pread of the host file at %#llx: %m", (unsigned long long)file_off);
+		test_fail(name, "pread of the host file at %#llx: %m",
+			  (unsigned long long)file_off);
 		return;
 	}
 	if (memcmp(want, got, n) != 0) {
-		fail(name, "the host file at %#llx lacks what was written through the mapping",
-		     (unsigned long long)file_off);
+		test_fail(name, "the host file at %#llx lacks what was written through the mapping",
+			  (unsigned long long)file_off);
 		return;
 	}
 	fill_pattern(want, n, (uint32_t)file_off ^ 0xa5a5a5a5u);
 	if (pwrite(vram_fd, want, n, (off_t)file_off) != (ssize_t)n) {
-		fail(name, "pwrite of the host file: %m");
+		test_fail(name, "pwrite of the host file: %m");
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		got[i] = p[i];
 	if (memcmp(want, got, n) != 0) {
-		fail(name, "the mapping does not show the host file's bytes at %#llx",
-		     (unsigned long long)file_off);
+		test_fail(name, "the mapping does not show the host file's bytes at %#llx",
+			  (unsigned long long)file_off);
 		return;
 	}
-	ok(name);
+	test_ok(name);
 }
 
 static int export_ranges(const struct vfio_dev *dev, uint32_t bar,
@@ -307,22 +287,22 @@ static void check_mmap_basics(void)
 
 	fd = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 2 * MiB, 1 * MiB, O_RDWR);
 	if (fd < 0) {
-		fail("export", "%s", strerror(-fd));
+		test_fail("export", "%s", strerror(-fd));
 		return;
 	}
 	p = map_buf(fd, 1 * MiB, 0);
 	if (!p) {
-		fail("mmap-shared", "%m");
+		test_fail("mmap-shared", "%m");
 		return;
 	}
-	ok("mmap-shared");
+	test_ok("mmap-shared");
 	check_reaches_bar("mmap-write-read-reaches-bar", p, 2 * MiB, 4096);
 	check_reaches_bar("mmap-last-page-reaches-bar", p + 1 * MiB - PAGE, 3 * MiB - PAGE, 4096);
 	munmap(p, 1 * MiB);
 
 	p = map_buf(fd, 64 * KiB, 256 * KiB);
 	if (!p) {
-		fail("mmap-offset", "%m");
+		test_fail("mmap-offset", "%m");
 	} else {
 		check_reaches_bar("mmap-offset-reaches-bar", p, 2 * MiB + 256 * KiB, 4096);
 		munmap(p, 64 * KiB);
@@ -341,15 +321,15 @@ static void check_mmap_basics(void)
 	};
 	multi = export_ranges(&gpu0, (uint32_t)bar0, ranges, 3);
 	if (multi < 0) {
-		fail("export-3-ranges", "%s", strerror(-multi));
+		test_fail("export-3-ranges", "%s", strerror(-multi));
 		return;
 	}
 	p = map_buf(multi, 256 * KiB, 0);
 	if (!p) {
-		fail("mmap-3-ranges", "%m");
+		test_fail("mmap-3-ranges", "%m");
 		return;
 	}
-	ok("mmap-3-ranges");
+	test_ok("mmap-3-ranges");
 	check_reaches_bar("3-ranges-first", p, 8 * MiB, 4096);
 	check_reaches_bar("3-ranges-second", p + 64 * KiB, 4 * MiB, 4096);
 	check_reaches_bar("3-ranges-third-end", p + 256 * KiB - PAGE, 6 * MiB + 128 * KiB - PAGE,
@@ -366,55 +346,55 @@ static void check_memory_disable(void)
 
 	fd = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 12 * MiB, 64 * KiB, O_RDWR);
 	if (fd < 0) {
-		fail("export", "%s", strerror(-fd));
+		test_fail("export", "%s", strerror(-fd));
 		return;
 	}
 	p = map_buf(fd, 64 * KiB, 0);
 	if (!p) {
-		fail("mmap", "%m");
+		test_fail("mmap", "%m");
 		return;
 	}
 	/* Fault the page in first: the revoke must zap it, not just refuse faults. */
 	if (!try_write32(p, 0x11223344u) || !try_read32(p, &v) || v != 0x11223344u) {
-		fail("mapped-before-disable", "access to the mapping failed");
+		test_fail("mapped-before-disable", "access to the mapping failed");
 		goto out;
 	}
-	ok("mapped-before-disable");
+	test_ok("mapped-before-disable");
 
 	r = vfio_set_memory_enable(&gpu0, false);
 	if (r < 0) {
-		fail("memory-disable", "%s", strerror(-r));
+		test_fail("memory-disable", "%s", strerror(-r));
 		goto out;
 	}
 	if (try_read32(p, &v))
-		fail("disable-read-sigbus", "read %#x instead of faulting", v);
+		test_fail("disable-read-sigbus", "read %#x instead of faulting", v);
 	else
-		ok("disable-read-sigbus");
+		test_ok("disable-read-sigbus");
 	if (try_write32(p + 4096 / 4, 1))
-		fail("disable-write-other-page-sigbus", "write did not fault");
+		test_fail("disable-write-other-page-sigbus", "write did not fault");
 	else
-		ok("disable-write-other-page-sigbus");
+		test_ok("disable-write-other-page-sigbus");
 	expect_err("disable-mmap-enodev", try_map(fd, 64 * KiB, MAP_SHARED, 0), ENODEV);
 
 	/* A buffer exported while decode is off starts revoked. */
 	late = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 13 * MiB, 64 * KiB, O_RDWR);
 	if (late < 0)
-		fail("export-while-disabled", "%s", strerror(-late));
+		test_fail("export-while-disabled", "%s", strerror(-late));
 	else
 		expect_err("export-while-disabled-mmap-enodev", try_map(late, 64 * KiB, MAP_SHARED, 0),
 			   ENODEV);
 
 	r = vfio_set_memory_enable(&gpu0, true);
 	if (r < 0) {
-		fail("memory-enable", "%s", strerror(-r));
+		test_fail("memory-enable", "%s", strerror(-r));
 		goto out;
 	}
 	if (!try_read32(p, &v))
-		fail("enable-access-restored", "read still faults");
+		test_fail("enable-access-restored", "read still faults");
 	else if (v != 0x11223344u)
-		fail("enable-access-restored", "read %#x, expected 0x11223344", v);
+		test_fail("enable-access-restored", "read %#x, expected 0x11223344", v);
 	else
-		ok("enable-access-restored");
+		test_ok("enable-access-restored");
 	check_reaches_bar("enable-write-reaches-bar", (volatile uint8_t *)p + 8192,
 			  12 * MiB + 8192, 4096);
 	if (late >= 0)
@@ -434,24 +414,24 @@ static void check_revoke(void)
 	a = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 16 * MiB, 64 * KiB, O_RDWR);
 	b = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 17 * MiB, 64 * KiB, O_RDWR);
 	if (a < 0 || b < 0) {
-		fail("revoke-export", "%s", strerror(-(a < 0 ? a : b)));
+		test_fail("revoke-export", "%s", strerror(-(a < 0 ? a : b)));
 		return;
 	}
 	pa = map_buf(a, 64 * KiB, 0);
 	pb = map_buf(b, 64 * KiB, 0);
 	if (!pa || !pb) {
-		fail("revoke-mmap", "%m");
+		test_fail("revoke-mmap", "%m");
 		goto out;
 	}
 	if (!try_write32(pa, 0xaaaa0001u) || !try_write32(pb, 0xbbbb0001u)) {
-		fail("revoke-mapped", "access to the mappings failed");
+		test_fail("revoke-mapped", "access to the mappings failed");
 		goto out;
 	}
 	r = obs_attach(a, &slot_a);
 	if (r == 0)
 		r = obs_attach(b, &slot_b);
 	if (r < 0) {
-		fail("revoke-observer-attach", "%s", strerror(-r));
+		test_fail("revoke-observer-attach", "%s", strerror(-r));
 		goto out;
 	}
 	inv_a = obs_invalidations(slot_a);
@@ -459,36 +439,38 @@ static void check_revoke(void)
 
 	r = vfio_dmabuf_revoke(&gpu0, a);
 	if (r < 0) {
-		fail("revoke", "%s", strerror(-r));
+		test_fail("revoke", "%s", strerror(-r));
 		goto out;
 	}
-	ok("revoke");
+	test_ok("revoke");
 
 	if (try_read32(pa, &v))
-		fail("revoked-read-sigbus", "read %#x instead of faulting", v);
+		test_fail("revoked-read-sigbus", "read %#x instead of faulting", v);
 	else
-		ok("revoked-read-sigbus");
+		test_ok("revoked-read-sigbus");
 	if (try_write32(pa + 8192 / 4, 1))
-		fail("revoked-write-sigbus", "write did not fault");
+		test_fail("revoked-write-sigbus", "write did not fault");
 	else
-		ok("revoked-write-sigbus");
+		test_ok("revoked-write-sigbus");
 	n = obs_invalidations(slot_a);
 	if (n != inv_a + 1)
-		fail("revoked-observer-invalidated", "invalidations %lld, expected %lld", n, inv_a + 1);
+		test_fail("revoked-observer-invalidated", "invalidations %lld, expected %lld", n,
+			  inv_a + 1);
 	else
-		ok("revoked-observer-invalidated");
+		test_ok("revoked-observer-invalidated");
 	expect_err("revoked-reattach-enodev", obs_reattach(slot_a), ENODEV);
 	expect_err("revoked-mmap-enodev", try_map(a, 64 * KiB, MAP_SHARED, 0), ENODEV);
 
 	n = obs_invalidations(slot_b);
 	if (n != inv_b)
-		fail("other-buffer-not-invalidated", "invalidations %lld, expected %lld", n, inv_b);
+		test_fail("other-buffer-not-invalidated", "invalidations %lld, expected %lld", n,
+			  inv_b);
 	else
-		ok("other-buffer-not-invalidated");
+		test_ok("other-buffer-not-invalidated");
 	if (!try_read32(pb, &v) || v != 0xbbbb0001u)
-		fail("other-buffer-still-mapped", "read faulted or gave the wrong value");
+		test_fail("other-buffer-still-mapped", "read faulted or gave the wrong value");
 	else
-		ok("other-buffer-still-mapped");
+		test_ok("other-buffer-still-mapped");
 	check_reaches_bar("other-buffer-reaches-bar", (volatile uint8_t *)pb + 4096,
 			  17 * MiB + 4096, 4096);
 	expect_err("other-buffer-mmap", try_map(b, 64 * KiB, MAP_SHARED, 0), 0);
@@ -502,24 +484,25 @@ static void check_revoke(void)
 	if (r == 0)
 		r = vfio_set_memory_enable(&gpu0, true);
 	if (r < 0) {
-		fail("revoke-decode-cycle", "%s", strerror(-r));
+		test_fail("revoke-decode-cycle", "%s", strerror(-r));
 		goto out;
 	}
 	if (try_read32(pa, &v))
-		fail("revoked-stays-after-decode-cycle", "read %#x instead of faulting", v);
+		test_fail("revoked-stays-after-decode-cycle", "read %#x instead of faulting", v);
 	else
-		ok("revoked-stays-after-decode-cycle");
+		test_ok("revoked-stays-after-decode-cycle");
 	expect_err("revoked-reattach-after-cycle-enodev", obs_reattach(slot_a), ENODEV);
 	if (!try_read32(pb, &v) || v != 0xbbbb0001u)
-		fail("other-buffer-back-after-decode-cycle", "read faulted or gave the wrong value");
+		test_fail("other-buffer-back-after-decode-cycle",
+			  "read faulted or gave the wrong value");
 	else
-		ok("other-buffer-back-after-decode-cycle");
+		test_ok("other-buffer-back-after-decode-cycle");
 	expect_err("other-buffer-reattach-after-cycle", obs_reattach(slot_b), 0);
 
 	/* Revoking for good while decode is off (buffer revoked for now). */
 	c = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 18 * MiB, 64 * KiB, O_RDWR);
 	if (c < 0) {
-		fail("revoke-while-disabled", "export: %s", strerror(-c));
+		test_fail("revoke-while-disabled", "export: %s", strerror(-c));
 		goto out;
 	}
 	r = vfio_set_memory_enable(&gpu0, false);
@@ -527,9 +510,9 @@ static void check_revoke(void)
 		r = vfio_dmabuf_revoke(&gpu0, c);
 	int r2 = vfio_set_memory_enable(&gpu0, true);
 	if (r < 0 || r2 < 0)
-		fail("revoke-while-disabled", "%s", strerror(-(r < 0 ? r : r2)));
+		test_fail("revoke-while-disabled", "%s", strerror(-(r < 0 ? r : r2)));
 	else
-		ok("revoke-while-disabled");
+		test_ok("revoke-while-disabled");
 	expect_err("revoke-while-disabled-stays-dead", try_map(c, 64 * KiB, MAP_SHARED, 0), ENODEV);
 out:
 	if (pa)
@@ -547,30 +530,30 @@ static void check_memattr(void)
 
 	fd = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 20 * MiB, 64 * KiB, O_RDWR);
 	if (fd < 0) {
-		fail("memattr-export", "%s", strerror(-fd));
+		test_fail("memattr-export", "%s", strerror(-fd));
 		return;
 	}
 	r = memattr_get(&gpu0, fd, &attr);
 	if (r != 0)
-		fail("memattr-default-nc", "GET: %d (%s)", r, strerror(r < 0 ? -r : 0));
+		test_fail("memattr-default-nc", "GET: %d (%s)", r, strerror(r < 0 ? -r : 0));
 	else if (attr != VFIO_DEVICE_DMA_BUF_MEMATTR_NC)
-		fail("memattr-default-nc", "GET returned %u", attr);
+		test_fail("memattr-default-nc", "GET returned %u", attr);
 	else
-		ok("memattr-default-nc");
+		test_ok("memattr-default-nc");
 
 	nc = map_buf(fd, 64 * KiB, 0);
 	expect_err("memattr-set-wc", vfio_dmabuf_set_memattr(&gpu0, fd, VFIO_DEVICE_DMA_BUF_MEMATTR_WC),
 		   0);
 	r = memattr_get(&gpu0, fd, &attr);
 	if (r != 0 || attr != VFIO_DEVICE_DMA_BUF_MEMATTR_WC)
-		fail("memattr-get-wc", "GET: %d, memattr %u", r, attr);
+		test_fail("memattr-get-wc", "GET: %d, memattr %u", r, attr);
 	else
-		ok("memattr-get-wc");
+		test_ok("memattr-get-wc");
 	wc = map_buf(fd, 64 * KiB, 0);
 	if (!wc) {
-		fail("memattr-wc-mmap", "%m");
+		test_fail("memattr-wc-mmap", "%m");
 	} else {
-		ok("memattr-wc-mmap");
+		test_ok("memattr-wc-mmap");
 		check_reaches_bar("memattr-wc-reaches-bar", wc, 20 * MiB, 4096);
 	}
 	if (nc)
@@ -594,7 +577,8 @@ static void check_bad_inputs(void)
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	udma = create_udmabuf(64 * KiB);
 	if (mine < 0 || devnull < 0 || udma < 0) {
-		fail("bad-inputs-setup", "export %d, /dev/null %d, udmabuf %d", mine, devnull, udma);
+		test_fail("bad-inputs-setup", "export %d, /dev/null %d, udmabuf %d", mine, devnull,
+			  udma);
 		return;
 	}
 
@@ -623,12 +607,12 @@ static void check_bad_inputs(void)
 			   4), EINVAL);
 
 	if (gpu1.device_fd < 0) {
-		fail("other-device", "a second GPU is needed (--gpus with two sizes)");
+		test_fail("other-device", "a second GPU is needed (--gpus with two sizes)");
 		return;
 	}
 	other = vfio_dmabuf_export(&gpu1, (uint32_t)bar1, 0, 64 * KiB, O_RDWR);
 	if (other < 0) {
-		fail("other-device-export", "%s", strerror(-other));
+		test_fail("other-device-export", "%s", strerror(-other));
 		return;
 	}
 	expect_err("revoke-other-device-enodev", vfio_dmabuf_revoke(&gpu0, other), ENODEV);
@@ -653,18 +637,18 @@ static void check_device_close(void)
 	a = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 28 * MiB, 64 * KiB, O_RDWR);
 	b = vfio_dmabuf_export(&gpu0, (uint32_t)bar0, 29 * MiB, 64 * KiB, O_RDWR);
 	if (a < 0 || b < 0) {
-		fail("close-export", "%s", strerror(-(a < 0 ? a : b)));
+		test_fail("close-export", "%s", strerror(-(a < 0 ? a : b)));
 		return;
 	}
 	pa = map_buf(a, 64 * KiB, 0);
 	pb = map_buf(b, 64 * KiB, 0);
 	if (!pa || !pb || !try_write32(pa, 1) || !try_write32(pb, 2)) {
-		fail("close-mapped", "mmap or access failed");
+		test_fail("close-mapped", "mmap or access failed");
 		goto out;
 	}
 	r = obs_attach(a, &slot_a);
 	if (r < 0) {
-		fail("close-observer-attach", "%s", strerror(-r));
+		test_fail("close-observer-attach", "%s", strerror(-r));
 		goto out;
 	}
 	inv = obs_invalidations(slot_a);
@@ -672,14 +656,15 @@ static void check_device_close(void)
 	vfio_dev_close(&gpu0);
 
 	if (try_read32(pa, &v) || try_read32(pb, &v))
-		fail("close-kills-mappings", "a mapping still reads after the device was closed");
+		test_fail("close-kills-mappings",
+			  "a mapping still reads after the device was closed");
 	else
-		ok("close-kills-mappings");
+		test_ok("close-kills-mappings");
 	if (obs_invalidations(slot_a) != inv + 1)
-		fail("close-observer-invalidated", "invalidations %lld, expected %lld",
-		     obs_invalidations(slot_a), inv + 1);
+		test_fail("close-observer-invalidated", "invalidations %lld, expected %lld",
+			  obs_invalidations(slot_a), inv + 1);
 	else
-		ok("close-observer-invalidated");
+		test_ok("close-observer-invalidated");
 	expect_err("close-reattach-enodev", obs_reattach(slot_a), ENODEV);
 	expect_err("close-mmap-a-enodev", try_map(a, 64 * KiB, MAP_SHARED, 0), ENODEV);
 	expect_err("close-mmap-b-enodev", try_map(b, 64 * KiB, MAP_SHARED, 0), ENODEV);
@@ -689,7 +674,7 @@ static void check_device_close(void)
 	memcpy(addr, gpu0.pci_addr, sizeof(addr));
 	r = vfio_dev_open(addr, &gpu0);
 	if (r < 0) {
-		fail("close-reopen", "%s", strerror(-r));
+		test_fail("close-reopen", "%s", strerror(-r));
 		goto out;
 	}
 	expect_err("reopened-revoke-old-buffer-enodev", vfio_dmabuf_revoke(&gpu0, a), ENODEV);
@@ -729,34 +714,35 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!gpus || !vram_dir || !nth_gpu(gpus, 0, addr, sizeof(addr))) {
-		fail("environment", "BARKEEP_GPUS and BARKEEP_VRAM_DIR must be set (run in the VM)");
+		test_fail("environment",
+			  "BARKEEP_GPUS and BARKEEP_VRAM_DIR must be set (run in the VM)");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "%s/gpu0", vram_dir);
 	vram_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (vram_fd < 0) {
-		fail("environment", "open %s: %m", path);
+		test_fail("environment", "open %s: %m", path);
 		goto out;
 	}
 	obs = open(BK_OBSERVER_DEVICE, O_RDWR | O_CLOEXEC);
 	if (obs < 0) {
-		fail("environment", "open %s: %m", BK_OBSERVER_DEVICE);
+		test_fail("environment", "open %s: %m", BK_OBSERVER_DEVICE);
 		goto out;
 	}
 	r = vfio_dev_open(addr, &gpu0);
 	if (r < 0) {
-		fail("open-gpu0", "%s: %s", addr, strerror(-r));
+		test_fail("open-gpu0", "%s: %s", addr, strerror(-r));
 		goto out;
 	}
 	bar0 = vfio_pick_vram_bar(&gpu0);
 	if (bar0 < 0) {
-		fail("vram-bar", "%s", strerror(-bar0));
+		test_fail("vram-bar", "%s", strerror(-bar0));
 		goto out;
 	}
 	if (nth_gpu(gpus, 1, addr, sizeof(addr))) {
 		r = vfio_dev_open(addr, &gpu1);
 		if (r < 0)
-			fail("open-gpu1", "%s: %s", addr, strerror(-r));
+			test_fail("open-gpu1", "%s: %s", addr, strerror(-r));
 		else
 			bar1 = vfio_pick_vram_bar(&gpu1);
 	}
@@ -773,6 +759,5 @@ out:
 	vfio_dev_close(&gpu1);
 	safe_close(obs);
 	safe_close(vram_fd);
-	printf("%d passed, %d failed\n", n_passed, n_failed);
-	return n_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_finish();
 }
