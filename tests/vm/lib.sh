@@ -40,6 +40,43 @@ run_prog() {
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "${1##*/}" "exited $rc"; fi
 }
 
+# write_conf FILE: writes barkeepd's config to FILE: a [daemon] section for
+# the socket $sock (mode 0666, debug log), a blank line, then stdin.
+write_conf() {
+	{
+		printf '[daemon]\nsocket = %s\nsocket-mode = 0666\nlog-level = debug\n\n' "$sock"
+		cat
+	} > "$1"
+}
+
+# wait_for_socket PATH: waits up to 5 s for the Unix socket PATH to appear.
+wait_for_socket() {
+	for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done
+}
+
+# start_barkeepd LOG ARGS...: starts barkeepd with ARGS in the background,
+# its stderr in LOG, sets pid; waits for $sock and checks "daemon listens".
+start_barkeepd() {
+	local log=$1
+	shift
+	"$BARKEEP_BUILD/barkeepd" "$@" 2> "$log" &
+	pid=$!
+	wait_for_socket "$sock"
+	check "daemon listens" test -S "$sock"
+}
+
+# stop_barkeepd: SIGTERM to $pid; checks that it exits with status 0.
+stop_barkeepd() {
+	kill -TERM "$pid"
+	wait "$pid"
+	check "daemon exits cleanly on SIGTERM" test $? -eq 0
+}
+
+# check_log_clean LOG: checks that the daemon logged no errors in LOG.
+check_log_clean() {
+	check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' '$1'"
+}
+
 suite_end() {
 	echo "$suite_passed passed, $suite_failed failed"
 	[ "$suite_failed" -eq 0 ]

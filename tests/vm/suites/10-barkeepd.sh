@@ -8,12 +8,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
 conf=/run/barkeep-test.conf
 sock=/run/barkeep/barkeep.sock
-cat > "$conf" <<CONF
-[daemon]
-socket = $sock
-socket-mode = 0666
-log-level = debug
-
+write_conf "$conf" <<CONF
 [limits]
 max-leases-per-uid = 64
 
@@ -30,17 +25,12 @@ max-bytes-per-uid = 8M
 CONF
 
 check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
-"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> /run/barkeepd.log &
-pid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-check "daemon listens" test -S "$sock"
+start_barkeepd /run/barkeepd.log --config "$conf"
 
 run_prog "$BARKEEP_BUILD/tests/vm/broker_test" "$sock" "$pid" "$BARKEEP_VRAM_DIR/gpu0"
 
-kill -TERM "$pid"
-wait "$pid"
-check "daemon exits cleanly on SIGTERM" test $? -eq 0
+stop_barkeepd
 check "socket is removed on exit" test ! -e "$sock"
-check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' /run/barkeepd.log"
+check_log_clean /run/barkeepd.log
 echo "--- daemon log (tail)"; tail -n 15 /run/barkeepd.log
 suite_end

@@ -12,12 +12,7 @@ read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
 conf=/run/barkeep-reset.conf
 sock=/run/barkeep/barkeep.sock
 log=/run/barkeepd-reset.log
-cat > "$conf" <<CONF
-[daemon]
-socket = $sock
-socket-mode = 0666
-log-level = debug
-
+write_conf "$conf" <<CONF
 [limits]
 max-clients = 512
 max-clients-per-uid = 256
@@ -34,10 +29,7 @@ pci = $gpu1
 allow-users = root, 1000
 CONF
 
-"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> "$log" &
-pid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-check "daemon listens" test -S "$sock"
+start_barkeepd "$log" --config "$conf"
 
 errfd=$(sed -n 's/.*device gpu0: error notifications on fd \([0-9]*\).*/\1/p' "$log")
 check "the daemon listens for gpu0's errors" test -n "$errfd"
@@ -55,9 +47,7 @@ check "the log names the client that did not read" \
 check "the log says gpu1 is gone" grep -q "device gpu1: closed and gone" "$log"
 check "gpu1 is unbound" test ! -e "/sys/bus/pci/devices/$gpu1/driver"
 
-kill -TERM "$pid"
-wait "$pid"
-check "daemon exits cleanly on SIGTERM" test $? -eq 0
-check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' '$log'"
+stop_barkeepd
+check_log_clean "$log"
 echo "--- daemon log (device lines)"; grep -E "device gpu0:|gpu1: (paused for the host|closed)|does not read" "$log" | tail -n 14
 suite_end

@@ -48,14 +48,9 @@ log-level = debug
 pci = $gpu0
 allow-users = root
 CONF
-"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> /run/barkeepd.log &
-pid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-check "daemon listens" test -S "$sock"
+start_barkeepd /run/barkeepd.log --config "$conf"
 run_prog "$BARKEEP_BUILD/tests/vm/broker_patched_test" "$sock" "$BARKEEP_VRAM_DIR/gpu0"
-kill -TERM "$pid"
-wait "$pid"
-check "daemon exits cleanly on SIGTERM" test $? -eq 0
-check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' /run/barkeepd.log"
+stop_barkeepd
+check_log_clean /run/barkeepd.log
 
 suite_end

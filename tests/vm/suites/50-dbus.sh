@@ -14,12 +14,7 @@ sock=/run/barkeep/barkeep.sock
 log=/run/barkeepd-dbus.log
 client=(/usr/bin/python3 "$BARKEEP_TOP/tests/vm/dbus_client.py")
 as_user=(setpriv --reuid 1000 --regid 1000 --clear-groups)
-cat > "$conf" <<CONF
-[daemon]
-socket = $sock
-socket-mode = 0666
-log-level = debug
-
+write_conf "$conf" <<CONF
 [device gpu0]
 pci = $gpu0
 label = emulated dGPU A
@@ -132,10 +127,8 @@ check "within the shared quota, uid 1000 still gets 2 MiB over D-Bus" \
 	"${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' gpu1 2097152 0
 kill "$ctl"; wait "$ctl" 2> /dev/null
 
-kill -TERM "$pid"
-wait "$pid"
-check "daemon exits cleanly on SIGTERM" test $? -eq 0
-check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' '$log'"
+stop_barkeepd
+check_log_clean "$log"
 echo "--- daemon log (tail)"; tail -n 12 "$log"
 
 # The benchmark, as bench/run runs it: barkeepd on gpu1 only, the limit's

@@ -12,12 +12,7 @@ read -r gpu0 _ <<< "$BARKEEP_GPUS"
 conf=/run/barkeep-interop.conf
 sock=/run/barkeep/barkeep.sock
 log=/run/barkeepd-interop.log
-cat > "$conf" <<CONF
-[daemon]
-socket = $sock
-socket-mode = 0666
-log-level = debug
-
+write_conf "$conf" <<CONF
 [device gpu0]
 pci = $gpu0
 label = emulated dGPU
@@ -31,10 +26,7 @@ allow-users = root, 1000
 CONF
 
 check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
-"$BARKEEP_BUILD/barkeepd" --config "$conf" 2> "$log" &
-pid=$!
-for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-check "daemon listens" test -S "$sock"
+start_barkeepd "$log" --config "$conf"
 check "udmabuf limits one buffer to 64 MiB" grep -qx 64 /sys/module/udmabuf/parameters/size_limit_mb
 
 # In a sanitizer build (BARKEEP_BUILD=build-san), Mesa's own leaks are not ours.
@@ -52,10 +44,8 @@ print(mem)
 sys.exit(0 if mem["backend"] == "sysmem" and not mem["pci_address"] and "mmap" in mem["features"] else 1)
 ' "$BARKEEP_BUILD/barkeepctl" --socket "$sock" --json devices
 
-kill -TERM "$pid"
-wait "$pid"
-check "daemon exits cleanly on SIGTERM" test $? -eq 0
+stop_barkeepd
 check "daemon logged the sysmem device" grep -q "device mem0: 128 MiB of system memory, lending through udmabuf" "$log"
-check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' $log"
+check_log_clean "$log"
 echo "--- daemon log (tail)"; tail -n 8 "$log"
 suite_end
