@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -25,33 +24,8 @@
 #include "client/lib/barkeep.h"
 #include "common/macro.h"
 #include "tests/kmod/bk_observer.h"
+#include "tests/lib/report.h"
 #include "tests/lib/vmtest.h"
-
-static int passed, failed;
-
-static void ok(const char *name)
-{
-	printf("ok   %s\n", name);
-	passed++;
-}
-
-static void fail(const char *name, const char *fmt, ...) _printf_(2, 3);
-static void fail(const char *name, const char *fmt, ...)
-{
-	va_list ap;
-	printf("FAIL %s: ", name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	failed++;
-}
-
-static int finish(void)
-{
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
-}
 
 static int obs_status(int obs, uint32_t slot, struct bk_observer_status *ret)
 {
@@ -92,28 +66,28 @@ int main(int argc, char **argv)
 	}
 	struct barkeep *bk = test_connect(argv[1], "restart-test");
 	if (!bk) {
-		fail("connect", "cannot connect to %s", argv[1]);
-		return finish();
+		test_fail("connect", "cannot connect to %s", argv[1]);
+		return test_finish();
 	}
 	r = test_alloc_on(bk, 0, 1 << 20, &lease);
 	if (r < 0) {
-		fail("alloc", "%s", barkeep_error_message(bk));
-		return finish();
+		test_fail("alloc", "%s", barkeep_error_message(bk));
+		return test_finish();
 	}
 	_cleanup_close_ int obs = open(BK_OBSERVER_DEVICE, O_RDWR | O_CLOEXEC);
 	at.fd = lease->fd;
 	if (obs < 0 || ioctl(obs, BK_OBSERVER_IOC_ATTACH, &at) < 0) {
-		fail("observer attached", "%m");
-		return finish();
+		test_fail("observer attached", "%m");
+		return test_finish();
 	}
-	ok("lease held, observer attached");
+	test_ok("lease held, observer attached");
 	_cleanup_close_ int ready = open(argv[2], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
 	r = wait_for_hangup(bk, 60000);
 	if (r == -ETIMEDOUT)
-		fail("connection ends when barkeepd goes", "still connected after 60 s");
+		test_fail("connection ends when barkeepd goes", "still connected after 60 s");
 	else
-		ok("connection ends when barkeepd goes");
+		test_ok("connection ends when barkeepd goes");
 
 	/* The revoke follows the daemon's exit; give it a moment. */
 	for (int i = 0; i < 50; i++) {
@@ -123,18 +97,18 @@ int main(int argc, char **argv)
 	}
 	r = obs_status(obs, at.slot, &st);
 	if (r < 0)
-		fail("buffer revoked", "STATUS: %s", strerror(-r));
+		test_fail("buffer revoked", "STATUS: %s", strerror(-r));
 	else if (st.invalidations == 0)
-		fail("buffer revoked", "no invalidation seen");
+		test_fail("buffer revoked", "no invalidation seen");
 	else
-		ok("buffer revoked (the observer saw it)");
+		test_ok("buffer revoked (the observer saw it)");
 	r = obs_reattach(obs, at.slot);
 	if (r == -ENODEV)
-		ok("for good: attaching again fails ENODEV");
+		test_ok("for good: attaching again fails ENODEV");
 	else
-		fail("for good", "REATTACH: %s", r ? strerror(-r) : "worked");
+		test_fail("for good", "REATTACH: %s", r ? strerror(-r) : "worked");
 
 	barkeep_lease_free(lease);
 	barkeep_disconnect(bk);
-	return finish();
+	return test_finish();
 }
