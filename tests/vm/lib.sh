@@ -77,6 +77,24 @@ check_log_clean() {
 	check "daemon logged no errors" sh -c "! grep -E 'error:|ERROR|AddressSanitizer|runtime error' '$1'"
 }
 
+# load_observer: loads bk_observer.ko when the harness did not (it loads it
+# in every guest) and waits for its node, which devtmpfs creates asynchronously.
+load_observer() {
+	[ -e /dev/bk_observer ] && return
+	check "load bk_observer.ko" insmod "${BARKEEP_KMOD_DIR:-$BARKEEP_BUILD/kmod}/bk_observer.ko"
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/bk_observer ] && break; sleep 0.1; done
+}
+
+# run_built PROGRAM HINT: run_prog PROGRAM when it is built, else a failure
+# that says how to build it.
+run_built() {
+	if [ -x "$1" ]; then
+		run_prog "$1"
+	else
+		fail "${1##*/}" "$1 is not built ($2)"
+	fi
+}
+
 suite_end() {
 	echo "$suite_passed passed, $suite_failed failed"
 	[ "$suite_failed" -eq 0 ]

@@ -7,19 +7,8 @@
 
 prog=$BARKEEP_BUILD/tests/vm/kernel_bed
 
-# The harness loads bk_observer in every guest; load it here when it did not.
-if [ ! -e /dev/bk_observer ]; then
-	ko=${BARKEEP_KMOD_DIR:-$BARKEEP_BUILD/kmod}/bk_observer.ko
-	check "load bk_observer.ko" insmod "$ko"
-	# devtmpfs creates the node asynchronously.
-	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/bk_observer ] && break; sleep 0.1; done
-fi
-
-if [ -x "$prog" ]; then
-	run_prog "$prog"
-else
-	fail kernel_bed "$prog is not built (make build/tests/vm/kernel_bed)"
-fi
+load_observer
+run_built "$prog" "make build/tests/vm/kernel_bed"
 
 # The observer must have left no attachment behind and the device must be
 # intact: unloading works only when no file of it is open.

@@ -21,16 +21,8 @@ else
 	fail "patched vfio-pci-core loaded" "vfio_pci_core has no vfio_pci_core_feature_dma_buf_revoke: not the series' module"
 fi
 
-if [ ! -e /dev/bk_observer ]; then
-	check "load bk_observer.ko" insmod "${BARKEEP_KMOD_DIR:-$BARKEEP_BUILD/kmod}/bk_observer.ko"
-	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/bk_observer ] && break; sleep 0.1; done
-fi
-
-if [ -x "$prog" ]; then
-	run_prog "$prog"
-else
-	fail vfio_patched_test "$prog is not built (make)"
-fi
+load_observer
+run_built "$prog" make
 
 check "bk_observer has no users" test "$(cat /sys/module/bk_observer/refcnt 2>/dev/null)" = 0
 
