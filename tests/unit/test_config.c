@@ -24,16 +24,6 @@
 		}                                                                      \
 	} while (0)
 
-#define CHECK_CONTAINS(hay, needle)                                                    \
-	do {                                                                           \
-		const char *_h = (hay), *_n = (needle);                                \
-		if (!_h || !strstr(_h, _n)) {                                          \
-			fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n",   \
-				__FILE__, __LINE__, _h ? _h : "(null)", _n);           \
-			unit_case_failed = 1;                                          \
-		}                                                                      \
-	} while (0)
-
 static long page(void) { return sysconf(_SC_PAGESIZE); }
 
 /* The test config names user "daemon" and group "video", which Debian has. */

@@ -13,16 +13,6 @@
 #include "daemon/transports/peer.h"
 #include "tests/unit/unit.h"
 
-#define CHECK_CONTAINS(hay, needle)                                                    \
-	do {                                                                           \
-		const char *_h = (hay), *_n = (needle);                                \
-		if (!_h || !strstr(_h, _n)) {                                          \
-			fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n",   \
-				__FILE__, __LINE__, _h ? _h : "(null)", _n);           \
-			unit_case_failed = 1;                                          \
-		}                                                                      \
-	} while (0)
-
 #define M (UINT64_C(1) << 20)
 
 static const char conf[] =

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int unit_passed, unit_failed, unit_case_failed;
 
@@ -24,6 +25,17 @@ static int unit_passed, unit_failed, unit_case_failed;
 				__FILE__, __LINE__, #a, _a, #b, _b);           \
 			unit_case_failed = 1;                                  \
 		}                                                              \
+	} while (0)
+
+/* A string that contains needle (hay NULL fails). */
+#define CHECK_CONTAINS(hay, needle)                                                    \
+	do {                                                                           \
+		const char *_h = (hay), *_n = (needle);                                \
+		if (!_h || !strstr(_h, _n)) {                                          \
+			fprintf(stderr, "  %s:%d: \"%s\" does not contain \"%s\"\n",   \
+				__FILE__, __LINE__, _h ? _h : "(null)", _n);           \
+			unit_case_failed = 1;                                          \
+		}                                                                      \
 	} while (0)
 
 #define RUN(fn)                                                                \
