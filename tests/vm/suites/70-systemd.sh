@@ -32,7 +32,10 @@ allow-users = root
 pci = $gpu1
 allow-users = root
 CONF
-sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=$BARKEEP_BUILD/barkeepd|" \
+# Installed as a package would be: the service's PrivateTmp=/ProtectHome=
+# hide a build tree under /tmp or /home (CI clones anywhere).
+install -m 0755 "$BARKEEP_BUILD/barkeepd" /usr/local/bin/barkeepd
+sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=/usr/local/bin/barkeepd|" \
 	"$BARKEEP_TOP/systemd/barkeepd.service" > /etc/systemd/system/barkeepd.service
 cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
 systemctl daemon-reload
