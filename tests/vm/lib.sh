@@ -49,6 +49,23 @@ write_conf() {
 	} > "$1"
 }
 
+# two_gpus_conf: the [device] sections for $gpu0 (root only) and $gpu1
+# (root and uid 1000, 8M each), as suites that use both GPUs write them.
+two_gpus_conf() {
+	cat <<CONF
+[device gpu0]
+pci = $gpu0
+label = emulated dGPU A
+allow-users = root
+
+[device gpu1]
+pci = $gpu1
+label = emulated dGPU B
+allow-users = root, 1000
+max-bytes-per-uid = 8M
+CONF
+}
+
 # wait_for_socket PATH: waits up to 5 s for the Unix socket PATH to appear.
 wait_for_socket() {
 	for _ in $(seq 50); do [ -S "$1" ] && break; sleep 0.1; done

@@ -12,16 +12,7 @@ write_conf "$conf" <<CONF
 [limits]
 max-leases-per-uid = 64
 
-[device gpu0]
-pci = $gpu0
-label = emulated dGPU A
-allow-users = root
-
-[device gpu1]
-pci = $gpu1
-label = emulated dGPU B
-allow-users = root, 1000
-max-bytes-per-uid = 8M
+$(two_gpus_conf)
 CONF
 
 check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"

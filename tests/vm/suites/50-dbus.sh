@@ -14,18 +14,7 @@ sock=/run/barkeep/barkeep.sock
 log=/run/barkeepd-dbus.log
 client=(/usr/bin/python3 "$BARKEEP_TOP/tests/vm/dbus_client.py")
 as_user=(setpriv --reuid 1000 --regid 1000 --clear-groups)
-write_conf "$conf" <<CONF
-[device gpu0]
-pci = $gpu0
-label = emulated dGPU A
-allow-users = root
-
-[device gpu1]
-pci = $gpu1
-label = emulated dGPU B
-allow-users = root, 1000
-max-bytes-per-uid = 8M
-CONF
+two_gpus_conf | write_conf "$conf"
 
 # The bus: the distribution's system.conf plus the project's policy (and a
 # test-only one for the benchmark's own server).
