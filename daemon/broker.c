@@ -451,3 +451,12 @@ uint64_t broker_quarantined_bytes(const struct broker *b)
 		n += b->devices[i]->quarantined_bytes;
 	return n;
 }
+
+int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
+		   struct lease **ret, struct error_info *err)
+{
+	(void)c, (void)token, (void)ret;
+	/* Orphans exist only after a restart from the fd store (daemon/persist.c). */
+	return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
+			 (unsigned long long)lease_id);
+}

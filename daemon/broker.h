@@ -57,7 +57,12 @@ struct lease {
 };
 
 /* Why a device is paused or gone (the protocol's reason values). */
-enum broker_reason { BROKER_REASON_ADMIN = 1, BROKER_REASON_ERROR, BROKER_REASON_UNPLUG };
+enum broker_reason {
+	BROKER_REASON_ADMIN = 1,
+	BROKER_REASON_ERROR,
+	BROKER_REASON_UNPLUG,
+	BROKER_REASON_SHUTDOWN, /* DEVICE_GONE: barkeepd stops for good */
+};
 #define BROKER_PAUSE_FORCE (1u << 0)          /* DEVICE_PAUSE: no grace */
 #define BROKER_RESUME_CONTENTS_LOST (1u << 0) /* DEVICE_RESUME */
 #define BROKER_GRACE_MAX_MS 600000u           /* longest grace a RESET may ask for */
@@ -138,6 +143,14 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 int broker_release(struct client *c, uint64_t lease_id, struct error_info *err);
 /* The client's lease with that id, or NULL. */
 struct lease *broker_find_lease(struct client *c, uint64_t lease_id);
+/* After a restart (fd store, daemon/persist.c): takes over the orphaned lease
+ * lease_id when token matches and the client has the uid it was made for.
+ * The client still holds its buffer; nothing new is exported. -ENOENT with
+ * one sentence for every mismatch (no such orphan, wrong token, other uid:
+ * a guesser learns nothing), -EUSERS/-EDQUOT when the client's limits are
+ * full. */
+int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
+		   struct lease **ret, struct error_info *err);
 
 /* Admin request: pauses the device, tells every holder, waits for their
  * acknowledgements or the deadline (grace_ms 0: the configured default;

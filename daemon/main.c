@@ -112,6 +112,7 @@ static const char *reason_name(enum broker_reason r)
 	case BROKER_REASON_ADMIN: return "an administrator's request";
 	case BROKER_REASON_ERROR: return "a device error";
 	case BROKER_REASON_UNPLUG: return "the host taking it back";
+	case BROKER_REASON_SHUTDOWN: return "barkeepd stopping";
 	}
 	return "an unknown reason";
 }

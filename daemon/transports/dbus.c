@@ -77,6 +77,7 @@ static const char *reason_string(uint32_t reason)
 	case BROKER_REASON_ADMIN: return "admin";
 	case BROKER_REASON_ERROR: return "error";
 	case BROKER_REASON_UNPLUG: return "unplug";
+	case BROKER_REASON_SHUTDOWN: return "shutdown";
 	}
 	return "unknown";
 }
