@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/pci_regs.h>
 
@@ -91,6 +92,67 @@ fail_errno:
 fail:
 	vfio_dev_close(ret);
 	return r;
+}
+
+/* Reads a sysfs attribute of the device holding a hex number ("0x1af4"). */
+static int read_sysfs_hex(const char *pci_addr, const char *attr, unsigned long *ret)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", pci_addr, attr);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = fscanf(f, "%lx", ret);
+	fclose(f);
+	return n == 1 ? 0 : -EINVAL;
+}
+
+int vfio_dev_adopt(const char *pci_addr, int container_fd, int group_fd, int device_fd,
+		   struct vfio_dev *ret)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	struct stat st_group, st_node;
+	unsigned long vendor, device;
+	uint16_t ids[2];
+	char path[64];
+	int r;
+
+	*ret = (struct vfio_dev){ .container_fd = -EBADF, .group_fd = -EBADF, .device_fd = -EBADF };
+	if (strlen(pci_addr) >= sizeof(ret->pci_addr))
+		return -EINVAL;
+	int group_id = read_group_id(pci_addr);
+	if (group_id < 0)
+		return group_id;
+	/* The group fd is /dev/vfio/N of this device's group, attached to a
+	 * container; the device fd answers as a PCI device with its ids. */
+	snprintf(path, sizeof(path), "/dev/vfio/%d", group_id);
+	if (fstat(group_fd, &st_group) < 0 || stat(path, &st_node) < 0)
+		return -errno;
+	if (!S_ISCHR(st_group.st_mode) || st_group.st_rdev != st_node.st_rdev)
+		return -EXDEV;
+	if (ioctl(group_fd, VFIO_GROUP_GET_STATUS, &status) < 0)
+		return -errno;
+	if (!(status.flags & VFIO_GROUP_FLAGS_CONTAINER_SET))
+		return -EBADFD;
+	if (ioctl(container_fd, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
+		return -EBADFD;
+	if (ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info) < 0)
+		return -errno;
+	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI))
+		return -EBADFD;
+	struct vfio_dev probe = { .device_fd = device_fd, .num_regions = info.num_regions };
+	r = vfio_config_read(&probe, PCI_VENDOR_ID, ids, sizeof(ids));
+	if (r < 0)
+		return r;
+	if (read_sysfs_hex(pci_addr, "vendor", &vendor) < 0 || read_sysfs_hex(pci_addr, "device", &device) < 0 ||
+	    vendor != ids[0] || device != ids[1])
+		return -EXDEV;
+	*ret = (struct vfio_dev){ .container_fd = container_fd, .group_fd = group_fd,
+				  .device_fd = device_fd, .group_id = group_id,
+				  .num_regions = info.num_regions, .flags = info.flags };
+	strcpy(ret->pci_addr, pci_addr);
+	return 0;
 }
 
 int vfio_region_info(const struct vfio_dev *dev, uint32_t index, struct vfio_region *ret)

@@ -36,6 +36,13 @@ struct vfio_region {
  * remapping or no access. */
 int vfio_dev_open(const char *pci_addr, struct vfio_dev *ret);
 void vfio_dev_close(struct vfio_dev *dev);
+/* Takes up a device a previous process opened (the fds come back from
+ * systemd's fd store) after checking that they are pci_addr's group, an
+ * attached container and a PCI device with pci_addr's ids. Takes the fds
+ * only on success. -EXDEV: they belong to another device; -EBADFD: not
+ * what they should be. */
+int vfio_dev_adopt(const char *pci_addr, int container_fd, int group_fd, int device_fd,
+		   struct vfio_dev *ret);
 
 int vfio_region_info(const struct vfio_dev *dev, uint32_t index, struct vfio_region *ret);
 

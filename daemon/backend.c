@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <errno.h>
 #include <string.h>
 
 #include "daemon/backend.h"
@@ -14,4 +15,12 @@ const struct backend_ops *backend_find(const char *name)
 		if (strcmp(backends[i]->name, name) == 0)
 			return backends[i];
 	return NULL;
+}
+
+int backend_stored_find(const struct backend_stored *fds, size_t n, const char *kind)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(fds[i].kind, kind) == 0)
+			return fds[i].fd;
+	return -EBADF;
 }

@@ -45,6 +45,14 @@ struct backend_info {
 	uint64_t max_export; /* largest window the kernel exports at once; 0: no limit */
 };
 
+/* An fd that keeps a device, and every buffer exported from it, alive:
+ * what systemd's fd store holds across a restart (daemon/persist.c). */
+#define BACKEND_STORED_MAX 3
+struct backend_stored {
+	const char *kind; /* "container", "group", "device"; "memory" */
+	int fd;
+};
+
 struct backend_ops {
 	const char *name;
 	enum backend_kind kind;
@@ -53,6 +61,14 @@ struct backend_ops {
 	int (*open)(const struct config_device *cfg, struct backend_device **ret,
 		    struct backend_info *ret_info);
 	struct backend_device *(*close)(struct backend_device *dev);
+	/* The fds to keep in the fd store (the backend keeps owning them);
+	 * returns how many, at most BACKEND_STORED_MAX. */
+	size_t (*stored_fds)(struct backend_device *dev, struct backend_stored ret[BACKEND_STORED_MAX]);
+	/* Opens cfg's device from the fds a previous barkeepd stored (the same
+	 * kinds stored_fds gave), checking that they are the device cfg names:
+	 * -EXDEV when not. Takes the fds only on success. */
+	int (*adopt)(const struct config_device *cfg, const struct backend_stored *fds, size_t n,
+		     struct backend_device **ret, struct backend_info *ret_info);
 	/* Returns a new dma-buf fd (O_CLOEXEC) of [offset, offset+size). */
 	int (*export)(struct backend_device *dev, uint64_t offset, uint64_t size, int open_flags);
 	/* Zeroes a window before it is handed to someone else. */
@@ -84,6 +100,9 @@ struct backend_ops {
 
 extern const struct backend_ops backend_vfio;
 extern const struct backend_ops backend_sysmem;
+
+/* The fd of that kind in fds, or -EBADF. */
+int backend_stored_find(const struct backend_stored *fds, size_t n, const char *kind);
 
 /* NULL when no backend has that name. */
 const struct backend_ops *backend_find(const char *name);

@@ -15,11 +15,24 @@
 
 #include "daemon/fdstore.h"
 
-#define TABLE_MAGIC "BKLEASES"
-#define HEADER_SIZE 48
-#define DEVICE_RECORD_SIZE 96
-#define LEASE_RECORD_SIZE 120
-#define CHECKSUM_OFFSET 40
+#define TABLE_MAGIC "BKLEASE2"
+/* Layout (little-endian; docs in fdstore.h):
+ * header 64: magic 8, version 4, device slots 4, lease slots 4, 0 4,
+ *            checksum of [0,24) 8, next lease id 8 (live), zeros
+ * device 112: state 4, 0 4, name 40, pci 24, bar 4, 0 4, BAR size 8,
+ *             page size 8, checksum of [8,96) 8, generation 8 (live)
+ * lease 136: state 4, 0 4, id 8, device slot 4, flags 4, uid 4, 0 4,
+ *            offset 8, size 8, generation 8, image 56, token 16,
+ *            checksum of [8,128) 8 */
+#define HEADER_SIZE 64
+#define HEADER_SUMMED 24
+#define HEADER_NEXT_ID 32
+#define DEVICE_RECORD_SIZE 112
+#define DEVICE_SUMMED_END 96
+#define DEVICE_GENERATION 104
+#define LEASE_RECORD_SIZE 136
+#define LEASE_SUMMED_END 128
+#define SLOT_USED 1
 #define TABLE_SIZE_MAX (HEADER_SIZE + FDSTORE_MAX_DEVICES * DEVICE_RECORD_SIZE + \
 			(size_t)FDSTORE_MAX_LEASES * LEASE_RECORD_SIZE)
 #define LEASE_FLAGS_KNOWN (LEASE_EXCLUSIVE | LEASE_WRITE_COMBINE | LEASE_IMAGE)
@@ -70,10 +83,8 @@ static uint64_t get_u64(struct cursor *c)
 static uint64_t checksum(const uint8_t *p, size_t n)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t b = i >= CHECKSUM_OFFSET && i < CHECKSUM_OFFSET + 8 ? 0 : p[i];
-		h = (h ^ b) * UINT64_C(0x100000001b3);
-	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
 	return h;
 }
 
@@ -182,6 +193,8 @@ static int check_lease(const struct fdstore_table *t, size_t i, char **ret_error
 	const struct fdstore_lease *l = &t->leases[i];
 	unsigned long long id = (unsigned long long)l->id;
 
+	if (l->state != FDSTORE_LEASE_LIVE && l->state != FDSTORE_LEASE_QUARANTINED)
+		return fail(ret_error, -EBADMSG, "lease %llu: state %u is not a state", id, l->state);
 	if (l->id == 0 || l->id >= t->next_lease_id)
 		return fail(ret_error, -EBADMSG, "lease %llu: the id is not below the next id %llu", id,
 			    (unsigned long long)t->next_lease_id);
@@ -209,7 +222,8 @@ static int check_lease(const struct fdstore_table *t, size_t i, char **ret_error
 			return fail(ret_error, -EBADMSG, "lease %llu is listed twice", id);
 		if (o->device != l->device)
 			continue;
-		if ((o->flags | l->flags) & LEASE_EXCLUSIVE)
+		if (o->state != FDSTORE_LEASE_QUARANTINED && l->state != FDSTORE_LEASE_QUARANTINED &&
+		    ((o->flags | l->flags) & LEASE_EXCLUSIVE))
 			return fail(ret_error, -EBADMSG, "lease %llu: device %s has an exclusive lease and another",
 				    id, d->name);
 		if (l->offset < o->offset + o->size && o->offset < l->offset + l->size)
@@ -246,147 +260,262 @@ struct fdstore_table *fdstore_table_free(struct fdstore_table *t)
 	return NULL;
 }
 
-static void encode(const struct fdstore_table *t, struct cursor *c)
+static struct cursor at(uint8_t *p, size_t size)
 {
-	put_bytes(c, TABLE_MAGIC, 8);
-	put_u32(c, FDSTORE_TABLE_VERSION);
-	put_u32(c, (uint32_t)t->n_devices);
-	put_u32(c, (uint32_t)t->n_leases);
-	put_u32(c, 0);
-	put_u64(c, t->next_lease_id);
-	put_u64(c, c->size - HEADER_SIZE);
-	put_u64(c, 0); /* checksum, filled in last */
-	for (size_t i = 0; i < t->n_devices; i++) {
-		const struct fdstore_device *d = &t->devices[i];
-		char name[40] = {}, pci[24] = {};
-		memcpy(name, d->name, strnlen(d->name, sizeof(d->name) - 1));
-		memcpy(pci, d->pci, strnlen(d->pci, sizeof(d->pci) - 1));
-		put_bytes(c, name, sizeof(name));
-		put_bytes(c, pci, sizeof(pci));
-		put_u32(c, d->bar);
-		put_u32(c, 0);
-		put_u64(c, d->bar_size);
-		put_u64(c, d->page_size);
-		put_u64(c, d->generation);
-	}
-	for (size_t i = 0; i < t->n_leases; i++) {
-		const struct fdstore_lease *l = &t->leases[i];
-		put_u64(c, l->id);
-		put_u32(c, l->device);
-		put_u32(c, l->flags);
-		put_u32(c, l->uid);
-		put_u32(c, 0);
-		put_u64(c, l->offset);
-		put_u64(c, l->size);
-		put_u64(c, l->generation);
-		put_u32(c, l->image.fourcc);
-		put_u32(c, l->image.width);
-		put_u32(c, l->image.height);
-		put_u32(c, l->image.n_planes);
-		put_u64(c, l->image.modifier);
-		for (int p = 0; p < 4; p++)
-			put_u32(c, l->image.offsets[p]);
-		for (int p = 0; p < 4; p++)
-			put_u32(c, l->image.strides[p]);
-		put_bytes(c, l->token, sizeof(l->token));
-	}
-	uint64_t sum = checksum(c->p, c->size);
-	c->pos = CHECKSUM_OFFSET;
-	put_u64(c, sum);
+	return (struct cursor){ .p = p, .size = size };
+}
+
+static void encode_header(uint8_t *p, uint32_t n_device_slots, uint32_t n_lease_slots,
+			  uint64_t next_lease_id)
+{
+	struct cursor c = at(p, HEADER_SIZE);
+	put_bytes(&c, TABLE_MAGIC, 8);
+	put_u32(&c, FDSTORE_TABLE_VERSION);
+	put_u32(&c, n_device_slots);
+	put_u32(&c, n_lease_slots);
+	put_u32(&c, 0);
+	put_u64(&c, checksum(p, HEADER_SUMMED));
+	put_u64(&c, next_lease_id);
+}
+
+/* The body and checksum; the state word is the caller's (written last). */
+static void encode_device(uint8_t *p, const struct fdstore_device *d)
+{
+	struct cursor c = at(p, DEVICE_RECORD_SIZE);
+	char name[40] = {}, pci[24] = {};
+
+	memcpy(name, d->name, strnlen(d->name, sizeof(d->name) - 1));
+	memcpy(pci, d->pci, strnlen(d->pci, sizeof(d->pci) - 1));
+	c.pos = 4;
+	put_u32(&c, 0);
+	put_bytes(&c, name, sizeof(name));
+	put_bytes(&c, pci, sizeof(pci));
+	put_u32(&c, d->bar);
+	put_u32(&c, 0);
+	put_u64(&c, d->bar_size);
+	put_u64(&c, d->page_size);
+	put_u64(&c, checksum(p + 8, DEVICE_SUMMED_END - 8));
+	put_u64(&c, d->generation);
+}
+
+static void encode_lease(uint8_t *p, const struct fdstore_lease *l, uint32_t device_slot)
+{
+	struct cursor c = at(p, LEASE_RECORD_SIZE);
+
+	c.pos = 4;
+	put_u32(&c, 0);
+	put_u64(&c, l->id);
+	put_u32(&c, device_slot);
+	put_u32(&c, l->flags);
+	put_u32(&c, l->uid);
+	put_u32(&c, 0);
+	put_u64(&c, l->offset);
+	put_u64(&c, l->size);
+	put_u64(&c, l->generation);
+	put_u32(&c, l->image.fourcc);
+	put_u32(&c, l->image.width);
+	put_u32(&c, l->image.height);
+	put_u32(&c, l->image.n_planes);
+	put_u64(&c, l->image.modifier);
+	for (int i = 0; i < 4; i++)
+		put_u32(&c, l->image.offsets[i]);
+	for (int i = 0; i < 4; i++)
+		put_u32(&c, l->image.strides[i]);
+	put_bytes(&c, l->token, sizeof(l->token));
+	put_u64(&c, checksum(p + 8, LEASE_SUMMED_END - 8));
+}
+
+/* The one store that makes a slot live, quarantined or free: aligned, so a
+ * process killed at any instant leaves the old or the new value. */
+static void store_state(uint8_t *slot, uint32_t state)
+{
+	uint8_t b[4] = { state, state >> 8, state >> 16, state >> 24 };
+	uint32_t v;
+	memcpy(&v, b, sizeof(v));
+	__atomic_store_n((uint32_t *)(void *)slot, v, __ATOMIC_RELEASE);
+}
+
+static void store_u64(uint8_t *p, uint64_t value)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(value >> (8 * i));
+	uint64_t v;
+	memcpy(&v, b, sizeof(v));
+	__atomic_store_n((uint64_t *)(void *)p, v, __ATOMIC_RELEASE);
+}
+
+static size_t table_size(uint32_t n_device_slots, uint32_t n_lease_slots)
+{
+	return HEADER_SIZE + (size_t)n_device_slots * DEVICE_RECORD_SIZE +
+	       (size_t)n_lease_slots * LEASE_RECORD_SIZE;
+}
+
+static uint8_t *device_slot(uint8_t *table, uint32_t i)
+{
+	return table + HEADER_SIZE + (size_t)i * DEVICE_RECORD_SIZE;
+}
+
+static uint8_t *lease_slot(uint8_t *table, uint32_t n_device_slots, uint32_t i)
+{
+	return table + HEADER_SIZE + (size_t)n_device_slots * DEVICE_RECORD_SIZE +
+	       (size_t)i * LEASE_RECORD_SIZE;
+}
+
+/* A memfd of size bytes, sealed against resizing, mapped shared. */
+static int table_memfd(size_t size, uint8_t **ret_map)
+{
+	_cleanup_close_ int fd = memfd_create("barkeep-leases", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return -errno;
+	void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	*ret_map = map;
+	return TAKE_FD(fd);
 }
 
 int fdstore_table_serialize(const struct fdstore_table *t)
 {
+	uint8_t *map;
+
 	if (check_table(t, NULL) < 0)
 		return -EINVAL;
-	size_t size = HEADER_SIZE + t->n_devices * DEVICE_RECORD_SIZE + t->n_leases * LEASE_RECORD_SIZE;
-	_cleanup_free_ uint8_t *buf = calloc(1, size);
-	if (!buf)
-		return -ENOMEM;
-	struct cursor c = { .p = buf, .size = size };
-	encode(t, &c);
-
-	_cleanup_close_ int fd = memfd_create("barkeep-leases", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t size = table_size((uint32_t)t->n_devices, (uint32_t)t->n_leases);
+	int fd = table_memfd(size, &map);
 	if (fd < 0)
-		return -errno;
-	for (size_t done = 0; done < size;) {
-		ssize_t n = write(fd, buf + done, size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
+		return fd;
+	encode_header(map, (uint32_t)t->n_devices, (uint32_t)t->n_leases, t->next_lease_id);
+	for (size_t i = 0; i < t->n_devices; i++) {
+		encode_device(device_slot(map, (uint32_t)i), &t->devices[i]);
+		store_state(device_slot(map, (uint32_t)i), SLOT_USED);
 	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-		return -errno;
-	return TAKE_FD(fd);
+	for (size_t i = 0; i < t->n_leases; i++) {
+		uint8_t *slot = lease_slot(map, (uint32_t)t->n_devices, (uint32_t)i);
+		encode_lease(slot, &t->leases[i], t->leases[i].device);
+		store_state(slot, t->leases[i].state);
+	}
+	munmap(map, size);
+	return fd;
 }
 
-static int decode(struct cursor *c, struct fdstore_table *t, char **ret_error)
+static int decode_device(struct cursor *c, uint32_t slot, struct fdstore_device *d, char **ret_error)
 {
+	char name[40], pci[24];
+
+	c->pos = 4;
+	if (get_u32(c))
+		return fail(ret_error, -EBADMSG, "device slot %u: padding is not zero", slot);
+	get_bytes(c, name, sizeof(name));
+	get_bytes(c, pci, sizeof(pci));
+	if (!all_zero(name + sizeof(d->name), sizeof(name) - sizeof(d->name)) ||
+	    !all_zero(pci + sizeof(d->pci), sizeof(pci) - sizeof(d->pci)))
+		return fail(ret_error, -EBADMSG, "device slot %u: stray bytes after a name", slot);
+	memcpy(d->name, name, sizeof(d->name));
+	memcpy(d->pci, pci, sizeof(d->pci));
+	d->slot = slot;
+	d->bar = get_u32(c);
+	if (get_u32(c))
+		return fail(ret_error, -EBADMSG, "device slot %u: padding is not zero", slot);
+	d->bar_size = get_u64(c);
+	d->page_size = get_u64(c);
+	if (get_u64(c) != checksum(c->p + 8, DEVICE_SUMMED_END - 8))
+		return fail(ret_error, -EBADMSG, "device slot %u: the checksum does not match", slot);
+	d->generation = get_u64(c);
+	return 0;
+}
+
+/* *ret_device_slot: the slot the record names, mapped by the caller. */
+static int decode_lease(struct cursor *c, uint32_t slot, struct fdstore_lease *l,
+			uint32_t *ret_device_slot, char **ret_error)
+{
+	c->pos = 4;
+	if (get_u32(c))
+		return fail(ret_error, -EBADMSG, "lease slot %u: padding is not zero", slot);
+	l->slot = slot;
+	l->id = get_u64(c);
+	*ret_device_slot = get_u32(c);
+	l->flags = get_u32(c);
+	l->uid = get_u32(c);
+	if (get_u32(c))
+		return fail(ret_error, -EBADMSG, "lease slot %u: padding is not zero", slot);
+	l->offset = get_u64(c);
+	l->size = get_u64(c);
+	l->generation = get_u64(c);
+	l->image.fourcc = get_u32(c);
+	l->image.width = get_u32(c);
+	l->image.height = get_u32(c);
+	l->image.n_planes = get_u32(c);
+	l->image.modifier = get_u64(c);
+	for (int i = 0; i < 4; i++)
+		l->image.offsets[i] = get_u32(c);
+	for (int i = 0; i < 4; i++)
+		l->image.strides[i] = get_u32(c);
+	get_bytes(c, l->token, sizeof(l->token));
+	if (get_u64(c) != checksum(c->p + 8, LEASE_SUMMED_END - 8))
+		return fail(ret_error, -EBADMSG, "lease slot %u: the checksum does not match", slot);
+	return 0;
+}
+
+static int decode(uint8_t *p, size_t size, struct fdstore_table *t, char **ret_error)
+{
+	struct cursor c = at(p, HEADER_SIZE);
 	char magic[8];
-	get_bytes(c, magic, sizeof(magic));
+	int r;
+
+	get_bytes(&c, magic, sizeof(magic));
 	if (memcmp(magic, TABLE_MAGIC, sizeof(magic)) != 0)
 		return fail(ret_error, -EBADMSG, "it is not a barkeep lease table (bad magic)");
-	uint32_t version = get_u32(c);
+	uint32_t version = get_u32(&c);
 	if (version != FDSTORE_TABLE_VERSION)
 		return fail(ret_error, -EPROTONOSUPPORT, "table version %u, this barkeepd reads version %u",
 			    version, FDSTORE_TABLE_VERSION);
-	uint32_t n_devices = get_u32(c), n_leases = get_u32(c), reserved = get_u32(c);
-	t->next_lease_id = get_u64(c);
-	uint64_t body = get_u64(c), sum = get_u64(c);
-	if (n_devices > FDSTORE_MAX_DEVICES || n_leases > FDSTORE_MAX_LEASES || reserved ||
-	    body != (uint64_t)n_devices * DEVICE_RECORD_SIZE + (uint64_t)n_leases * LEASE_RECORD_SIZE ||
-	    body != c->size - HEADER_SIZE)
-		return fail(ret_error, -EBADMSG, "the header's counts (%u devices, %u leases) do not match its %zu bytes",
-			    n_devices, n_leases, c->size);
-	if (checksum(c->p, c->size) != sum)
+	uint32_t n_device_slots = get_u32(&c), n_lease_slots = get_u32(&c), reserved = get_u32(&c);
+	if (n_device_slots > FDSTORE_MAX_DEVICES || n_lease_slots > FDSTORE_MAX_LEASES || reserved ||
+	    size != table_size(n_device_slots, n_lease_slots))
+		return fail(ret_error, -EBADMSG, "the header's counts (%u device and %u lease slots) do not match its %zu bytes",
+			    n_device_slots, n_lease_slots, size);
+	if (get_u64(&c) != checksum(p, HEADER_SUMMED))
 		return fail(ret_error, -EBADMSG, "the checksum does not match: the table is corrupt");
+	t->next_lease_id = get_u64(&c);
+	if (!all_zero(p + c.pos, HEADER_SIZE - c.pos))
+		return fail(ret_error, -EBADMSG, "the header's padding is not zero");
 
-	t->devices = calloc(n_devices ? n_devices : 1, sizeof(*t->devices));
-	t->leases = calloc(n_leases ? n_leases : 1, sizeof(*t->leases));
+	t->devices = calloc(n_device_slots ? n_device_slots : 1, sizeof(*t->devices));
+	t->leases = calloc(n_lease_slots ? n_lease_slots : 1, sizeof(*t->leases));
 	if (!t->devices || !t->leases)
 		return -ENOMEM;
-	t->n_devices = n_devices;
-	t->n_leases = n_leases;
-	for (size_t i = 0; i < n_devices; i++) {
-		struct fdstore_device *d = &t->devices[i];
-		char name[40], pci[24];
-		get_bytes(c, name, sizeof(name));
-		get_bytes(c, pci, sizeof(pci));
-		if (!all_zero(name + sizeof(d->name), sizeof(name) - sizeof(d->name)) ||
-		    !all_zero(pci + sizeof(d->pci), sizeof(pci) - sizeof(d->pci)))
-			return fail(ret_error, -EBADMSG, "device record %zu: stray bytes after a name", i);
-		memcpy(d->name, name, sizeof(d->name));
-		memcpy(d->pci, pci, sizeof(d->pci));
-		d->bar = get_u32(c);
-		if (get_u32(c))
-			return fail(ret_error, -EBADMSG, "device record %zu: padding is not zero", i);
-		d->bar_size = get_u64(c);
-		d->page_size = get_u64(c);
-		d->generation = get_u64(c);
+	for (uint32_t i = 0; i < n_device_slots; i++) {
+		c = at(device_slot(p, i), DEVICE_RECORD_SIZE);
+		uint32_t state = get_u32(&c);
+		if (state == 0)
+			continue;
+		if (state != SLOT_USED)
+			return fail(ret_error, -EBADMSG, "device slot %u: state %u is not a state", i, state);
+		r = decode_device(&c, i, &t->devices[t->n_devices], ret_error);
+		if (r < 0)
+			return r;
+		t->n_devices++;
 	}
-	for (size_t i = 0; i < n_leases; i++) {
-		struct fdstore_lease *l = &t->leases[i];
-		l->id = get_u64(c);
-		l->device = get_u32(c);
-		l->flags = get_u32(c);
-		l->uid = get_u32(c);
-		if (get_u32(c))
-			return fail(ret_error, -EBADMSG, "lease record %zu: padding is not zero", i);
-		l->offset = get_u64(c);
-		l->size = get_u64(c);
-		l->generation = get_u64(c);
-		l->image.fourcc = get_u32(c);
-		l->image.width = get_u32(c);
-		l->image.height = get_u32(c);
-		l->image.n_planes = get_u32(c);
-		l->image.modifier = get_u64(c);
-		for (int p = 0; p < 4; p++)
-			l->image.offsets[p] = get_u32(c);
-		for (int p = 0; p < 4; p++)
-			l->image.strides[p] = get_u32(c);
-		get_bytes(c, l->token, sizeof(l->token));
+	for (uint32_t i = 0; i < n_lease_slots; i++) {
+		struct fdstore_lease *l = &t->leases[t->n_leases];
+		uint32_t dslot = UINT32_MAX;
+		c = at(lease_slot(p, n_device_slots, i), LEASE_RECORD_SIZE);
+		l->state = get_u32(&c);
+		if (l->state == FDSTORE_LEASE_FREE)
+			continue;
+		r = decode_lease(&c, i, l, &dslot, ret_error);
+		if (r < 0)
+			return r;
+		l->device = UINT32_MAX;
+		for (size_t d = 0; d < t->n_devices; d++)
+			if (t->devices[d].slot == dslot)
+				l->device = (uint32_t)d;
+		t->n_leases++;
 	}
 	return check_table(t, ret_error);
 }
@@ -401,38 +530,179 @@ int fdstore_table_deserialize(int fd, struct fdstore_table **ret, char **ret_err
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return fail(ret_error, -errno, "it is not a sealed memfd: %s", strerror(errno));
-	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)) !=
-	    (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE))
-		return fail(ret_error, -EPERM, "the memfd is not sealed against writes");
+	if ((seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		return fail(ret_error, -EPERM, "the memfd is not sealed against resizing");
 	if (fstat(fd, &st) < 0)
 		return fail(ret_error, -errno, "cannot stat it: %s", strerror(errno));
 	if (st.st_size < HEADER_SIZE || (uint64_t)st.st_size > TABLE_SIZE_MAX)
 		return fail(ret_error, -EBADMSG, "%lld bytes is no table size", (long long)st.st_size);
 
 	size_t size = (size_t)st.st_size;
-	_cleanup_free_ uint8_t *buf = malloc(size);
-	if (!buf)
-		return -ENOMEM;
-	for (size_t done = 0; done < size;) {
-		ssize_t n = pread(fd, buf + done, size - done, (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return fail(ret_error, n < 0 ? -errno : -EBADMSG, "cannot read it: %s",
-				    n < 0 ? strerror(errno) : "short file");
-		done += (size_t)n;
-	}
+	void *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return fail(ret_error, -errno, "cannot map it: %s", strerror(errno));
 	struct fdstore_table *t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	struct cursor c = { .p = buf, .size = size };
-	int r = decode(&c, t, ret_error);
+	int r = t ? decode(map, size, t, ret_error) : -ENOMEM;
+	munmap(map, size);
 	if (r < 0) {
 		fdstore_table_free(t);
 		return r;
 	}
 	*ret = t;
 	return 0;
+}
+
+struct fdstore_writer {
+	int fd;
+	uint8_t *map;
+	size_t size;
+	uint32_t n_device_slots, n_lease_slots;
+	bool device_used[FDSTORE_MAX_DEVICES];
+	uint32_t *free_leases; /* a stack of free lease slots */
+	uint32_t n_free;
+};
+
+static int writer_alloc(int fd, uint8_t *map, uint32_t n_device_slots, uint32_t n_lease_slots,
+			struct fdstore_writer **ret)
+{
+	struct fdstore_writer *w = calloc(1, sizeof(*w));
+	if (w)
+		w->free_leases = malloc((n_lease_slots ? n_lease_slots : 1) * sizeof(uint32_t));
+	if (!w || !w->free_leases) {
+		free(w);
+		return -ENOMEM;
+	}
+	w->fd = fd;
+	w->map = map;
+	w->size = table_size(n_device_slots, n_lease_slots);
+	w->n_device_slots = n_device_slots;
+	w->n_lease_slots = n_lease_slots;
+	*ret = w;
+	return 0;
+}
+
+int fdstore_writer_new(struct fdstore_writer **ret)
+{
+	size_t size = table_size(FDSTORE_MAX_DEVICES, FDSTORE_MAX_LEASES);
+	uint8_t *map;
+	int fd = table_memfd(size, &map);
+	if (fd < 0)
+		return fd;
+	encode_header(map, FDSTORE_MAX_DEVICES, FDSTORE_MAX_LEASES, 1);
+	int r = writer_alloc(fd, map, FDSTORE_MAX_DEVICES, FDSTORE_MAX_LEASES, ret);
+	if (r < 0) {
+		munmap(map, size);
+		close(fd);
+		return r;
+	}
+	/* Lowest slots first: the used part of the file stays small. */
+	for (uint32_t i = FDSTORE_MAX_LEASES; i > 0; i--)
+		(*ret)->free_leases[(*ret)->n_free++] = i - 1;
+	return 0;
+}
+
+int fdstore_writer_adopt(int fd, const struct fdstore_table *t, struct fdstore_writer **ret)
+{
+	struct stat st;
+	uint8_t *map;
+
+	if (fstat(fd, &st) < 0 || st.st_size < HEADER_SIZE)
+		return -EBADMSG;
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	struct cursor c = at(map, HEADER_SIZE);
+	c.pos = 12;
+	uint32_t n_device_slots = get_u32(&c), n_lease_slots = get_u32(&c);
+	int r = writer_alloc(fd, map, n_device_slots, n_lease_slots, ret);
+	if (r < 0) {
+		munmap(map, (size_t)st.st_size);
+		return r;
+	}
+	struct fdstore_writer *w = *ret;
+	bool *used = calloc(n_lease_slots ? n_lease_slots : 1, sizeof(bool));
+	if (!used) {
+		w->fd = -EBADF;
+		*ret = fdstore_writer_free(w);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->n_devices; i++)
+		w->device_used[t->devices[i].slot] = true;
+	for (size_t i = 0; i < t->n_leases; i++)
+		used[t->leases[i].slot] = true;
+	for (uint32_t i = n_lease_slots; i > 0; i--)
+		if (!used[i - 1])
+			w->free_leases[w->n_free++] = i - 1;
+	free(used);
+	return 0;
+}
+
+struct fdstore_writer *fdstore_writer_free(struct fdstore_writer *w)
+{
+	if (!w)
+		return NULL;
+	munmap(w->map, w->size);
+	safe_close(w->fd);
+	free(w->free_leases);
+	free(w);
+	return NULL;
+}
+
+int fdstore_writer_fd(const struct fdstore_writer *w)
+{
+	return w->fd;
+}
+
+int fdstore_writer_put_device(struct fdstore_writer *w, const struct fdstore_device *d)
+{
+	for (uint32_t i = 0; i < w->n_device_slots; i++) {
+		if (w->device_used[i])
+			continue;
+		encode_device(device_slot(w->map, i), d);
+		store_state(device_slot(w->map, i), SLOT_USED);
+		w->device_used[i] = true;
+		return (int)i;
+	}
+	return -ENOSPC;
+}
+
+void fdstore_writer_drop_device(struct fdstore_writer *w, uint32_t slot)
+{
+	if (slot < w->n_device_slots && w->device_used[slot]) {
+		store_state(device_slot(w->map, slot), 0);
+		w->device_used[slot] = false;
+	}
+}
+
+void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint64_t generation)
+{
+	if (slot < w->n_device_slots)
+		store_u64(device_slot(w->map, slot) + DEVICE_GENERATION, generation);
+}
+
+int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l)
+{
+	if (w->n_free == 0)
+		return -ENOSPC;
+	uint32_t i = w->free_leases[--w->n_free];
+	uint8_t *slot = lease_slot(w->map, w->n_device_slots, i);
+	encode_lease(slot, l, l->device);
+	store_state(slot, FDSTORE_LEASE_LIVE);
+	return (int)i;
+}
+
+void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state)
+{
+	if (slot >= w->n_lease_slots)
+		return;
+	store_state(lease_slot(w->map, w->n_device_slots, slot), state);
+	if (state == FDSTORE_LEASE_FREE)
+		w->free_leases[w->n_free++] = slot;
+}
+
+void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id)
+{
+	store_u64(w->map + HEADER_NEXT_ID, next_lease_id);
 }
 
 int fdstore_name_device(char buf[static FDSTORE_NAME_MAX], const char *device, const char *kind)

@@ -10,12 +10,20 @@
  *   bk-dev-NAME-device
  *   bk-lease-ID               the daemon's own reference to lease ID's dma-buf
  *
- * The table is what a new process needs to rebuild its devices and orphaned
- * leases: a versioned, checksummed little-endian record. Deserializing checks
- * every field (names, alignment, ranges inside the BAR, no overlap, unique
- * ids, known flags) and refuses the whole table on the first problem, with a
- * sentence saying which: a stale or corrupt table must never become a lease.
- * No I/O besides the memfd, no logging.
+ * The table is what a new process needs to rebuild its devices and leases.
+ * It is not a snapshot but a file of fixed slots that the daemon updates in
+ * place through a shared mapping, so every ALLOC and RELEASE costs a few
+ * stores and no message to systemd, and a kill -9 at any instant leaves a
+ * table that says no less than what clients could hold:
+ *   - a slot's body and checksum are written while its state word says
+ *     free; the aligned 32-bit state store that makes it live comes last,
+ *     and only then is the buffer exported to a client or stored;
+ *   - the fields that change later (a device's generation, the next lease
+ *     id, a lease's state) are single aligned stores outside the checksums.
+ * Deserializing checks every field (names, alignment, ranges inside the BAR,
+ * no overlap, unique ids, known flags, every live slot's checksum) and
+ * refuses the whole table on the first problem, with a sentence saying
+ * which: a stale or corrupt table must never become a lease. No logging.
  */
 #pragma once
 
@@ -27,13 +35,14 @@
 #include "daemon/broker.h"
 #include "daemon/config.h"
 
-#define FDSTORE_TABLE_VERSION 1
+#define FDSTORE_TABLE_VERSION 2
 #define FDSTORE_MAX_DEVICES 64
 #define FDSTORE_MAX_LEASES 65536
 #define FDSTORE_NAME_MAX 64 /* systemd's FDNAME= limit is 255; ours are shorter */
 #define FDSTORE_NAME_TABLE "bk-table"
 
 struct fdstore_device {
+	uint32_t slot; /* where it sits in the table */
 	char name[CONFIG_DEVICE_NAME_MAX + 1];
 	char pci[CONFIG_PCI_ADDR_MAX];
 	uint32_t bar;
@@ -41,7 +50,12 @@ struct fdstore_device {
 	uint64_t generation;
 };
 
+enum { FDSTORE_LEASE_FREE = 0, FDSTORE_LEASE_LIVE = 1, FDSTORE_LEASE_QUARANTINED = 2 };
+
 struct fdstore_lease {
+	uint32_t slot;
+	uint32_t state;  /* FDSTORE_LEASE_LIVE: held (or orphaned); _QUARANTINED: released,
+			  * a copy of the buffer may still be open somewhere */
 	uint64_t id;
 	uint32_t device; /* index into fdstore_table.devices */
 	uint32_t flags;  /* LEASE_* */
@@ -61,14 +75,37 @@ struct fdstore_table {
 
 struct fdstore_table *fdstore_table_free(struct fdstore_table *t);
 
-/* Writes t into a new memfd, sealed against any change; returns its fd
+/* Writes t into a new memfd with exactly as many slots as t fills (the
+ * slot fields of t are ignored), sealed against resizing; returns its fd
  * (O_CLOEXEC) or -errno (-EINVAL: t itself would not pass validation). */
 int fdstore_table_serialize(const struct fdstore_table *t);
-/* Reads and validates a table written by fdstore_table_serialize(). Returns 0;
- * -EBADMSG (corrupt, bad checksum, a field out of range), -EPROTONOSUPPORT
- * (another version), -EPERM (the memfd is not sealed), -errno; then *ret_error
- * (may be NULL) holds one sentence saying what is wrong. */
+/* Reads and validates a table. Returns 0; -EBADMSG (corrupt, bad checksum, a
+ * field out of range), -EPROTONOSUPPORT (another version), -EPERM (the memfd
+ * is not sealed against resizing), -errno; then *ret_error (may be NULL)
+ * holds one sentence saying what is wrong. Leases' device fields index
+ * ret->devices; slot fields say where each record sits. */
 int fdstore_table_deserialize(int fd, struct fdstore_table **ret, char **ret_error);
+
+/* The daemon's live table: FDSTORE_MAX_DEVICES and FDSTORE_MAX_LEASES slots
+ * in a memfd mapped shared (sparse: about 9 MiB of address space, a page
+ * of memory per 30 leases). */
+struct fdstore_writer;
+int fdstore_writer_new(struct fdstore_writer **ret);
+/* Continues the table in fd, which fdstore_table_deserialize() read as t;
+ * takes fd. */
+int fdstore_writer_adopt(int fd, const struct fdstore_table *t, struct fdstore_writer **ret);
+struct fdstore_writer *fdstore_writer_free(struct fdstore_writer *w);
+int fdstore_writer_fd(const struct fdstore_writer *w);
+/* Returns the slot, or -ENOSPC. d->slot is ignored. */
+int fdstore_writer_put_device(struct fdstore_writer *w, const struct fdstore_device *d);
+void fdstore_writer_drop_device(struct fdstore_writer *w, uint32_t slot);
+void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint64_t generation);
+/* l->device is a device slot here; l->slot and l->state are ignored. Returns
+ * the slot (live from now on), or -ENOSPC. */
+int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l);
+/* FDSTORE_LEASE_QUARANTINED, or FDSTORE_LEASE_FREE to give the slot back. */
+void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state);
+void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id);
 
 /* The fd names above. Return 0, or -ENAMETOOLONG. kind: "container",
  * "group" or "device". */
@@ -96,5 +133,7 @@ size_t fdstore_inherited_drop(struct fdstore_inherited *inh);
 /* Our entry of that name, or -EBADF. */
 int fdstore_inherited_find(const struct fdstore_inherited *inh, const char *name);
 
+static inline void fdstore_writer_freep(struct fdstore_writer **w) { *w = fdstore_writer_free(*w); }
+#define _cleanup_fdstore_writer_ _cleanup_(fdstore_writer_freep)
 static inline void fdstore_table_freep(struct fdstore_table **t) { *t = fdstore_table_free(*t); }
 #define _cleanup_fdstore_table_ _cleanup_(fdstore_table_freep)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/udmabuf.h>
 
@@ -57,6 +58,15 @@ static uint64_t udmabuf_limit(void)
 	return (uint64_t)mb << 20;
 }
 
+static void sysmem_info(const struct config_device *cfg, struct backend_info *ret)
+{
+	*ret = (struct backend_info){
+		.bar_size = cfg->size, .page_size = (uint64_t)sysconf(_SC_PAGESIZE),
+		.features = DEVICE_FEATURE_DMABUF | DEVICE_FEATURE_MMAP,
+		.max_export = udmabuf_limit(),
+	};
+}
+
 static int sysmem_open(const struct config_device *cfg, struct backend_device **ret,
 		       struct backend_info *ret_info)
 {
@@ -90,16 +100,49 @@ static int sysmem_open(const struct config_device *cfg, struct backend_device **
 		r = -errno;
 		goto fail;
 	}
-	*ret_info = (struct backend_info){
-		.bar_size = cfg->size, .page_size = (uint64_t)sysconf(_SC_PAGESIZE),
-		.features = DEVICE_FEATURE_DMABUF | DEVICE_FEATURE_MMAP,
-		.max_export = udmabuf_limit(),
-	};
+	sysmem_info(cfg, ret_info);
 	*ret = dev;
 	return 0;
 fail:
 	sysmem_close(dev);
 	return r;
+}
+
+/* The memfd is the device: the next barkeepd lends from the same pages. */
+static size_t sysmem_stored_fds(struct backend_device *dev, struct backend_stored ret[BACKEND_STORED_MAX])
+{
+	ret[0] = (struct backend_stored){ "memory", dev->memfd };
+	return 1;
+}
+
+static int sysmem_adopt(const struct config_device *cfg, const struct backend_stored *fds, size_t n,
+			struct backend_device **ret, struct backend_info *ret_info)
+{
+	const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+	int memfd = backend_stored_find(fds, n, "memory");
+	struct stat st;
+
+	if (memfd < 0)
+		return -ENOENT;
+	if (fstat(memfd, &st) < 0 || fcntl(memfd, F_GET_SEALS) != want)
+		return -EBADFD;
+	if ((uint64_t)st.st_size != cfg->size)
+		return -EXDEV; /* the configured size changed: not the same device */
+	struct backend_device *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->size = cfg->size;
+	dev->memfd = -EBADF;
+	dev->udmabuf = open(UDMABUF_DEV, O_RDWR | O_CLOEXEC);
+	if (dev->udmabuf < 0) {
+		int r = -errno;
+		sysmem_close(dev);
+		return r;
+	}
+	dev->memfd = memfd;
+	sysmem_info(cfg, ret_info);
+	*ret = dev;
+	return 0;
 }
 
 static int sysmem_export(struct backend_device *dev, uint64_t offset, uint64_t size, int open_flags)
@@ -152,6 +195,8 @@ const struct backend_ops backend_sysmem = {
 	.kind = BACKEND_KIND_SYSMEM,
 	.open = sysmem_open,
 	.close = sysmem_close,
+	.stored_fds = sysmem_stored_fds,
+	.adopt = sysmem_adopt,
 	.export = sysmem_export,
 	.scrub = sysmem_scrub,
 	.reset = sysmem_reset,

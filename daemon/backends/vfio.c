@@ -55,22 +55,17 @@ static uint32_t probe_features(struct backend_device *dev)
 	return f;
 }
 
-static int vfio_open(const struct config_device *cfg, struct backend_device **ret,
-		     struct backend_info *ret_info)
+/* What open and adopt share once dev->vfio is up: the BAR, its region, the
+ * kernel's dma-buf support, the ids and the scrub mapping. Frees dev on
+ * failure (the fds with it). */
+static int vfio_finish(struct backend_device *dev, const struct config_device *cfg,
+		       struct backend_device **ret, struct backend_info *ret_info)
 {
-	const char *pci_addr = cfg->pci;
-	int bar = cfg->bar;
-	struct backend_device *dev = calloc(1, sizeof(*dev));
 	struct vfio_region reg;
 	uint16_t ids[2];
 	int r;
 
-	if (!dev)
-		return -ENOMEM;
-	r = vfio_dev_open(pci_addr, &dev->vfio);
-	if (r < 0)
-		goto fail;
-	r = bar >= 0 ? bar : vfio_pick_vram_bar(&dev->vfio);
+	r = cfg->bar >= 0 ? cfg->bar : vfio_pick_vram_bar(&dev->vfio);
 	if (r < 0 || r > VFIO_PCI_BAR5_REGION_INDEX) {
 		r = -ENODEV;
 		goto fail;
@@ -97,12 +92,53 @@ static int vfio_open(const struct config_device *cfg, struct backend_device **re
 		.vendor = ids[0], .device = ids[1], .bar = dev->bar, .bar_size = reg.size,
 		.page_size = (uint64_t)sysconf(_SC_PAGESIZE), .features = probe_features(dev),
 	};
-	snprintf(ret_info->pci_addr, sizeof(ret_info->pci_addr), "%s", pci_addr);
+	snprintf(ret_info->pci_addr, sizeof(ret_info->pci_addr), "%s", cfg->pci);
 	*ret = dev;
 	return 0;
 fail:
 	vfio_close(dev);
 	return r;
+}
+
+static int vfio_open(const struct config_device *cfg, struct backend_device **ret,
+		     struct backend_info *ret_info)
+{
+	struct backend_device *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	int r = vfio_dev_open(cfg->pci, &dev->vfio);
+	if (r < 0) {
+		free(dev);
+		return r;
+	}
+	return vfio_finish(dev, cfg, ret, ret_info);
+}
+
+static size_t vfio_stored_fds(struct backend_device *dev, struct backend_stored ret[BACKEND_STORED_MAX])
+{
+	ret[0] = (struct backend_stored){ "container", dev->vfio.container_fd };
+	ret[1] = (struct backend_stored){ "group", dev->vfio.group_fd };
+	ret[2] = (struct backend_stored){ "device", dev->vfio.device_fd };
+	return 3;
+}
+
+static int vfio_adopt(const struct config_device *cfg, const struct backend_stored *fds, size_t n,
+		      struct backend_device **ret, struct backend_info *ret_info)
+{
+	int container = backend_stored_find(fds, n, "container");
+	int group = backend_stored_find(fds, n, "group");
+	int device = backend_stored_find(fds, n, "device");
+	if (container < 0 || group < 0 || device < 0)
+		return -ENOENT;
+	struct backend_device *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	int r = vfio_dev_adopt(cfg->pci, container, group, device, &dev->vfio);
+	if (r < 0) {
+		free(dev);
+		return r;
+	}
+	return vfio_finish(dev, cfg, ret, ret_info);
 }
 
 static int vfio_export(struct backend_device *dev, uint64_t offset, uint64_t size, int open_flags)
@@ -200,6 +236,8 @@ const struct backend_ops backend_vfio = {
 	.kind = BACKEND_KIND_VFIO,
 	.open = vfio_open,
 	.close = vfio_close,
+	.stored_fds = vfio_stored_fds,
+	.adopt = vfio_adopt,
 	.export = vfio_export,
 	.scrub = vfio_scrub,
 	.reset = vfio_reset,
