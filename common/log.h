@@ -29,3 +29,4 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...) _printf_
 #define log_debug(...) log_full(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_LEVEL_ERROR, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_LEVEL_WARNING, (e), __VA_ARGS__)
+#define log_notice_errno(e, ...) log_full_errno(LOG_LEVEL_NOTICE, (e), __VA_ARGS__)

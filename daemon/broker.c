@@ -6,11 +6,14 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <event2/event.h>
+
 #include "common/vfio.h"
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
 #include "daemon/image.h"
 #include "daemon/pause.h"
+#include "daemon/persist.h"
 #include "daemon/policy.h"
 
 
@@ -40,7 +43,12 @@ struct broker *broker_free(struct broker *b)
 		return NULL;
 	list_for_each_safe(c, tmp, &b->clients, link)
 		broker_client_free(c);
+	if (b->ev_orphans)
+		event_free(b->ev_orphans);
 	for (size_t i = 0; i < b->n_devices; i++) {
+		struct lease *l, *ltmp;
+		list_for_each_safe(l, ltmp, &b->devices[i]->orphans, device_link)
+			broker_orphan_end(b, l);
 		pause_abort(b->devices[i]);
 		pause_unwatch(b->devices[i]);
 		device_free(b->devices[i]);
@@ -51,7 +59,8 @@ struct broker *broker_free(struct broker *b)
 	return NULL;
 }
 
-int broker_open_devices(struct broker *b, broker_open_failed_cb cb)
+int broker_open_devices(struct broker *b, broker_open_failed_cb cb, broker_adopt_cb adopt,
+			void *userdata)
 {
 	b->devices = calloc(b->cfg->n_devices ? b->cfg->n_devices : 1, sizeof(*b->devices));
 	if (!b->devices)
@@ -60,7 +69,12 @@ int broker_open_devices(struct broker *b, broker_open_failed_cb cb)
 		struct error_info err = {};
 		struct device *d;
 		/* Ids follow the config's order and survive skipped devices. */
-		if (device_open(&b->cfg->devices[i], (uint32_t)i, &d, &err) < 0) {
+		int r = adopt ? adopt(&b->cfg->devices[i], (uint32_t)i, &d, userdata) : 0;
+		if (r > 0) {
+			b->devices[b->n_devices++] = d;
+			continue;
+		}
+		if (device_open(&b->cfg->devices[i], (uint32_t)i, NULL, 0, &d, &err) < 0) {
 			if (cb)
 				cb(&b->cfg->devices[i], &err);
 			continue;
@@ -161,6 +175,17 @@ void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *
 	b->hooks_data = userdata;
 }
 
+void broker_orphan_end(struct broker *b, struct lease *l)
+{
+	struct device *d = l->device;
+
+	list_remove(&l->device_link);
+	d->n_orphans--;
+	b->n_orphans--;
+	device_window_release(d, l->offset, l->size, l->fd, &l->store);
+	free(l);
+}
+
 void broker_lease_end(struct lease *l)
 {
 	struct client *c = l->owner;
@@ -178,7 +203,7 @@ void broker_lease_end(struct lease *l)
 	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
 	if (c->container)
 		policy_uncharge_container_lease(b->usage, c->container, l->size);
-	device_window_release(d, l->offset, l->size, l->fd);
+	device_window_release(d, l->offset, l->size, l->fd, &l->store);
 	free(l);
 }
 
@@ -247,6 +272,21 @@ static int check_device(struct client *c, struct device *d, uint32_t flags, stru
 	return 0;
 }
 
+/* Counts the lease as the client's and the device's. */
+static void lease_link(struct broker *b, struct client *c, struct lease *l)
+{
+	struct device *d = l->device;
+
+	list_insert_tail(&d->leases, &l->device_link);
+	list_insert_tail(&c->leases, &l->client_link);
+	d->n_leases++;
+	if (l->flags & LEASE_EXCLUSIVE)
+		d->n_exclusive++;
+	c->n_leases++;
+	c->bytes += l->size;
+	b->n_leases++;
+}
+
 int broker_alloc(struct client *c, const struct alloc_request *req, struct lease **ret,
 		 struct error_info *err)
 {
@@ -311,7 +351,7 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	if (req->flags & LEASE_WRITE_COMBINE) {
 		r = d->ops->set_write_combine(d->backend, l->fd);
 		if (r < 0) {
-			device_window_release(d, l->offset, size, l->fd);
+			device_window_release(d, l->offset, size, l->fd, &WINDOW_STORE_NONE);
 			r = error_set(err, -r, "device %s refused write-combining for the buffer: %s",
 				      device_name(d), strerror(-r));
 			goto fail_free;
@@ -319,7 +359,7 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	}
 	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token)) {
 		r = error_set(err, EIO, "no randomness for the lease token");
-		device_window_release(d, l->offset, size, l->fd);
+		device_window_release(d, l->offset, size, l->fd, &WINDOW_STORE_NONE);
 		goto fail_free;
 	}
 	l->id = b->next_lease_id++;
@@ -334,15 +374,11 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	char name[64];
 	snprintf(name, sizeof(name), "barkeep:%llu:%u", (unsigned long long)l->id, c->creds.uid);
 	(void)dmabuf_set_name(l->fd, name);
+	bool unkept;
+	persist_lease_added(b->persist, l, b->next_lease_id, &unkept);
+	b->n_unkept += unkept;
 
-	list_insert_tail(&d->leases, &l->device_link);
-	list_insert_tail(&c->leases, &l->client_link);
-	d->n_leases++;
-	if (l->flags & LEASE_EXCLUSIVE)
-		d->n_exclusive++;
-	c->n_leases++;
-	c->bytes += size;
-	b->n_leases++;
+	lease_link(b, c, l);
 	*ret = l;
 	return 0;
 
@@ -452,11 +488,133 @@ uint64_t broker_quarantined_bytes(const struct broker *b)
 	return n;
 }
 
+static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
+{
+	for (size_t i = 0; i < b->n_devices; i++) {
+		struct lease *l;
+		list_for_each(l, &b->devices[i]->orphans, device_link)
+			if (l->id == lease_id)
+				return l;
+	}
+	return NULL;
+}
+
+/* Compares all of both tokens whatever they hold: no timing hints. */
+static bool token_equal(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err)
 {
-	(void)c, (void)token, (void)ret;
-	/* Orphans exist only after a restart from the fd store (daemon/persist.c). */
-	return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
-			 (unsigned long long)lease_id);
+	struct broker *b = c->broker;
+	struct policy_quota_hit hit;
+	struct lease *l = find_orphan(b, lease_id);
+	bool match = l && token_equal(l->token, token);
+
+	if (!match || l->orphan_uid != c->creds.uid)
+		return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
+				 (unsigned long long)lease_id);
+	struct device *d = l->device;
+	int r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, l->size, &hit);
+	if (r < 0)
+		return quota_error(err, r, &hit);
+	if (c->container) {
+		r = policy_charge_container_lease(b->usage, c->container, l->size, &hit);
+		if (r < 0) {
+			policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
+			return quota_error(err, r, &hit);
+		}
+	}
+	list_remove(&l->device_link);
+	d->n_orphans--;
+	b->n_orphans--;
+	l->owner = c;
+	lease_link(b, c, l);
+	*ret = l;
+	return 0;
 }
+
+int broker_adopt_lease(struct broker *b, struct device *d, const struct fdstore_lease *rec, int fd,
+		       const struct window_store *ws)
+{
+	int r = allocator_reserve(d->alloc, rec->offset, rec->size);
+	if (r < 0)
+		return r;
+	struct lease *l = calloc(1, sizeof(*l));
+	if (!l) {
+		allocator_release(d->alloc, rec->offset, rec->size);
+		return -ENOMEM;
+	}
+	*l = (struct lease){ .id = rec->id, .device = d, .offset = rec->offset, .size = rec->size,
+			     .generation = rec->generation, .flags = rec->flags, .image = rec->image,
+			     .fd = fd, .store = *ws, .orphan_uid = rec->uid };
+	memcpy(l->token, rec->token, sizeof(l->token));
+	list_insert_tail(&d->orphans, &l->device_link);
+	d->n_orphans++;
+	b->n_orphans++;
+	if (rec->id >= b->next_lease_id)
+		b->next_lease_id = rec->id + 1;
+	return 0;
+}
+
+static void on_orphans_expired(evutil_socket_t fd, short what, void *userdata)
+{
+	struct broker *b = userdata;
+	for (size_t i = 0; i < b->n_devices; i++) {
+		struct lease *l, *tmp;
+		list_for_each_safe(l, tmp, &b->devices[i]->orphans, device_link)
+			broker_orphan_end(b, l);
+	}
+	if (b->hooks && b->hooks->orphans_expired)
+		b->hooks->orphans_expired(b, b->hooks_data);
+}
+
+int broker_arm_orphans(struct broker *b, uint32_t timeout_ms)
+{
+	if (!b->n_orphans)
+		return 0;
+	b->ev_orphans = evtimer_new(b->base, on_orphans_expired, b);
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	if (!b->ev_orphans || evtimer_add(b->ev_orphans, &tv) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static bool holds_on(const struct client *c, const struct device *d)
+{
+	const struct lease *l;
+	list_for_each(l, &c->leases, client_link)
+		if (l->device == d)
+			return true;
+	return false;
+}
+
+unsigned broker_shutdown(struct broker *b)
+{
+	struct client *c;
+	unsigned n = 0;
+
+	list_for_each(c, &b->clients, link)
+		for (size_t i = 0; i < b->n_devices; i++) {
+			struct device *d = b->devices[i];
+			if (d->state == DEVICE_GONE || (!c->watches && !holds_on(c, d)))
+				continue;
+			struct broker_event ev = { .type = BROKER_EVENT_DEVICE_GONE, .device_id = d->id,
+						   .reason = BROKER_REASON_SHUTDOWN };
+			n += c->ops->send_event(c, &ev, c->userdata) == 0;
+		}
+	return n;
+}
+
+void broker_set_persist(struct broker *b, struct persist *p)
+{
+	b->persist = p;
+}
+
+size_t broker_n_orphans(const struct broker *b) { return b->n_orphans; }
+size_t broker_n_unkept(const struct broker *b) { return b->n_unkept; }

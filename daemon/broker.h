@@ -54,6 +54,8 @@ struct lease {
 	struct lease_image image;
 	uint8_t token[BROKER_TOKEN_SIZE];
 	int fd; /* the daemon's own reference to the dma-buf */
+	struct window_store store;
+	uid_t orphan_uid; /* orphans (owner NULL): who may reclaim it */
 };
 
 /* Why a device is paused or gone (the protocol's reason values). */
@@ -127,7 +129,12 @@ struct broker *broker_free(struct broker *b);
  * through the callback (the daemon keeps serving the others). Returns the
  * number opened. */
 typedef void (*broker_open_failed_cb)(const struct config_device *cfg, const struct error_info *err);
-int broker_open_devices(struct broker *b, broker_open_failed_cb cb);
+/* Restart: returns 1 with *ret when it took the device up from the fd store,
+ * 0 to open it afresh. */
+typedef int (*broker_adopt_cb)(const struct config_device *cfg, uint32_t id, struct device **ret,
+			       void *userdata);
+int broker_open_devices(struct broker *b, broker_open_failed_cb cb, broker_adopt_cb adopt,
+			void *userdata);
 
 /* -EUSERS when a connection limit is hit (err says which). */
 int broker_client_new(struct broker *b, const struct client_creds *creds,
@@ -183,6 +190,8 @@ struct broker_pause_report {
 };
 struct broker_hooks {
 	void (*pause)(const struct device *d, const struct broker_pause_report *rep, void *userdata);
+	/* The reclaim timeout passed: the orphans left have ended. */
+	void (*orphans_expired)(struct broker *b, void *userdata);
 };
 
 /* The loop the core arms its timers on, hands worker results back to and
@@ -190,6 +199,18 @@ struct broker_hooks {
  * device.signals_*); must be set before any request. */
 void broker_set_event_base(struct broker *b, struct event_base *base);
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata);
+
+struct persist;
+/* Restart support (daemon/persist.h): where leases are recorded. */
+void broker_set_persist(struct broker *b, struct persist *p);
+/* Ends the orphans nobody reclaimed after timeout_ms (needs the event base). */
+int broker_arm_orphans(struct broker *b, uint32_t timeout_ms);
+size_t broker_n_orphans(const struct broker *b);
+/* barkeepd stops for good: DEVICE_GONE (SHUTDOWN) to every client holding a
+ * lease on a device, or watching. Returns the number of events queued. */
+unsigned broker_shutdown(struct broker *b);
+/* Leases made while the fd store had no room: a restart ends them. */
+size_t broker_n_unkept(const struct broker *b);
 
 /* Frees quarantined windows whose buffers were closed; returns how many. */
 unsigned broker_sweep(struct broker *b);

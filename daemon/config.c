@@ -106,6 +106,7 @@ static const struct key_def keys[] = {
 	LIMIT("handshake-timeout-ms", parse_u32, handshake_timeout_ms, 1, 600000),
 	LIMIT("idle-timeout-s", parse_u32, idle_timeout_s, 0, 30 * 24 * 3600),
 	LIMIT("pause-grace-ms", parse_u32, pause_grace_ms, 0, 600000),
+	LIMIT("reclaim-timeout-s", parse_u32, reclaim_timeout_s, 1, 3600),
 
 	DEVICE("pci", parse_pci, pci, false),
 	DEVICE("backend", parse_backend, backend, false),
@@ -134,6 +135,7 @@ static const struct config_limits default_limits = {
 	.handshake_timeout_ms = 5000,
 	.idle_timeout_s = 0,
 	.pause_grace_ms = 2000,
+	.reclaim_timeout_s = 60,
 };
 
 struct device_state {
@@ -1595,6 +1597,7 @@ void config_dump(const struct config *c, FILE *f)
 	else
 		fprintf(f, "none");
 	fprintf(f, "; pause grace: %u ms\n", l->pause_grace_ms);
+	fprintf(f, "; reclaim timeout after a restart: %u s\n", l->reclaim_timeout_s);
 
 	for (size_t i = 0; i < c->n_devices; i++)
 		dump_device(&c->devices[i], f);

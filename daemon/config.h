@@ -91,6 +91,7 @@ struct config_limits {
 	uint32_t handshake_timeout_ms;  /* connect to HELLO */
 	uint32_t idle_timeout_s;        /* 0: never */
 	uint32_t pause_grace_ms;        /* default deadline given to clients before a reset */
+	uint32_t reclaim_timeout_s;     /* after a restart: how long orphaned leases wait */
 };
 
 struct config {

@@ -6,12 +6,14 @@
 #include "common/vfio.h"
 #include "daemon/allocator.h"
 #include "daemon/device.h"
+#include "daemon/persist.h"
 
 /* A released window still referenced by some dma-buf outside the daemon. */
 struct window {
 	struct list link;
 	uint64_t offset, size;
 	int fd; /* the daemon's reference, to read the file's count */
+	struct window_store store;
 };
 
 const char *device_name(const struct device *d)
@@ -29,8 +31,8 @@ const char *device_state_to_string(enum device_state s)
 	return "unknown";
 }
 
-int device_open(const struct config_device *cfg, uint32_t id, struct device **ret,
-		struct error_info *err)
+int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
+		size_t n_fds, struct device **ret, struct error_info *err)
 {
 	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
 	struct device *d;
@@ -46,6 +48,8 @@ int device_open(const struct config_device *cfg, uint32_t id, struct device **re
 	d->error_fd = -EBADF;
 	list_init(&d->leases);
 	list_init(&d->quarantine);
+	list_init(&d->orphans);
+	d->store_slot = -1;
 
 	d->ops = backend_find(config_backend_to_string(cfg->backend));
 	if (!d->ops) {
@@ -53,10 +57,16 @@ int device_open(const struct config_device *cfg, uint32_t id, struct device **re
 			      cfg->name, config_backend_to_string(cfg->backend));
 		goto fail;
 	}
-	r = d->ops->open(cfg, &d->backend, &d->info);
+	if (fds && !d->ops->adopt)
+		r = -EOPNOTSUPP;
+	else
+		r = fds ? d->ops->adopt(cfg, fds, n_fds, &d->backend, &d->info)
+			: d->ops->open(cfg, &d->backend, &d->info);
 	if (r < 0) {
-		error_set(err, -r, "device %s (%s): cannot open it through %s: %s", cfg->name,
-			  cfg->pci[0] ? cfg->pci : "system memory", d->ops->name, strerror(-r));
+		error_set(err, -r, "device %s (%s): cannot %s through %s: %s", cfg->name,
+			  cfg->pci[0] ? cfg->pci : "system memory",
+			  fds ? "take it up again from the fd store" : "open it", d->ops->name,
+			  strerror(-r));
 		goto fail;
 	}
 	r = allocator_new(d->info.bar_size, d->info.page_size, &d->alloc);
@@ -149,11 +159,12 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 	return 0;
 }
 
-/* True when fd is the only reference to its dma-buf. */
-static bool window_unreferenced(int fd)
+/* True when fd (and systemd's copy of it, when stored) is the only
+ * reference to its dma-buf. */
+static bool window_unreferenced(int fd, const struct window_store *ws)
 {
 	long count = 0;
-	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1;
+	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1 + (long)ws->stored;
 }
 
 /* Revokes the buffer for good where the kernel can (DEVICE_FEATURE_REVOKE):
@@ -176,27 +187,62 @@ static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
 	allocator_release(d->alloc, offset, size);
 }
 
-int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd)
+static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, int fd,
+			      const struct window_store *ws)
+{
+	struct window *w = malloc(sizeof(*w));
+	if (!w) {
+		/* Without memory to track it, leak the window rather than reuse
+		 * it; its stored copy stays, so the next process does the same. */
+		safe_close(fd);
+		return;
+	}
+	*w = (struct window){ .offset = offset, .size = size, .fd = fd, .store = *ws };
+	list_insert_tail(&d->quarantine, &w->link);
+	d->quarantined_bytes += size;
+}
+
+int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd,
+			  const struct window_store *ws)
 {
 	if (d->state == DEVICE_GONE) {
+		persist_window_forget(d->persist, ws);
 		safe_close(fd);
 		return 0;
 	}
-	if (d->state == DEVICE_READY && (window_unreferenced(fd) || window_revoke(d, fd))) {
+	if (d->state == DEVICE_READY && (window_unreferenced(fd, ws) || window_revoke(d, fd))) {
+		persist_window_forget(d->persist, ws);
 		safe_close(fd);
 		window_reclaim(d, offset, size);
 		return 1;
 	}
-	struct window *w = malloc(sizeof(*w));
-	if (!w) {
-		/* Without memory to track it, leak the window rather than reuse it. */
-		safe_close(fd);
-		return 0;
-	}
-	*w = (struct window){ .offset = offset, .size = size, .fd = fd };
-	list_insert_tail(&d->quarantine, &w->link);
-	d->quarantined_bytes += size;
+	persist_window_quarantined(d->persist, ws);
+	window_quarantine(d, offset, size, fd, ws);
 	return 0;
+}
+
+int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int fd,
+			  const struct window_store *ws)
+{
+	int r = allocator_reserve(d->alloc, offset, size);
+	if (r < 0) {
+		safe_close(fd);
+		return r;
+	}
+	if (fd >= 0)
+		window_quarantine(d, offset, size, fd, ws);
+	return 0;
+}
+
+void device_drop_quarantine(struct device *d)
+{
+	struct window *w, *tmp;
+
+	list_for_each_safe(w, tmp, &d->quarantine, link) {
+		persist_window_forget(d->persist, &w->store);
+		d->quarantined_bytes -= w->size;
+		window_free(w);
+	}
 }
 
 unsigned device_sweep(struct device *d)
@@ -207,8 +253,9 @@ unsigned device_sweep(struct device *d)
 	if (d->state != DEVICE_READY)
 		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
-		if (!window_unreferenced(w->fd) && !window_revoke(d, w->fd))
+		if (!window_unreferenced(w->fd, &w->store) && !window_revoke(d, w->fd))
 			continue;
+		persist_window_forget(d->persist, &w->store);
 		d->quarantined_bytes -= w->size;
 		window_reclaim(d, w->offset, w->size);
 		window_free(w);

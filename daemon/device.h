@@ -27,6 +27,15 @@
 struct allocator;
 struct device_pause;
 struct device_watch;
+struct persist;
+
+/* How a window is known outside this process (daemon/persist.h). */
+struct window_store {
+	uint64_t lease_id;
+	int32_t slot; /* in the fd store's lease table; -1: not in it */
+	bool stored;  /* systemd holds a copy of the buffer's fd: one more reference */
+};
+#define WINDOW_STORE_NONE ((struct window_store){ .slot = -1 })
 
 enum device_state { DEVICE_READY = 1, DEVICE_PAUSED = 2, DEVICE_GONE = 3 };
 
@@ -41,6 +50,10 @@ struct device {
 	uint64_t generation;
 	struct list leases;     /* struct lease.device_link, live */
 	struct list quarantine; /* struct window, released but still referenced */
+	struct list orphans;    /* struct lease.device_link: restored, not yet reclaimed */
+	unsigned n_orphans;
+	struct persist *persist; /* NULL: no fd store */
+	int32_t store_slot;      /* in the fd store's table; -1: not in it */
 	unsigned n_leases;
 	unsigned n_exclusive;
 	uint64_t quarantined_bytes;
@@ -51,10 +64,11 @@ struct device {
 	bool signals_release;       /* the host's "give the device back" reaches us */
 };
 
-/* Opens the device the config describes, applies its reserved ranges.
+/* Opens the device the config describes, applies its reserved ranges; with
+ * fds, takes it up from what a previous process stored (backend adopt).
  * -errno with err saying what failed. */
-int device_open(const struct config_device *cfg, uint32_t id, struct device **ret,
-		struct error_info *err);
+int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
+		size_t n_fds, struct device **ret, struct error_info *err);
 struct device *device_free(struct device *d);
 
 /* Carves a window and exports it: *ret_fd is the daemon's own reference.
@@ -65,7 +79,17 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 /* Ends the daemon's use of a window: frees it at once when fd holds the last
  * reference, else quarantines it (takes fd either way). Returns 1 when freed,
  * 0 when quarantined. */
-int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd);
+int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd,
+			  const struct window_store *ws);
+/* Puts a window a previous process had released back into quarantine
+ * (restart), or keeps it out of use for good when fd is -EBADF (its buffer
+ * is unknown: it may still be open somewhere). */
+int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int fd,
+			  const struct window_store *ws);
+
+/* A device gone for good: its quarantined windows are forgotten (their
+ * buffers are dead). */
+void device_drop_quarantine(struct device *d);
 
 /* Frees quarantined windows whose last outside reference has gone. Returns
  * the number freed. */

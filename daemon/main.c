@@ -17,6 +17,9 @@
 #include "daemon/broker.h"
 #include "daemon/config.h"
 #include "daemon/fdstore.h"
+#include "daemon/persist.h"
+#include "daemon/restore.h"
+#include "daemon/unit.h"
 #include "daemon/transports/dbus.h"
 #include "daemon/transports/socket.h"
 
@@ -31,6 +34,7 @@ struct daemon {
 	struct event *ev_sigterm, *ev_sigint, *ev_sweep;
 	struct event *ev_sighup, *ev_status, *ev_watchdog;
 	struct config *cfg;
+	struct persist *persist; /* NULL: no fd store */
 	const char *config_path;
 	bool log_level_fixed; /* --log-level given: a reload keeps it */
 	size_t status[3];     /* devices, clients, leases last told to systemd */
@@ -152,7 +156,12 @@ static void on_pause(const struct device *dev, const struct broker_pause_report 
 	}
 }
 
-static const struct broker_hooks broker_hooks = { .pause = on_pause };
+static void on_orphans_expired(struct broker *b, void *userdata)
+{
+	log_notice("The reclaim timeout passed: leases nobody took back after the restart have ended");
+}
+
+static const struct broker_hooks broker_hooks = { .pause = on_pause, .orphans_expired = on_orphans_expired };
 
 static void device_failed(const struct config_device *cfg, const struct error_info *err)
 {
@@ -179,36 +188,63 @@ static int check_config(const char *path)
 }
 
 /* systemd socket activation (one listening SEQPACKET socket) and the fd
- * store. This barkeepd stores nothing yet, so stored entries come from
- * another version or are corrupt: they are refused, and dropped before the
- * devices are opened (a stored VFIO group fd keeps a device busy, a stored
- * device fd keeps old buffers alive). Returns the socket or -EBADF. */
-static int inherited_fds(void)
+ * store: what a previous barkeepd stored is taken up by daemon/restore.c
+ * when the unit has a store (FileDescriptorStoreMax=), else released before
+ * the devices are opened. Returns the socket or -EBADF. */
+static int inherited_fds(struct restore **ret_rs)
 {
-	_cleanup_fdstore_table_ struct fdstore_table *t = NULL;
-	_cleanup_free_ char *why = NULL;
 	struct fdstore_inherited inh;
+	unsigned max_fds = 0;
 
 	int r = fdstore_inherit(&inh);
 	if (r < 0)
-		return log_warning_errno(r, "Failed to take the inherited fds: %m"), -EBADF;
+		log_warning_errno(r, "Failed to take the inherited fds: %m");
 	if (inh.n_other)
 		log_warning("Closed %zu inherited fd(s) that are neither a listening SOCK_SEQPACKET socket nor barkeepd's",
 			    inh.n_other);
-	if (inh.n > 0) {
-		int fd = fdstore_inherited_find(&inh, FDSTORE_NAME_TABLE);
-		r = fd < 0 ? -ENOENT : fdstore_table_deserialize(fd, &t, &why);
-		if (fd < 0)
-			log_warning("Refusing %zu stored fd(s) without a lease table; starting clean", inh.n);
-		else if (r < 0)
-			log_error("Refusing the stored lease table: %s; starting clean", why ? why : strerror(-r));
-		else
-			log_warning("Refusing the stored lease table (%zu lease(s) on %zu device(s)): this barkeepd cannot restore leases; starting clean",
-				    t->n_leases, t->n_devices);
-		log_notice("Released %zu stored fd(s); buffers they kept alive are revoked", inh.n);
+	if (unit_supervised()) {
+		r = unit_fd_store_max(&max_fds);
+		if (r < 0)
+			log_notice_errno(r, "Cannot ask systemd for the unit's FileDescriptorStoreMax= (%m): a restart will revoke every client's buffers");
+		else if (max_fds == 0)
+			log_notice("FileDescriptorStoreMax=0: a restart or crash revokes every client's buffers");
 	}
-	fdstore_inherited_drop(&inh);
-	return inh.socket_fd;
+	int socket_fd = inh.socket_fd;
+	r = restore_begin(&inh, max_fds, ret_rs);
+	if (r < 0) {
+		log_error_errno(r, "Failed to look at the fd store: %m");
+		*ret_rs = NULL;
+	}
+	return socket_fd;
+}
+
+/* On the way out. A restart keeps every lease (the fd store holds the
+ * buffers; the next process takes them up); a stop for good tells clients
+ * first, since their buffers die when systemd empties the store. */
+static void say_goodbye(struct daemon *d)
+{
+	bool for_good = true;
+
+	if (d->persist) {
+		int r = unit_stopping_for_good();
+		if (r < 0)
+			log_notice_errno(r, "Cannot ask systemd whether this is a restart (%m); telling clients their devices are gone");
+		for_good = r != 0;
+	}
+	persist_detach(d->persist);
+	if (!for_good) {
+		log_notice("Restarting: %zu lease(s) stay with their holders through the fd store",
+			   broker_n_leases(d->broker));
+		return;
+	}
+	unsigned n = broker_shutdown(d->broker);
+	if (n == 0)
+		return;
+	log_notice("Stopping: told %u client(s) their devices are gone", n);
+	/* Let the transports write the events out. */
+	struct timeval flush = { 0, 200 * 1000 };
+	event_base_loopexit(d->base, &flush);
+	event_base_dispatch(d->base);
 }
 
 static void ensure_parent_dir(const char *path)
@@ -229,14 +265,21 @@ static int run(struct config *cfg, const char *config_path, bool log_level_fixed
 	struct daemon d = { .cfg = cfg, .config_path = config_path, .log_level_fixed = log_level_fixed };
 	int r, ret = EXIT_FAILURE;
 
-	int listen_fd = inherited_fds();
+	_cleanup_(restore_freep) struct restore *rs = NULL;
+	int listen_fd = inherited_fds(&rs);
 	r = broker_new(cfg, &d.broker);
 	if (r < 0)
 		return log_error_errno(r, "Failed to create the broker: %m"), EXIT_FAILURE;
-	int n = broker_open_devices(d.broker, device_failed);
+	int n = broker_open_devices(d.broker, device_failed, rs ? restore_adopt_device : NULL, rs);
 	if (n < 0) {
 		log_error_errno(n, "Failed to open devices: %m");
 		goto out;
+	}
+	if (rs) {
+		restore_finish(rs, d.broker);
+		d.persist = restore_take_persist(rs);
+		rs = restore_free(rs);
+		broker_set_persist(d.broker, d.persist);
 	}
 	for (size_t i = 0; i < broker_n_devices(d.broker); i++) {
 		const struct device *dev = broker_device(d.broker, i);
@@ -259,6 +302,10 @@ static int run(struct config *cfg, const char *config_path, bool log_level_fixed
 	}
 	broker_set_event_base(d.broker, d.base);
 	broker_set_hooks(d.broker, &broker_hooks, NULL);
+	if (broker_arm_orphans(d.broker, cfg->limits.reclaim_timeout_s * 1000u) < 0) {
+		log_error("Failed to set up the reclaim timer");
+		goto out;
+	}
 	for (size_t i = 0; i < broker_n_devices(d.broker); i++) {
 		const struct device *dev = broker_device(d.broker, i);
 		/* The fd is named for tests, which inject errors through it. */
@@ -322,6 +369,7 @@ static int run(struct config *cfg, const char *config_path, bool log_level_fixed
 	else
 		ret = EXIT_SUCCESS;
 	(void)sd_notify(0, "STOPPING=1");
+	say_goodbye(&d);
 out:
 	dbus_server_free(d.dbus);
 	socket_server_free(d.socket);
@@ -337,7 +385,9 @@ out:
 		event_free(d.ev_status);
 	if (d.ev_watchdog)
 		event_free(d.ev_watchdog);
+	persist_detach(d.persist); /* what the store holds is the next process's */
 	broker_free(d.broker);
+	persist_free(d.persist);
 	if (d.base)
 		event_base_free(d.base);
 	return ret;

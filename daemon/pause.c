@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "daemon/pause.h"
+#include "daemon/persist.h"
 
 struct pause_holder {
 	struct client *client;
@@ -144,6 +145,7 @@ static void pause_finish(struct device_pause *p)
 
 	if (r == 0 && p->params.action == PAUSE_THEN_RESET) {
 		d->generation++;
+		persist_device_generation(d->persist, d);
 		d->state = DEVICE_READY;
 		tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_RESUME,
 				.device_id = d->id, .generation = d->generation,
@@ -158,6 +160,10 @@ static void pause_finish(struct device_pause *p)
 				.device_id = d->id, .reason = p->params.reason });
 		list_for_each_safe(l, tmp, &d->leases, device_link)
 			broker_lease_end(l);
+		list_for_each_safe(l, tmp, &d->orphans, device_link)
+			broker_orphan_end(p->broker, l);
+		device_drop_quarantine(d);
+		persist_device_removed(d->persist, d);
 		pause_unwatch(d);
 		if (p->params.action == PAUSE_THEN_RESET)
 			error_set(&err, EIO, "device %s could not be reset (%s); it is gone now",

@@ -150,6 +150,8 @@ static void setup(uint32_t grace_ms)
 		d->info = (struct backend_info){ .bar_size = 16 * MiB, .page_size = 4096 };
 		list_init(&d->leases);
 		list_init(&d->quarantine);
+		list_init(&d->orphans);
+		d->store_slot = -1;
 		if (allocator_new(d->info.bar_size, d->info.page_size, &d->alloc) < 0)
 			exit(1);
 		b->devices[b->n_devices++] = d;

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+/* What barkeepd keeps in systemd's fd store while it runs (persist.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon/broker.h"
+#include "daemon/persist.h"
+
+struct persist {
+	struct fdstore_writer *table;
+	unsigned max_fds;  /* FileDescriptorStoreMax= */
+	unsigned n_stored; /* fds we gave systemd and did not take back */
+	bool detached;
+	bool table_published;
+};
+
+int persist_new(unsigned max_fds, struct fdstore_writer *writer, struct persist **ret)
+{
+	bool adopted = writer != NULL;
+	struct persist *p = calloc(1, sizeof(*p));
+	if (!p) {
+		fdstore_writer_free(writer);
+		return -ENOMEM;
+	}
+	p->max_fds = max_fds;
+	p->table = writer;
+	p->n_stored = adopted; /* a table taken up is in the store already */
+	p->table_published = adopted;
+	if (!p->table) {
+		int r = fdstore_writer_new(&p->table);
+		if (r < 0) {
+			free(p);
+			return r;
+		}
+	}
+	*ret = p;
+	return 0;
+}
+
+struct persist *persist_free(struct persist *p)
+{
+	if (!p)
+		return NULL;
+	fdstore_writer_free(p->table);
+	free(p);
+	return NULL;
+}
+
+void persist_detach(struct persist *p)
+{
+	if (p)
+		p->detached = true;
+}
+
+static bool active(const struct persist *p)
+{
+	return p && !p->detached;
+}
+
+/* Gives systemd a copy of fd under name; false when there is no room or
+ * systemd could not be told. */
+static bool store(struct persist *p, int fd, const char *name)
+{
+	if (p->n_stored >= p->max_fds)
+		return false;
+	char msg[32 + FDSTORE_NAME_MAX];
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	if (sd_pid_notify_with_fds(0, 0, msg, &fd, 1) <= 0)
+		return false;
+	p->n_stored++;
+	return true;
+}
+
+static void unstore(struct persist *p, const char *name)
+{
+	(void)sd_notifyf(0, "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	if (p->n_stored)
+		p->n_stored--;
+}
+
+int persist_publish_table(struct persist *p)
+{
+	if (!active(p))
+		return 0;
+	if (p->table_published)
+		return 0;
+	p->table_published = true;
+	if (!store(p, fdstore_writer_fd(p->table), FDSTORE_NAME_TABLE))
+		return -ENOSPC;
+	return 0;
+}
+
+static void fill_device(const struct device *d, struct fdstore_device *fd)
+{
+	*fd = (struct fdstore_device){ .bar = d->info.bar, .bar_size = d->info.bar_size,
+				       .page_size = d->info.page_size, .generation = d->generation };
+	snprintf(fd->name, sizeof(fd->name), "%s", d->cfg->name);
+	snprintf(fd->pci, sizeof(fd->pci), "%s", d->cfg->pci);
+}
+
+int persist_device_added(struct persist *p, struct device *d)
+{
+	struct backend_stored fds[BACKEND_STORED_MAX];
+	struct fdstore_device rec;
+	char name[FDSTORE_NAME_MAX];
+
+	d->persist = p;
+	if (!active(p))
+		return 0;
+	size_t n = d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0;
+	if (n == 0 || p->n_stored + n > p->max_fds)
+		return -ENOSPC;
+	for (size_t i = 0; i < n; i++) {
+		int r = fdstore_name_device(name, d->cfg->name, fds[i].kind);
+		if (r < 0 || !store(p, fds[i].fd, name))
+			return r < 0 ? r : -EIO;
+	}
+	fill_device(d, &rec);
+	int slot = fdstore_writer_put_device(p->table, &rec);
+	if (slot < 0)
+		return slot;
+	d->store_slot = slot;
+	return 0;
+}
+
+void persist_device_adopted(struct persist *p, struct device *d, uint32_t slot)
+{
+	struct backend_stored fds[BACKEND_STORED_MAX];
+
+	d->persist = p;
+	d->store_slot = (int32_t)slot;
+	if (p)
+		p->n_stored += (unsigned)(d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0);
+}
+
+void persist_device_generation(struct persist *p, const struct device *d)
+{
+	if (active(p) && d->store_slot >= 0)
+		fdstore_writer_set_generation(p->table, (uint32_t)d->store_slot, d->generation);
+}
+
+void persist_device_removed(struct persist *p, struct device *d)
+{
+	struct backend_stored fds[BACKEND_STORED_MAX];
+	char name[FDSTORE_NAME_MAX];
+
+	if (!active(p) || d->store_slot < 0)
+		return;
+	fdstore_writer_drop_device(p->table, (uint32_t)d->store_slot);
+	d->store_slot = -1;
+	size_t n = d->backend && d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0;
+	/* A closed backend no longer says which kinds it had: name them all. */
+	static const char *const kinds[] = { "container", "group", "device", "memory" };
+	for (size_t i = 0; i < (n ? n : ARRAY_SIZE(kinds)); i++)
+		if (fdstore_name_device(name, d->cfg->name, n ? fds[i].kind : kinds[i]) == 0)
+			unstore(p, name);
+}
+
+void persist_drop_device_slot(struct persist *p, uint32_t slot)
+{
+	if (active(p))
+		fdstore_writer_drop_device(p->table, slot);
+}
+
+void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease_id,
+			 bool *ret_unkept)
+{
+	struct device *d = l->device;
+	char name[FDSTORE_NAME_MAX];
+
+	l->store = WINDOW_STORE_NONE;
+	l->store.lease_id = l->id;
+	*ret_unkept = false;
+	if (!active(p) || d->store_slot < 0)
+		return;
+	*ret_unkept = true;
+	if (p->n_stored >= p->max_fds)
+		return;
+	struct fdstore_lease rec = {
+		.id = l->id, .device = (uint32_t)d->store_slot, .flags = l->flags,
+		.uid = l->owner->creds.uid, .offset = l->offset, .size = l->size,
+		.generation = l->generation, .image = l->image,
+	};
+	memcpy(rec.token, l->token, sizeof(rec.token));
+	fdstore_writer_set_next_id(p->table, next_lease_id);
+	int slot = fdstore_writer_put_lease(p->table, &rec);
+	if (slot < 0)
+		return;
+	l->store.slot = slot;
+	if (fdstore_name_lease(name, l->id) < 0 || !store(p, l->fd, name)) {
+		/* Not stored: the next process must not meet this slot. */
+		fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_FREE);
+		l->store.slot = -1;
+		return;
+	}
+	l->store.stored = true;
+	*ret_unkept = false;
+}
+
+void persist_lease_adopted(struct persist *p, const struct window_store *ws)
+{
+	if (p && ws->stored)
+		p->n_stored++;
+}
+
+void persist_window_quarantined(struct persist *p, const struct window_store *ws)
+{
+	if (active(p) && ws->slot >= 0)
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_QUARANTINED);
+}
+
+void persist_window_forget(struct persist *p, const struct window_store *ws)
+{
+	char name[FDSTORE_NAME_MAX];
+
+	if (!active(p))
+		return;
+	/* The fd leaves the store before the slot frees: a crash between the
+	 * two leaves a slot without its fd, which the next process keeps out
+	 * of use, never an fd without its slot. */
+	if (ws->stored && fdstore_name_lease(name, ws->lease_id) == 0)
+		unstore(p, name);
+	if (ws->slot >= 0)
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_FREE);
+}
+
+unsigned persist_n_stored(const struct persist *p)
+{
+	return p ? p->n_stored : 0;
+}
+
+unsigned persist_max_fds(const struct persist *p)
+{
+	return p ? p->max_fds : 0;
+}
