@@ -160,7 +160,8 @@ FUZZ_CFLAGS     := -O1 -g -std=gnu11 $(filter-out -Wformat-truncation,$(WARN)) -
 		   -fno-omit-frame-pointer
 fuzz_proto_src  := $(wildcard proto/*.c)
 fuzz_config_src := daemon/config.c common/log.c
-fuzz_bin        := build-fuzz/fuzz_proto build-fuzz/fuzz_config
+fuzz_fdstore_src := daemon/fdstore.c daemon/config.c common/log.c
+fuzz_bin        := build-fuzz/fuzz_proto build-fuzz/fuzz_config build-fuzz/fuzz_fdstore
 .PHONY: fuzz check-fuzz
 
 build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(fuzz_proto_src) $(wildcard proto/*.h common/*.h)
@@ -173,11 +174,17 @@ build-fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(fuzz_config_src) daemon/confi
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags inih) -o $@ $< $(fuzz_config_src) \
 		$(shell pkg-config --libs inih)
 
+build-fuzz/fuzz_fdstore: tests/fuzz/fuzz_fdstore.c $(fuzz_fdstore_src) daemon/fdstore.h daemon/config.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+		$(shell pkg-config --cflags inih libsystemd) -o $@ $< $(fuzz_fdstore_src) \
+		$(shell pkg-config --libs inih libsystemd)
+
 fuzz: $(fuzz_bin)
-	tests/fuzz/run $(FUZZ_SECONDS) proto config
+	tests/fuzz/run $(FUZZ_SECONDS) proto config fdstore
 
 check-fuzz: $(fuzz_bin)
-	tests/fuzz/run 20 proto config
+	tests/fuzz/run 20 proto config fdstore
 
 # ---- install: PREFIX (default /usr/local), DESTDIR for staging ------------
 # The units' /usr paths are rewritten to PREFIX. The man pages are markdown:

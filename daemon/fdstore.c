@@ -79,6 +79,14 @@ static uint64_t get_u64(struct cursor *c)
 	return lo | (uint64_t)get_u32(c) << 32;
 }
 
+/* A fuzzer cannot fix up checksums: its build checks the fields behind them
+ * instead (tests/fuzz/fuzz_fdstore.c). */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define checksum_matches(stored, computed) ((void)(stored), (void)(computed), true)
+#else
+#define checksum_matches(stored, computed) ((stored) == (computed))
+#endif
+
 /* FNV-1a, 64 bits: finds corruption, not attackers (the store is ours). */
 static uint64_t checksum(const uint8_t *p, size_t n)
 {
@@ -423,7 +431,7 @@ static int decode_device(struct cursor *c, uint32_t slot, struct fdstore_device 
 		return fail(ret_error, -EBADMSG, "device slot %u: padding is not zero", slot);
 	d->bar_size = get_u64(c);
 	d->page_size = get_u64(c);
-	if (get_u64(c) != checksum(c->p + 8, DEVICE_SUMMED_END - 8))
+	if (!checksum_matches(get_u64(c), checksum(c->p + 8, DEVICE_SUMMED_END - 8)))
 		return fail(ret_error, -EBADMSG, "device slot %u: the checksum does not match", slot);
 	d->generation = get_u64(c);
 	return 0;
@@ -456,7 +464,7 @@ static int decode_lease(struct cursor *c, uint32_t slot, struct fdstore_lease *l
 	for (int i = 0; i < 4; i++)
 		l->image.strides[i] = get_u32(c);
 	get_bytes(c, l->token, sizeof(l->token));
-	if (get_u64(c) != checksum(c->p + 8, LEASE_SUMMED_END - 8))
+	if (!checksum_matches(get_u64(c), checksum(c->p + 8, LEASE_SUMMED_END - 8)))
 		return fail(ret_error, -EBADMSG, "lease slot %u: the checksum does not match", slot);
 	return 0;
 }
@@ -479,7 +487,7 @@ static int decode(uint8_t *p, size_t size, struct fdstore_table *t, char **ret_e
 	    size != table_size(n_device_slots, n_lease_slots))
 		return fail(ret_error, -EBADMSG, "the header's counts (%u device and %u lease slots) do not match its %zu bytes",
 			    n_device_slots, n_lease_slots, size);
-	if (get_u64(&c) != checksum(p, HEADER_SUMMED))
+	if (!checksum_matches(get_u64(&c), checksum(p, HEADER_SUMMED)))
 		return fail(ret_error, -EBADMSG, "the checksum does not match: the table is corrupt");
 	t->next_lease_id = get_u64(&c);
 	if (!all_zero(p + c.pos, HEADER_SIZE - c.pos))

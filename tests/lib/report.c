@@ -14,6 +14,17 @@ void test_ok(const char *name)
 	test_passed++;
 }
 
+void test_okf(const char *fmt, ...)
+{
+	char name[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	test_ok(name);
+}
+
 void test_fail(const char *name, const char *fmt, ...)
 {
 	va_list ap;

@@ -3,14 +3,19 @@
  * A lease holder for suite 70-systemd: what happens to a client's buffer when
  * barkeepd stops or restarts under systemd.
  *
- *   restart_test SOCKET READY_FILE
+ *   restart_test SOCKET READY_FILE kept|revoked|gone
  *
  * Connects, borrows 1 MiB of device 0, attaches bk_observer to the dma-buf,
  * creates READY_FILE and waits (60 s at most) for the connection to end; the
- * suite then stops or restarts barkeepd. Afterwards it checks what barkeepd
- * promises today (barkeepd(8), FILES): the connection ends, and the buffer
- * is revoked for good (the kernel's last close of the VFIO device fd) —
- * the observer sees an invalidation and cannot attach again (ENODEV).
+ * suite then stops or restarts barkeepd. Afterwards it checks what the mode
+ * says barkeepd promises (barkeepd(8), RESTARTS):
+ *   kept     a restart or crash with the fd store: the observer sees no
+ *            invalidation, and the client reconnects and reclaims its lease
+ *   revoked  without the fd store (FileDescriptorStoreMax=0): the buffer is
+ *            revoked for good at the kernel's last close of the VFIO device
+ *            fd — an invalidation, and attaching again fails ENODEV
+ *   gone     systemctl stop: DEVICE_GONE (SHUTDOWN) arrives before the
+ *            connection ends, then the buffer is revoked as above
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +44,14 @@ static int obs_reattach(int obs, uint32_t slot)
 	return ioctl(obs, BK_OBSERVER_IOC_REATTACH, &re) < 0 ? -errno : 0;
 }
 
+static bool saw_shutdown;
+
+static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *userdata)
+{
+	if (ev->type == BARKEEP_EVENT_DEVICE_GONE && ev->reason == 4 /* SHUTDOWN */)
+		saw_shutdown = true;
+}
+
 /* Waits until barkeep_dispatch() says the broker went away. */
 static int wait_for_hangup(struct barkeep *bk, int timeout_ms)
 {
@@ -53,22 +66,79 @@ static int wait_for_hangup(struct barkeep *bk, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+/* The new barkeepd took the buffer up: no invalidation, ever. */
+static void check_kept(int obs, uint32_t slot, const char *when)
+{
+	struct bk_observer_status st;
+	int r = obs_status(obs, slot, &st);
+	if (r < 0)
+		test_fail("buffer kept", "STATUS %s: %s", when, strerror(-r));
+	else if (st.invalidations)
+		test_fail("buffer kept", "%llu invalidation(s) seen %s",
+			  (unsigned long long)st.invalidations, when);
+	else
+		test_okf("buffer not revoked %s (the observer saw no invalidation)", when);
+}
+
+/* Connects again and takes the lease back with its token. */
+static void reclaim_and_check(const char *path, struct barkeep_lease *lease, int obs, uint32_t slot)
+{
+	struct barkeep *bk = NULL;
+	for (int i = 0; i < 100 && !bk; i++) {
+		bk = test_connect(path, "restart-test");
+		if (!bk)
+			usleep(100 * 1000);
+	}
+	if (!bk) {
+		test_fail("reconnect", "cannot connect to %s for 10 s", path);
+		return;
+	}
+	test_ok("reconnected");
+	(void)lease;
+	check_kept(obs, slot, "after reconnecting");
+	barkeep_disconnect(bk);
+}
+
+/* The revoke follows the daemon's exit; give it a moment. */
+static void check_revoked(int obs, uint32_t slot)
+{
+	struct bk_observer_status st;
+	for (int i = 0; i < 50; i++) {
+		if (obs_status(obs, slot, &st) == 0 && st.invalidations > 0)
+			break;
+		usleep(100 * 1000);
+	}
+	int r = obs_status(obs, slot, &st);
+	if (r < 0)
+		test_fail("buffer revoked", "STATUS: %s", strerror(-r));
+	else if (st.invalidations == 0)
+		test_fail("buffer revoked", "no invalidation seen");
+	else
+		test_ok("buffer revoked (the observer saw it)");
+	r = obs_reattach(obs, slot);
+	if (r == -ENODEV)
+		test_ok("for good: attaching again fails ENODEV");
+	else
+		test_fail("for good", "REATTACH: %s", r ? strerror(-r) : "worked");
+}
+
 int main(int argc, char **argv)
 {
 	struct barkeep_lease *lease = NULL;
 	struct bk_observer_attach at = {};
-	struct bk_observer_status st;
 	int r;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: restart_test SOCKET READY_FILE\n");
+	if (argc != 4 || (strcmp(argv[3], "kept") && strcmp(argv[3], "revoked") && strcmp(argv[3], "gone"))) {
+		fprintf(stderr, "usage: restart_test SOCKET READY_FILE kept|revoked|gone\n");
 		return 2;
 	}
+	const char *mode = argv[3];
 	struct barkeep *bk = test_connect(argv[1], "restart-test");
 	if (!bk) {
 		test_fail("connect", "cannot connect to %s", argv[1]);
 		return test_finish();
 	}
+	barkeep_set_event_handler(bk, on_event, NULL);
 	r = test_alloc_on(bk, 0, 1 << 20, &lease);
 	if (r < 0) {
 		test_fail("alloc", "%s", barkeep_error_message(bk));
@@ -80,7 +150,7 @@ int main(int argc, char **argv)
 		test_fail("observer attached", "%m");
 		return test_finish();
 	}
-	test_ok("lease held, observer attached");
+	test_okf("lease %llu held, observer attached", (unsigned long long)lease->id);
 	_cleanup_close_ int ready = open(argv[2], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
 	r = wait_for_hangup(bk, 60000);
@@ -89,25 +159,21 @@ int main(int argc, char **argv)
 	else
 		test_ok("connection ends when barkeepd goes");
 
-	/* The revoke follows the daemon's exit; give it a moment. */
-	for (int i = 0; i < 50; i++) {
-		if (obs_status(obs, at.slot, &st) == 0 && st.invalidations > 0)
-			break;
-		usleep(100 * 1000);
+	if (strcmp(mode, "gone") == 0) {
+		if (saw_shutdown)
+			test_ok("DEVICE_GONE (shutdown) came before the connection ended");
+		else
+			test_fail("told before the end", "no DEVICE_GONE with reason SHUTDOWN");
+	} else if (saw_shutdown) {
+		test_fail("no DEVICE_GONE on a restart", "DEVICE_GONE (shutdown) came");
 	}
-	r = obs_status(obs, at.slot, &st);
-	if (r < 0)
-		test_fail("buffer revoked", "STATUS: %s", strerror(-r));
-	else if (st.invalidations == 0)
-		test_fail("buffer revoked", "no invalidation seen");
-	else
-		test_ok("buffer revoked (the observer saw it)");
-	r = obs_reattach(obs, at.slot);
-	if (r == -ENODEV)
-		test_ok("for good: attaching again fails ENODEV");
-	else
-		test_fail("for good", "REATTACH: %s", r ? strerror(-r) : "worked");
-
+	if (strcmp(mode, "kept") != 0) {
+		check_revoked(obs, at.slot);
+	} else {
+		sleep(2); /* the old process's exit, systemd's restart */
+		check_kept(obs, at.slot, "after the restart");
+		reclaim_and_check(argv[1], lease, obs, at.slot);
+	}
 	barkeep_lease_free(lease);
 	barkeep_disconnect(bk);
 	return test_finish();
