@@ -36,6 +36,15 @@ static void release_entry(struct restore *rs, size_t i)
 	rs->used[i] = true;
 }
 
+/* Waits until systemd has closed its copies of what was released: a VFIO
+ * group it still holds open keeps the device busy for a fresh open. */
+static void wait_released(void)
+{
+	int r = sd_notify_barrier(0, 5 * 1000000ULL);
+	if (r < 0)
+		log_warning_errno(r, "Failed to wait for systemd to release the stored fds: %m");
+}
+
 /* Kept by whoever uses the fd now; the entry stays in the store. */
 static int take_entry(struct restore *rs, size_t i)
 {
@@ -51,8 +60,10 @@ static void release_all(struct restore *rs)
 			release_entry(rs, i);
 			n++;
 		}
-	if (n)
+	if (n) {
 		log_notice("Released %zu stored fd(s); buffers they kept alive are revoked", n);
+		wait_released();
+	}
 }
 
 static int read_table(struct restore *rs, unsigned max_fds)
@@ -183,6 +194,7 @@ int restore_adopt_device(const struct config_device *cfg, uint32_t id, struct de
 				  cfg->name, err.text);
 		for (size_t i = 0; i < n; i++)
 			release_entry(rs, (size_t)idx[i]);
+		wait_released();
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++)

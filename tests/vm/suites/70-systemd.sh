@@ -107,6 +107,7 @@ wait_active() {
 	for _ in $(seq 50); do systemctl is-active -q barkeepd.service && return 0; sleep 0.2; done
 	return 1
 }
+echo "fd store: $(unit_prop barkeepd.service NFileDescriptorStore) fd(s)"
 check "the fd store holds the table and 3 fds per device" \
 	test "$(unit_prop barkeepd.service NFileDescriptorStore)" = 7
 t=$(date +%s)
@@ -147,8 +148,23 @@ systemctl restart barkeepd.service
 # A stop for good: clients hear DEVICE_GONE (shutdown) before the buffers die.
 restart_case gone systemctl stop barkeepd.service
 
+# ---- D-Bus activation ---------------------------------------------------------
+# The bus policy and activation file as `make install` puts them; a call to
+# org.barkeep.Broker1 while barkeepd is stopped starts barkeepd.service.
+cp "$BARKEEP_TOP/systemd/org.barkeep.Broker1.conf" /etc/dbus-1/system.d/
+mkdir -p /usr/share/dbus-1/system-services
+cp "$BARKEEP_TOP/systemd/org.barkeep.Broker1.service" /usr/share/dbus-1/system-services/
+busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig
+check "barkeepd is stopped before the call" sh -c '! systemctl is-active -q barkeepd.service'
+check "a D-Bus call activates barkeepd.service" \
+	busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 ListDevices
+check "the service is active after the call" systemctl is-active -q barkeepd.service
+check "and owns the name" sh -c "busctl status org.barkeep.Broker1 | grep -q \"^PID=$(unit_prop barkeepd.service MainPID)\$\""
+
 # ---- stop ---------------------------------------------------------------------
 check "systemctl stop" systemctl stop barkeepd.service barkeepd.socket
 check "daemon logged no errors" sh -c "! journalctl -q -o cat -u barkeepd.service | grep -E 'AddressSanitizer|runtime error|Failed to (open|listen)'"
 echo "--- daemon log (tail)"; journalctl -q -o cat -u barkeepd.service | tail -n 12
+echo "--- what the daemon said of the fd store"
+journalctl -q -o cat -u barkeepd.service | grep -E 'fd store|Restor|Refus|Releas|FileDescriptorStoreMax|Restarting|Stopping|reclaim' | tail -n 40
 suite_end
