@@ -8,6 +8,8 @@
  * of gpu0 through barkeepd as the importer sees it, and the daemon's exit.
  * Run inside the VM by tests/vm/suites/40-p2p.sh:
  *   p2p_test SOCKET DAEMON_PID VRAM_FILE_OF_GPU0
+ * or, under systemd (42-p2p-restart), "p2p_test SOCKET 0 VRAM_FILE restart":
+ * import and write, then systemctl restart barkeepd and check the import.
  * The daemon must lend gpu0 (device 0) to root; its last test stops the daemon
  * with SIGTERM. With P2P_EXPECT_REVOKE=1 in the environment (suite
  * 41-p2p-patched, kernel-patches/ loaded) gpu0 must offer per-buffer revoke.
@@ -680,10 +682,50 @@ static void test_daemon_exit(void)
 	CHECK_EQ(edu_status(edu).state, 0);
 }
 
+/*
+ * systemctl restart barkeepd (the systemd bed): the daemon keeps its VFIO fds
+ * in systemd's fd store, so the importer's mapping is never invalidated and
+ * its DMA goes on landing in the window.
+ */
+static void test_restart(void)
+{
+	uint64_t lo, hi, base;
+
+	if (!lease || edu < 0)
+		return unit_case_failed = 1, (void)0;
+	struct bk_edu_status before = edu_status(edu);
+	CHECK_EQ(system("systemctl restart barkeepd.service"), 0);
+	struct bk_edu_status after = edu_status(edu);
+	CHECK_EQ(after.invalidations, before.invalidations);
+	CHECK_EQ(after.state, BK_EDU_IMPORTED | BK_EDU_MAPPED);
+	CHECK_EQ(after.maps, before.maps);
+
+	guard_range(lease, &lo, &hi);
+	base = lease->bar_offset;
+	CHECK_EQ(vram_fill(lo, hi - lo, FILL), 0);
+	CHECK_EQ(edu_write_seed(edu, 0x3000, 2048, 0x5eed), 0);
+	CHECK_EQ(vram_expect(lo, hi, base + 0x3000, base + 0x3000 + 2048, base, 0x5eed), 0);
+	CHECK_EQ(edu_status(edu).maps, before.maps);
+
+	/* The restarted daemon answers, and the window is still out of its hands. */
+	struct barkeep *again = NULL;
+	struct barkeep_lease *l = NULL;
+	struct barkeep_alloc_params p = { .by_id = true, .device_id = 0, .size = 1 * MiB };
+	CHECK_EQ(barkeep_connect(sock_path, "p2p-after-restart", &again), 0);
+	if (again) {
+		CHECK_EQ(barkeep_alloc(again, &p, &l), 0);
+		if (l) {
+			CHECK(!overlaps(l, lease));
+			barkeep_release(again, l);
+		}
+		barkeep_disconnect(again);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s SOCKET DAEMON_PID VRAM_FILE_OF_GPU0\n", argv[0]);
+	if (argc != 4 && !(argc == 5 && strcmp(argv[4], "restart") == 0)) {
+		fprintf(stderr, "usage: %s SOCKET DAEMON_PID VRAM_FILE_OF_GPU0 [restart]\n", argv[0]);
 		return 2;
 	}
 	sock_path = argv[1];
@@ -691,13 +733,17 @@ int main(int argc, char **argv)
 	vram0 = argv[3];
 	RUN(test_import);
 	RUN(test_write_lands_in_window);
-	RUN(test_write_user_bytes);
-	RUN(test_read_host_bytes);
-	RUN(test_two_leases);
-	RUN(test_release_while_imported);
-	RUN(test_reset);
-	RUN(test_reset_under_load);
-	RUN(test_daemon_exit);
+	if (argc == 5) {
+		RUN(test_restart);
+	} else {
+		RUN(test_write_user_bytes);
+		RUN(test_read_host_bytes);
+		RUN(test_two_leases);
+		RUN(test_release_while_imported);
+		RUN(test_reset);
+		RUN(test_reset_under_load);
+		RUN(test_daemon_exit);
+	}
 	if (edu >= 0)
 		close(edu);
 	barkeep_lease_free(lease);

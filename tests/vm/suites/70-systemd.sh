@@ -52,7 +52,8 @@ check "runs as user barkeep" test "$(ps -o user= -p "$pid")" = barkeep
 check "without capabilities" sh -c "grep -q '^CapEff:[[:space:]]*0*$' /proc/$pid/status"
 check "STATUS= in systemctl status" sh -c "systemctl status barkeepd.service | grep -q 'Status: \"Serving 2 device(s)'"
 
-ctl --name holder alloc 1M --hold=60 > /run/holder.out 2>&1 &
+# Not through ctl(): $! must be barkeepctl itself, not a subshell, for the kill below.
+"$BARKEEP_BUILD/barkeepctl" --name holder alloc 1M --hold=60 > /run/holder.out 2>&1 &
 holder=$!
 for _ in $(seq 40); do grep -q lease /run/holder.out 2>/dev/null && break; sleep 0.25; done
 sleep 1.5
