@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <drm_fourcc.h>
 #include <wayland-client.h>
 
@@ -22,10 +23,13 @@ struct window {
 	struct wl_compositor *compositor;
 	struct xdg_wm_base *wm_base;
 	struct zwp_linux_dmabuf_v1 *dmabuf;
+	struct wl_shm *shm;
 	struct wl_surface *surface;
 	struct xdg_surface *xdg_surface;
 	struct xdg_toplevel *toplevel;
 	struct wl_buffer *buffer; /* the imported lease, shown or waiting for a configure */
+	struct wl_buffer *placeholder; /* grey wl_shm buffer shown while paused */
+	int32_t width, height;    /* of the last lease shown */
 	struct wl_callback *frame;
 	bool xrgb_linear;         /* the compositor offered XRGB8888 with the LINEAR modifier */
 	bool configured;          /* the toplevel may show a buffer */
@@ -80,6 +84,8 @@ static void registry_global(void *data, struct wl_registry *reg, uint32_t name,
 
 	if (strcmp(iface, wl_compositor_interface.name) == 0 && !w->compositor) {
 		w->compositor = wl_registry_bind(reg, name, &wl_compositor_interface, 1);
+	} else if (strcmp(iface, wl_shm_interface.name) == 0 && !w->shm) {
+		w->shm = wl_registry_bind(reg, name, &wl_shm_interface, 1);
 	} else if (strcmp(iface, xdg_wm_base_interface.name) == 0 && !w->wm_base) {
 		w->wm_base = wl_registry_bind(reg, name, &xdg_wm_base_interface, 1);
 		xdg_wm_base_add_listener(w->wm_base, &wm_base_listener, w);
@@ -155,13 +161,6 @@ static void attach_and_commit(struct window *w)
 	w->attached = true;
 }
 
-/* The initial commit: no buffer; the compositor answers with a configure. */
-static void toplevel_map(struct window *w)
-{
-	w->configured = false;
-	wl_surface_commit(w->surface);
-}
-
 int window_open(const char *title, struct window **ret)
 {
 	struct window *w = calloc(1, sizeof(*w));
@@ -181,9 +180,10 @@ int window_open(const char *title, struct window **ret)
 	/* Two roundtrips: the globals, then the events of what was bound. */
 	if (wl_display_roundtrip(w->display) < 0 || wl_display_roundtrip(w->display) < 0)
 		return window_fail(w, -errno ?: -EPROTO, "the compositor's registry could not be read");
-	if (!w->compositor || !w->wm_base)
+	if (!w->compositor || !w->wm_base || !w->shm)
 		return window_fail(w, -EOPNOTSUPP, "the compositor offers no %s",
-				   w->compositor ? "xdg_wm_base (xdg-shell)" : "wl_compositor");
+				   !w->compositor ? "wl_compositor" :
+				   !w->wm_base ? "xdg_wm_base (xdg-shell)" : "wl_shm");
 	if (!w->dmabuf)
 		return window_fail(w, -EOPNOTSUPP,
 				   "the compositor offers no zwp_linux_dmabuf_v1 of version 3 or "
@@ -199,7 +199,7 @@ int window_open(const char *title, struct window **ret)
 	xdg_toplevel_add_listener(w->toplevel, &toplevel_listener, w);
 	xdg_toplevel_set_title(w->toplevel, title);
 	xdg_toplevel_set_app_id(w->toplevel, "barkeep-present");
-	toplevel_map(w);
+	wl_surface_commit(w->surface); /* the initial commit: the compositor configures */
 	r = wl_display_flush(w->display);
 	if (r < 0)
 		return window_fail(w, -errno, "the compositor connection failed: %s", strerror(errno));
@@ -222,6 +222,8 @@ struct window *window_close(struct window *w)
 	if (!w)
 		return NULL;
 	destroy_buffer(w);
+	if (w->placeholder)
+		wl_buffer_destroy(w->placeholder);
 	if (w->toplevel)
 		xdg_toplevel_destroy(w->toplevel);
 	if (w->xdg_surface)
@@ -232,6 +234,8 @@ struct window *window_close(struct window *w)
 		zwp_linux_dmabuf_v1_destroy(w->dmabuf);
 	if (w->wm_base)
 		xdg_wm_base_destroy(w->wm_base);
+	if (w->shm)
+		wl_shm_destroy(w->shm);
 	if (w->compositor)
 		wl_compositor_destroy(w->compositor);
 	if (w->registry)
@@ -325,22 +329,58 @@ int window_show(struct window *w, const struct barkeep_lease *lease,
 				   lease->id, im->width, im->height, im->strides[0],
 				   r < 0 ? ": the connection broke" : "");
 	}
-	if (w->configured)
+	w->width = (int32_t)im->width;
+	w->height = (int32_t)im->height;
+	/* The roundtrip may have brought the first configure, which attached it. */
+	if (w->configured && !w->attached)
 		attach_and_commit(w); /* else xdg_surface_configure() does */
 	return wl_display_flush(w->display) < 0 && errno != EAGAIN ? -errno : 0;
 }
 
+/* A grey wl_shm buffer of the last lease's size: what the toplevel shows
+ * while paused. Unmapping it instead (a null buffer) would need the
+ * initial commit again, and weston 16 answers that with no configure. */
+static int placeholder_create(struct window *w)
+{
+	size_t stride = (size_t)w->width * 4, size = stride * (size_t)w->height;
+	_cleanup_close_ int fd = memfd_create("barkeep-present-paused", MFD_CLOEXEC);
+	uint32_t *px;
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		return -errno;
+	px = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (px == MAP_FAILED)
+		return -errno;
+	for (size_t i = 0; i < size / 4; i++)
+		px[i] = 0xff404040u;
+	munmap(px, size);
+	struct wl_shm_pool *pool = wl_shm_create_pool(w->shm, fd, (int32_t)size);
+	w->placeholder = wl_shm_pool_create_buffer(pool, 0, w->width, w->height, (int32_t)stride,
+						   WL_SHM_FORMAT_XRGB8888);
+	wl_shm_pool_destroy(pool);
+	return 0;
+}
+
 int window_hide(struct window *w)
 {
+	int r;
+
 	if (!w->buffer)
 		return 0;
-	/* A null buffer unmaps the toplevel; a commit without a buffer starts
-	 * mapping it again, and the configure it earns lets window_show()
-	 * attach the next buffer. */
-	wl_surface_attach(w->surface, NULL, 0, 0);
-	wl_surface_commit(w->surface);
+	if (w->attached) {
+		if (!w->placeholder) {
+			r = placeholder_create(w);
+			if (r < 0)
+				return window_fail(w, r, "cannot make a placeholder buffer: %s",
+						   strerror(-r));
+		}
+		wl_surface_attach(w->surface, w->placeholder, 0, 0);
+		wl_surface_damage(w->surface, 0, 0, INT32_MAX, INT32_MAX);
+		wl_surface_commit(w->surface);
+	}
 	destroy_buffer(w);
-	toplevel_map(w);
+	/* Once the compositor has handled the commit and the destruction, it
+	 * holds no reference to the lease's buffer. */
 	if (wl_display_roundtrip(w->display) < 0)
 		return window_fail(w, -errno ?: -EPIPE, "the Wayland connection broke: %s",
 				   strerror(wl_display_get_error(w->display) ?: EPIPE));

@@ -30,9 +30,9 @@ int window_dispatch(struct window *w, short revents);
  * compositor has drawn the first frame with it. */
 int window_show(struct window *w, const struct barkeep_lease *lease,
 		void (*presented)(void *userdata), void *userdata);
-/* Detaches and destroys the buffer (the toplevel unmaps) and waits until
- * the compositor has handled that, so it holds no import of the lease any
- * more. A no-op when nothing is shown. */
+/* Replaces the lease's buffer by a grey wl_shm one, destroys it and waits
+ * until the compositor has handled that, so it holds no import of the
+ * lease any more. A no-op when nothing is shown. */
 int window_hide(struct window *w);
 
 /* True once the compositor asked the toplevel to close. */
