@@ -165,6 +165,12 @@ kmod:
 	tests/vm/fetch-kernel
 	tests/kmod/build
 
+# The sid root suite 65-compositor chroots weston into, in ~/.cache/barkeep/sid-root
+# (tests/vm/run-suites also builds it first, from the suite's vm-prepare line).
+.PHONY: compositor-root
+compositor-root:
+	tests/compositor/mkroot
+
 # vfio-pci-core.ko with the kernel-patches/ series, into build/kernel-patches/.
 .PHONY: kernel-patches
 kernel-patches:

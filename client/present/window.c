@@ -51,6 +51,13 @@ _printf_(3, 4) static int window_fail(struct window *w, int r, const char *fmt, 
 	return r;
 }
 
+/* The connection is dead (a protocol error, or the compositor went away). */
+static int connection_broke(struct window *w)
+{
+	int err = wl_display_get_error(w->display) ?: EPIPE;
+	return window_fail(w, -err, "the Wayland connection broke: %s", strerror(err));
+}
+
 static void dmabuf_format(void *data, struct zwp_linux_dmabuf_v1 *d, uint32_t format)
 {
 }
@@ -255,32 +262,26 @@ int window_prepare(struct window *w)
 {
 	while (wl_display_prepare_read(w->display) != 0)
 		if (wl_display_dispatch_pending(w->display) < 0)
-			goto broken;
+			return connection_broke(w);
 	/* EAGAIN: the socket is full; poll() says when it drains. */
 	if (wl_display_flush(w->display) < 0 && errno != EAGAIN) {
 		wl_display_cancel_read(w->display);
-		goto broken;
+		return connection_broke(w);
 	}
 	return 0;
-broken:
-	return window_fail(w, -errno ?: -EPIPE, "the Wayland connection broke: %s",
-			   strerror(wl_display_get_error(w->display) ?: EPIPE));
 }
 
 int window_dispatch(struct window *w, short revents)
 {
 	if (revents & (POLLIN | POLLERR | POLLHUP)) {
 		if (wl_display_read_events(w->display) < 0)
-			goto broken;
+			return connection_broke(w);
 	} else {
 		wl_display_cancel_read(w->display);
 	}
 	if (wl_display_dispatch_pending(w->display) < 0)
-		goto broken;
+		return connection_broke(w);
 	return 0;
-broken:
-	return window_fail(w, -errno ?: -EPIPE, "the Wayland connection broke: %s",
-			   strerror(wl_display_get_error(w->display) ?: EPIPE));
 }
 
 static void params_created(void *data, struct zwp_linux_buffer_params_v1 *p, struct wl_buffer *b)
@@ -382,8 +383,7 @@ int window_hide(struct window *w)
 	/* Once the compositor has handled the commit and the destruction, it
 	 * holds no reference to the lease's buffer. */
 	if (wl_display_roundtrip(w->display) < 0)
-		return window_fail(w, -errno ?: -EPIPE, "the Wayland connection broke: %s",
-				   strerror(wl_display_get_error(w->display) ?: EPIPE));
+		return connection_broke(w);
 	return 0;
 }
 

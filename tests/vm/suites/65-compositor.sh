@@ -68,6 +68,18 @@ devs = out["devices"] if isinstance(out, dict) else out
 print([d for d in devs if d["backend"] == "sysmem"][0][sys.argv[1]])' "$1"
 }
 
+# check_screenshot N SHOWN GONE: screenshot N must show barkeep-present's
+# image with its left half in colour SHOWN and the four bars, and no GONE.
+check_screenshot() {
+	local shot
+	shot=$(shoot "shot$1")
+	check "screenshot $1 taken" test -n "$shot"
+	check "screenshot $1 shows the #$2 half and the four bars, no #$3" "$check_shot" "$shot" \
+		--expect "$2:$area" --expect "ff0000:$bar" --expect "00ff00:$bar" \
+		--expect "0000ff:$bar" --expect "ffffff:$bar" --absent "$3"
+	"$check_shot" "$shot" --expect "$2:$area" --absent "$3" | sed 's/^/    /'
+}
+
 free_is() { [ "$(mem0 free_bytes)" = "$1" ]; }
 
 write_conf "$conf" <<CONF
@@ -98,23 +110,13 @@ cpid=$!
 check "barkeep-present shows its lease" wait_for 60 grep -q "presented lease .* (blue" "$clog"
 echo "--- shown $((SECONDS - start)) s after weston started"
 
-shot=$(shoot before)
-check "screenshot 1 taken" test -n "$shot"
-check "screenshot 1 shows the blue half and the four bars, no orange" "$check_shot" "$shot" \
-	--expect "$blue:$area" --expect "ff0000:$bar" --expect "00ff00:$bar" \
-	--expect "0000ff:$bar" --expect "ffffff:$bar" --absent "$orange"
-"$check_shot" "$shot" --expect "$blue:$area" --absent "$orange" | sed 's/^/    /'
+check_screenshot 1 "$blue" "$orange"
 
 check "barkeepctl reset of the sysmem device" \
 	"$BARKEEP_BUILD/barkeepctl" --socket "$sock" reset "$dev"
 check "barkeep-present shows its lease again, in the next colour" \
 	wait_for 60 grep -q "presented lease .* (orange" "$clog"
-shot=$(shoot after)
-check "screenshot 2 taken" test -n "$shot"
-check "screenshot 2 shows the orange half and the four bars, no blue" "$check_shot" "$shot" \
-	--expect "$orange:$area" --expect "ff0000:$bar" --expect "00ff00:$bar" \
-	--expect "0000ff:$bar" --expect "ffffff:$bar" --absent "$blue"
-"$check_shot" "$shot" --expect "$orange:$area" --absent "$blue" | sed 's/^/    /'
+check_screenshot 2 "$orange" "$blue"
 
 check "the client dropped the buffer, then acknowledged, then re-imported" python3 -c '
 import re, sys
