@@ -80,6 +80,16 @@ check_screenshot() {
 	"$check_shot" "$shot" --expect "$2:$area" --absent "$3" | sed 's/^/    /'
 }
 
+# buf_refs: the reference count of lease 1's dma-buf (every fd, mapping and
+# import of it), from the fdinfo of barkeepd's own copy.
+buf_refs() {
+	local f
+	# shellcheck disable=SC2154 # pid: start_barkeepd (lib.sh) sets it
+	f=$(grep -l "^name:.*barkeep:1:" /proc/"$pid"/fdinfo/* 2>/dev/null | head -1)
+	[ -n "$f" ] && sed -n 's/^count:[[:space:]]*//p' "$f"
+}
+refs_are() { [ "$(buf_refs)" = "$1" ]; }
+
 free_is() { [ "$(mem0 free_bytes)" = "$1" ]; }
 
 write_conf "$conf" <<CONF
@@ -111,12 +121,19 @@ check "barkeep-present shows its lease" wait_for 60 grep -q "presented lease .* 
 echo "--- shown $((SECONDS - start)) s after weston started"
 
 check_screenshot 1 "$blue" "$orange"
+refs_before=$(buf_refs)
+# barkeepd's copy and the client's lease fd make 2; the rest are weston's.
+check "weston holds the buffer it shows ($refs_before references)" test "${refs_before:-0}" -gt 2
 
 check "barkeepctl reset of the sysmem device" \
 	"$BARKEEP_BUILD/barkeepctl" --socket "$sock" reset "$dev"
 check "barkeep-present shows its lease again, in the next colour" \
 	wait_for 60 grep -q "presented lease .* (orange" "$clog"
 check_screenshot 2 "$orange" "$blue"
+# Had weston kept its first import, the buffer would have more references now.
+check "weston holds no stale import: the buffer has $refs_before references again" \
+	wait_for 10 refs_are "$refs_before"
+echo "--- lease 1's dma-buf: $refs_before references while shown before the reset, $(buf_refs) after"
 
 check "the client dropped the buffer, then acknowledged, then re-imported" python3 -c '
 import re, sys
