@@ -13,7 +13,8 @@ struct window;
 
 /* Connects to $WAYLAND_DISPLAY, binds wl_compositor, xdg_wm_base and
  * zwp_linux_dmabuf_v1 (v3: it lists format/modifier pairs), checks that
- * XRGB8888 LINEAR is offered, and makes an (unmapped) toplevel. */
+ * XRGB8888 LINEAR is offered, and makes an (unmapped) toplevel. *ret is
+ * set on failure too, for window_error(): window_close() it either way. */
 int window_open(const char *title, struct window **ret);
 /* Destroys the window and disconnects. Accepts NULL. */
 struct window *window_close(struct window *w);
