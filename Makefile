@@ -52,7 +52,7 @@ vmprog_bin := $(patsubst tests/vm/progs/%.c,$(B)/tests/vm/%,$(vmprog_src))
 bench_bin  := $(patsubst bench/%.c,$(B)/bench/%,$(bench_src))
 
 ALL := $(B)/barkeepd $(B)/$(SONAME) $(B)/barkeepctl $(unit_bin) $(vmprog_bin) $(bench_bin) \
-       $(B)/libbarkeep.pc
+       $(B)/libbarkeep.pc $(B)/barkeep-present
 
 all: $(ALL)
 
@@ -74,6 +74,37 @@ $(B)/$(SONAME): $(lib_obj) $(B)/libcommon.a
 $(B)/barkeepctl: $(call obj,$(ctl_src)) $(B)/$(SONAME) $(B)/libcommon.a
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(ctl_src)) $(B)/libcommon.a -L$(B) -lbarkeep \
 		-Wl,-rpath,'$$ORIGIN' $(LIBS)
+
+# barkeep-present (client/present), the Wayland example: the protocol code
+# comes from the host's wayland-protocols through wayland-scanner. It links
+# libbarkeep's objects and only the libraries it uses, so that it also runs
+# in the compositor suite's sid root, which has no libevent or inih.
+WL_PROTOCOLS := $(shell pkg-config --variable=pkgdatadir wayland-protocols)
+WL_SCANNER   := $(shell pkg-config --variable=wayland_scanner wayland-scanner)
+wl_xml_linux-dmabuf-unstable-v1 := $(WL_PROTOCOLS)/unstable/linux-dmabuf/linux-dmabuf-unstable-v1.xml
+wl_xml_xdg-shell := $(WL_PROTOCOLS)/stable/xdg-shell/xdg-shell.xml
+present_proto := linux-dmabuf-unstable-v1 xdg-shell
+present_hdr   := $(patsubst %,$(B)/gen/%-client-protocol.h,$(present_proto))
+present_obj   := $(call obj,$(wildcard client/present/*.c)) \
+		 $(patsubst %,$(B)/obj/gen/%-protocol.o,$(present_proto))
+PRESENT_PKGS  := wayland-client libdrm gbm
+.SECONDARY: $(patsubst %,$(B)/gen/%-protocol.c,$(present_proto))
+
+.SECONDEXPANSION:
+$(B)/gen/%-client-protocol.h: $$(wl_xml_$$*)
+	@mkdir -p $(dir $@)
+	$(WL_SCANNER) client-header $< $@
+$(B)/gen/%-protocol.c: $$(wl_xml_$$*)
+	@mkdir -p $(dir $@)
+	$(WL_SCANNER) private-code $< $@
+$(B)/obj/gen/%-protocol.o: $(B)/gen/%-protocol.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(B)/obj/client/present/%.o: CFLAGS += -I$(B)/gen $(shell pkg-config --cflags wayland-client)
+$(call obj,$(wildcard client/present/*.c)): | $(present_hdr)
+
+$(B)/barkeep-present: $(present_obj) $(lib_obj) $(B)/libcommon.a
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(shell pkg-config --libs $(PRESENT_PKGS))
 
 # Unit tests see every internal object: they drive the core directly.
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(daemon_obj) $(lib_obj) $(testlib_obj) $(B)/libcommon.a
@@ -133,6 +164,12 @@ vm-kernel:
 kmod:
 	tests/vm/fetch-kernel
 	tests/kmod/build
+
+# The sid root suite 65-compositor chroots weston into, in ~/.cache/barkeep/sid-root
+# (tests/vm/run-suites also builds it first, from the suite's vm-prepare line).
+.PHONY: compositor-root
+compositor-root:
+	tests/compositor/mkroot
 
 # vfio-pci-core.ko with the kernel-patches/ series, into build/kernel-patches/.
 .PHONY: kernel-patches
