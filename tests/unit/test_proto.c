@@ -403,15 +403,16 @@ static void test_reclaimed_is_the_lease_record(void)
 
 static void test_reject_reclaim(void)
 {
-	size_t len = encode_sample(PROTO_OP_RECLAIM);
+	static const uint32_t sizes[] = { 16, 28 }; /* short, and with bytes after its end */
+	char want[64];
+	size_t len;
 
-	put_le32(12, 16);
-	expect_reject(PROTO_HEADER_SIZE + 16, 0, PROTO_FROM_CLIENT, -EBADMSG,
-		      "RECLAIM payload is 16 bytes, expected 24");
-	len = encode_sample(PROTO_OP_RECLAIM);
-	put_le32(12, 28);
-	expect_reject(len + 4, 0, PROTO_FROM_CLIENT, -EBADMSG,
-		      "RECLAIM payload is 28 bytes, expected 24");
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		encode_sample(PROTO_OP_RECLAIM);
+		put_le32(12, sizes[i]);
+		snprintf(want, sizeof(want), "RECLAIM payload is %u bytes, expected 24", sizes[i]);
+		expect_reject(PROTO_HEADER_SIZE + sizes[i], 0, PROTO_FROM_CLIENT, -EBADMSG, want);
+	}
 	len = encode_sample(PROTO_OP_RECLAIM);
 	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, NULL);
 	len = encode_sample(PROTO_OP_RECLAIMED);
