@@ -100,26 +100,28 @@ static void text_event(const struct watch *w, const struct barkeep_event *ev)
 	char dev[64];
 
 	watch_device_name(w, ev->device_id, dev, sizeof(dev));
+	const char *reason = barkeep_event_reason(ev);
+
 	print_time();
 	switch (ev->type) {
 	case BARKEEP_EVENT_DEVICE_PAUSE:
 		if (ev->flags & PAUSE_FORCED)
 			printf("%s pausing now (%s, forced): buffers of generation %" PRIu64
-			       " are being revoked\n", dev, barkeep_event_reason(ev), ev->generation);
+			       " are being revoked\n", dev, reason, ev->generation);
 		else
 			printf("%s pausing (%s): drop imports of generation %" PRIu64 " within %" PRIu32
-			       " ms\n", dev, barkeep_event_reason(ev), ev->generation, ev->deadline_ms);
+			       " ms\n", dev, reason, ev->generation, ev->deadline_ms);
 		break;
 	case BARKEEP_EVENT_DEVICE_RESUME:
 		printf("%s resumed: generation %" PRIu64 ", contents %s\n", dev, ev->generation,
 		       ev->flags & RESUME_CONTENTS_LOST ? "lost" : "kept");
 		break;
 	case BARKEEP_EVENT_DEVICE_GONE:
-		printf("%s gone (%s): its leases have ended%s\n", dev, barkeep_event_reason(ev),
+		printf("%s gone (%s): its leases have ended%s\n", dev, reason,
 		       ev->reason == BARKEEP_REASON_SHUTDOWN ? "; barkeepd is stopping" : "");
 		break;
 	case BARKEEP_EVENT_LEASE_REVOKED:
-		printf("lease %" PRIu64 " on %s revoked (%s)\n", ev->lease_id, dev, barkeep_event_reason(ev));
+		printf("lease %" PRIu64 " on %s revoked (%s)\n", ev->lease_id, dev, reason);
 		break;
 	case BARKEEP_EVENT_RECONNECTED:
 		printf("reconnected: reclaimed %" PRIu32 " lease(s), lost %" PRIu32 "\n",

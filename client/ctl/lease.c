@@ -219,8 +219,8 @@ static int hold(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease 
 			return watch_report(&w, r, what);
 		ctl_report(ctl, w.lease_end_errno, NULL, "lease %" PRIu64 " ended before it was released: %s",
 			   w.lease_id, w.lease_end_errno == -ENODEV ? "its device is gone" :
-			   w.lease_end_errno == -ESTALE ? "barkeepd restarted and did not give it back" :
-			   "the broker revoked it");
+			   w.lease_end_errno == -ESTALE ?
+			   "barkeepd restarted and did not give it back" : "the broker revoked it");
 		return CTL_EXIT_REFUSED;
 	}
 	return CTL_EXIT_OK;

@@ -92,8 +92,9 @@ int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 	}
 	if (bk->n_queued == bk->queue_cap) {
 		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
-			return bk_fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
-				    QUEUED_EVENTS_MAX);
+			return bk_fail(bk, -ENOBUFS,
+				       "more than %d events arrived while waiting for a reply",
+				       QUEUED_EVENTS_MAX);
 		size_t cap = bk->queue_cap ? bk->queue_cap * 2 : 16;
 		struct barkeep_event *q = realloc(bk->queue, cap * sizeof(*q));
 		if (!q)
@@ -120,7 +121,7 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
 			if (poll(&p, 1, -1) < 0 && errno != EINTR)
 				return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
-					    strerror(errno));
+					       strerror(errno));
 		}
 		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
 		if (n != -EAGAIN || !block)
@@ -199,8 +200,9 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 		if (ret->request_id != req->request_id && ret->request_id != 0) {
 			proto_msg_clear(ret);
 			fd = safe_close(fd);
-			return bk_fail(bk, -EPROTO, "the broker answered request %u while %u was waiting",
-				    ret->request_id, req->request_id);
+			return bk_fail(bk, -EPROTO,
+				       "the broker answered request %u while %u was waiting",
+				       ret->request_id, req->request_id);
 		}
 		break;
 	}
@@ -215,8 +217,8 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 		uint16_t op = ret->opcode;
 		proto_msg_clear(ret);
 		safe_close(fd);
-		return bk_fail(bk, -EPROTO, "the broker answered %s with %s", proto_op_name(req->opcode),
-			    proto_op_name(op));
+		return bk_fail(bk, -EPROTO, "the broker answered %s with %s",
+			       proto_op_name(req->opcode), proto_op_name(op));
 	}
 	if (ret_fd)
 		*ret_fd = fd;
@@ -277,8 +279,9 @@ static int say_hello(struct barkeep *bk)
 	bk->server_caps = rep.welcome.capabilities;
 	proto_msg_clear(&rep);
 	if ((bk->flags & BARKEEP_CONNECT_WATCH) && !(bk->server_caps & PROTO_CAP_WATCH))
-		return bk_fail(bk, -EOPNOTSUPP, "the broker at %s does not send the events of every "
-			       "device (no WATCH)", bk->path);
+		return bk_fail(bk, -EOPNOTSUPP,
+			       "the broker at %s does not send the events of every device (no WATCH)",
+			       bk->path);
 	return 0;
 }
 
@@ -390,7 +393,8 @@ int barkeep_dispatch(struct barkeep *bk)
 			if (expected)
 				continue;
 			if (!is_event)
-				return bk_fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+				return bk_fail(bk, -EPROTO,
+					       "the broker sent a reply nobody asked for");
 		}
 		if (bk->handler)
 			bk->handler(bk, &ev, bk->handler_data);
@@ -456,7 +460,8 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 	} else if (p->device && *p->device) {
 		a->selector = PROTO_SELECT_PCI_ADDRESS;
 		if (strlen(p->device) >= sizeof(a->pci_address))
-			return bk_fail(bk, -EINVAL, "device '%s' is too long for a PCI address", p->device);
+			return bk_fail(bk, -EINVAL, "device '%s' is too long for a PCI address",
+				       p->device);
 		strcpy(a->pci_address, p->device);
 	} else {
 		a->selector = PROTO_SELECT_ANY;

@@ -456,7 +456,8 @@ static int method_reclaim(struct peer *p, sd_bus_message *m)
 	if (r < 0)
 		return r;
 	if (n != BROKER_TOKEN_SIZE) {
-		error_set(&err, EINVAL, "a reclaim token is %d bytes, not %zu", BROKER_TOKEN_SIZE, n);
+		error_set(&err, EINVAL, "a reclaim token is %d bytes, not %zu", BROKER_TOKEN_SIZE,
+			  n);
 		return reply_error(m, &err);
 	}
 	r = broker_reclaim(p->client, id, token, &l, &err);
@@ -464,7 +465,8 @@ static int method_reclaim(struct peer *p, sd_bus_message *m)
 		log_debug("Reclaim from %s refused: %s", p->name, err.text);
 		return reply_error(m, &err);
 	}
-	log_info("lease %" PRIu64 " reclaimed by %s (uid %u)", l->id, p->name, p->client->creds.uid);
+	log_info("lease %" PRIu64 " reclaimed by %s (uid %u)", l->id, p->name,
+		 p->client->creds.uid);
 	dbus_lease_path(l, path, sizeof(path));
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	r = sd_bus_message_new_method_return(m, &reply);

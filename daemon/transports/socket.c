@@ -343,7 +343,8 @@ _Static_assert(BROKER_TOKEN_SIZE == PROTO_TOKEN_SIZE, "one reclaim token size");
 static int handle_reclaim(struct conn *c, const struct proto_msg *req, struct error_info *err)
 {
 	struct lease *l;
-	int r = broker_reclaim(c->client, req->reclaim.lease_id, req->reclaim.reclaim_token, &l, err);
+	int r = broker_reclaim(c->client, req->reclaim.lease_id, req->reclaim.reclaim_token, &l,
+			       err);
 	if (r < 0)
 		return r;
 	log_info("lease %llu reclaimed by %s (uid %u)", (unsigned long long)l->id, c->client->name,

@@ -146,7 +146,9 @@ static void serve_session(struct server *s, unsigned session, int fd)
 		ssize_t n = proto_recv(fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
 		if (n == -EAGAIN)
 			continue;
-		if (n <= 0 || proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_CLIENT, &req, NULL) < 0)
+		if (n <= 0)
+			return;
+		if (proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_CLIENT, &req, NULL) < 0)
 			return;
 		int out = answer(s, session, &req, &rep, leases);
 		proto_msg_clear(&req);

@@ -264,7 +264,8 @@ int main(int argc, char **argv)
 	}
 	int timeout_s = argc == 4 ? atoi(argv[3]) : 60;
 	if (timeout_s <= 0) {
-		fprintf(stderr, "reclaim_test: TIMEOUT_S '%s' is not a number of seconds\n", argv[3]);
+		fprintf(stderr, "reclaim_test: TIMEOUT_S '%s' is not a number of seconds\n",
+			argv[3]);
 		return 2;
 	}
 	return survive_restart(argv[1], argv[2], timeout_s);
