@@ -117,6 +117,11 @@ struct proto_release {
 	uint64_t lease_id;
 };
 
+struct proto_reclaim {
+	uint64_t lease_id;
+	uint8_t reclaim_token[PROTO_TOKEN_SIZE]; /* from the lease record */
+};
+
 struct proto_reset {
 	uint32_t device_id;
 	uint32_t flags;    /* PROTO_RESET_* */
@@ -150,7 +155,7 @@ struct proto_device_resume {
 
 struct proto_device_gone {
 	uint32_t device_id;
-	uint16_t reason; /* enum proto_reason */
+	uint16_t reason; /* enum proto_reason, SHUTDOWN included */
 };
 
 struct proto_lease_revoked {
@@ -168,10 +173,11 @@ struct proto_msg {
 		struct proto_list list_devices;
 		struct proto_devices devices;
 		struct proto_alloc alloc;
-		struct proto_lease lease; /* LEASE: the ALLOC reply, with one fd */
+		struct proto_lease lease; /* LEASE (the ALLOC reply, one fd) and RECLAIMED */
 		struct proto_release release;
 		struct proto_list list_leases;
 		struct proto_leases leases;
+		struct proto_reclaim reclaim;
 		struct proto_reset reset;
 		struct proto_pause_ack pause_ack;
 		struct proto_error error;

@@ -37,6 +37,16 @@ static void lease_fields(struct xfer *x, struct proto_wire_lease *w, struct prot
 	check_image(x, l->flags, &l->image);
 }
 
+/* A lease record standing alone: an entry of LEASES, or RECLAIMED. */
+static void lease_record_xfer(struct xfer *x, struct proto_lease *l)
+{
+	struct proto_wire_lease w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	lease_fields(x, &w, l);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
 static void hello_xfer(struct xfer *x, struct proto_msg *m)
 {
 	struct proto_hello *h = &m->hello;
@@ -192,13 +202,23 @@ static void leases_xfer(struct xfer *x, struct proto_msg *m)
 		return;
 	xfer_end(x, &w, sizeof(w), place);
 	h->entries = xfer_entries(x, h->entries, h->count, sizeof(*h->entries));
-	for (uint32_t i = 0; i < h->count && !x->err; i++) {
-		struct proto_wire_lease e = {};
-		size_t entry = xfer_begin(x, &e, sizeof(e));
+	for (uint32_t i = 0; i < h->count && !x->err; i++)
+		lease_record_xfer(x, &h->entries[i]);
+}
 
-		lease_fields(x, &e, &h->entries[i]);
-		xfer_end(x, &e, sizeof(e), entry);
-	}
+static void reclaim_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_reclaim w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.lease_id, m->reclaim.lease_id);
+	xfer_raw(x, w.reclaim_token, m->reclaim.reclaim_token, PROTO_TOKEN_SIZE);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void reclaimed_xfer(struct xfer *x, struct proto_msg *m)
+{
+	lease_record_xfer(x, &m->lease);
 }
 
 static void release_xfer(struct xfer *x, struct proto_msg *m)
@@ -302,7 +322,7 @@ static void device_gone_xfer(struct xfer *x, struct proto_msg *m)
 	XFER_RESERVED(x, w.reserved);
 	xfer_end(x, &w, sizeof(w), place);
 
-	check_range(x, "reason", m->device_gone.reason, PROTO_REASON_ADMIN, PROTO_REASON_UNPLUG);
+	check_range(x, "reason", m->device_gone.reason, PROTO_REASON_ADMIN, PROTO_REASON_SHUTDOWN);
 }
 
 static void lease_revoked_xfer(struct xfer *x, struct proto_msg *m)
@@ -333,10 +353,12 @@ static const struct proto_op_info ops[] = {
 	OP(LIST_LEASES,   REQUEST, W(list),          false, 0, PROTO_OP_LEASES, list_xfer),
 	OP(RESET,         REQUEST, W(reset),         false, 0, PROTO_OP_OK, reset_xfer),
 	OP(PAUSE_ACK,     REQUEST, W(pause_ack),     false, 0, PROTO_OP_OK, pause_ack_xfer),
+	OP(RECLAIM,       REQUEST, W(reclaim),       false, 0, PROTO_OP_RECLAIMED, reclaim_xfer),
 	OP(WELCOME,       REPLY,   W(welcome),       true,  0, 0, welcome_xfer),
 	OP(DEVICES,       REPLY,   W(array),         true,  0, 0, devices_xfer),
 	OP(LEASE,         REPLY,   W(lease_reply),   false, 1, 0, lease_reply_xfer),
 	OP(LEASES,        REPLY,   W(array),         true,  0, 0, leases_xfer),
+	OP(RECLAIMED,     REPLY,   W(lease),         false, 0, 0, reclaimed_xfer),
 	OP(OK,            REPLY,   0,                false, 0, 0, ok_xfer),
 	OP(ERROR,         REPLY,   W(error),         true,  0, 0, error_xfer),
 	OP(DEVICE_PAUSE,  EVENT,   W(device_pause),  false, 0, 0, device_pause_xfer),

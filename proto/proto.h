@@ -48,17 +48,19 @@ enum proto_opcode {
 	PROTO_OP_LIST_LEASES = 0x0005,
 	PROTO_OP_RESET = 0x0006,
 	PROTO_OP_PAUSE_ACK = 0x0007,
+	PROTO_OP_RECLAIM = 0x0013, /* capability RECLAIM: take a lease back after a restart */
 	/* reserved for later versions: GRANT 0x0010, OPEN 0x0011,
-	 * REVOKE_GRANT 0x0012, RECLAIM 0x0013 */
+	 * REVOKE_GRANT 0x0012 */
 
 	/* replies, server -> client: 0x0100-0x01ff */
 	PROTO_OP_WELCOME = 0x0101,      /* answers HELLO */
 	PROTO_OP_DEVICES = 0x0102,      /* answers LIST_DEVICES */
 	PROTO_OP_LEASE = 0x0103,        /* answers ALLOC, carries the fd */
 	PROTO_OP_LEASES = 0x0105,       /* answers LIST_LEASES */
+	PROTO_OP_RECLAIMED = 0x0113,    /* answers RECLAIM: a lease record, no fd */
 	PROTO_OP_OK = 0x0180,           /* answers RELEASE, RESET, PAUSE_ACK */
 	PROTO_OP_ERROR = 0x0181,        /* answers any request */
-	/* reserved: GRANTED 0x0110, OPENED 0x0111, RECLAIMED 0x0113 */
+	/* reserved: GRANTED 0x0110, OPENED 0x0111 */
 
 	/* events, server -> client, request id 0: 0x0200-0x02ff */
 	PROTO_OP_DEVICE_PAUSE = 0x0201,
@@ -73,7 +75,9 @@ enum proto_opcode {
 /* HELLO/WELCOME capabilities. Unknown bits are ignored, never rejected. */
 #define PROTO_CAP_WATCH (1ull << 0)     /* device events for every device */
 #define PROTO_CAP_PAUSE_ACK (1ull << 1) /* client answers DEVICE_PAUSE with PAUSE_ACK */
-/* reserved: bit 8 GRANT/OPEN sharing, bit 9 RECLAIM */
+#define PROTO_CAP_RECLAIM (1ull << 9)   /* server: RECLAIM after restarts; DEVICE_GONE reason
+					 * SHUTDOWN. Client: understands reason SHUTDOWN */
+/* reserved: bit 8 GRANT/OPEN sharing */
 
 /* DEVICES: backend kinds */
 enum proto_backend { PROTO_BACKEND_VFIO = 1, PROTO_BACKEND_SYSMEM = 2 };
@@ -107,6 +111,7 @@ enum proto_reason {
 	PROTO_REASON_ADMIN = 1,  /* an administrator asked (RESET, removal) */
 	PROTO_REASON_ERROR = 2,  /* the device reported an error */
 	PROTO_REASON_UNPLUG = 3, /* the host takes the device back */
+	PROTO_REASON_SHUTDOWN = 4, /* DEVICE_GONE only, capability RECLAIM: the server stops */
 };
 /* DEVICE_PAUSE flags */
 #define PROTO_PAUSE_FORCE (1u << 0) /* no grace: revocation is under way */
@@ -238,6 +243,15 @@ struct proto_wire_release {
 	__le64 lease_id;
 };
 _Static_assert(sizeof(struct proto_wire_release) == 8, "RELEASE is 8 bytes");
+
+struct proto_wire_reclaim {
+	__le64 lease_id;
+	__u8 reclaim_token[PROTO_TOKEN_SIZE];
+};
+_Static_assert(sizeof(struct proto_wire_reclaim) == 24, "RECLAIM is 24 bytes");
+
+/* RECLAIMED, the RECLAIM reply, is a bare struct proto_wire_lease (112 bytes):
+ * the client kept its fd, none rides along. */
 
 struct proto_wire_reset {
 	__le32 device_id;

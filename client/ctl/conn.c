@@ -51,10 +51,10 @@ void ctl_report(const struct ctl *ctl, int r, const char *reason, const char *fm
 	fflush(stdout);
 }
 
-int ctl_connect(const struct ctl *ctl, struct barkeep **ret)
+int ctl_connect(const struct ctl *ctl, uint32_t flags, struct barkeep **ret)
 {
 	const char *path = ctl_socket_path(ctl);
-	int r = barkeep_connect(path, ctl->name, ret);
+	int r = barkeep_connect_with(path, ctl->name, flags, ret);
 	if (r >= 0)
 		return r;
 	/* The library's sentence is "cannot connect to PATH: why (hint)" when
@@ -95,7 +95,7 @@ int ctl_connect_and_list(const struct ctl *ctl, struct barkeep **ret_bk,
 {
 	struct barkeep *bk;
 
-	if (ctl_connect(ctl, &bk) < 0)
+	if (ctl_connect(ctl, 0, &bk) < 0)
 		return CTL_EXIT_CONNECT;
 	int r = barkeep_list_devices(bk, ret_devs, ret_n);
 	if (r < 0) {

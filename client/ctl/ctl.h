@@ -58,8 +58,9 @@ int ctl_usage_error(const char *fmt, ...) _printf_(1, 2);
 
 /* The socket path the library will use for ctl->socket. */
 const char *ctl_socket_path(const struct ctl *ctl);
-/* Connects; on failure says why and returns -errno (exit with CTL_EXIT_CONNECT). */
-int ctl_connect(const struct ctl *ctl, struct barkeep **ret);
+/* Connects with BARKEEP_CONNECT_* flags; on failure says why and returns
+ * -errno (exit with CTL_EXIT_CONNECT). */
+int ctl_connect(const struct ctl *ctl, uint32_t flags, struct barkeep **ret);
 /* Connects and lists the devices. Returns an exit status; on success the
  * connection and the devices (free(*ret_devs)). */
 int ctl_connect_and_list(const struct ctl *ctl, struct barkeep **ret_bk,

@@ -14,18 +14,6 @@
 #include "client/ctl/json.h"
 #include "common/log.h"
 
-/* barkeep_event.reason: DEVICE_PAUSE and DEVICE_GONE use the first list,
- * LEASE_REVOKED the second (proto/proto.h). barkeep.h has no names for them. */
-static const char *reason_name(const struct barkeep_event *ev)
-{
-	static const char *const device_reasons[] = { NULL, "admin", "device-error", "unplug" };
-	static const char *const lease_reasons[] = { NULL, "admin", "policy" };
-	bool lease = ev->type == BARKEEP_EVENT_LEASE_REVOKED;
-	const char *const *names = lease ? lease_reasons : device_reasons;
-	size_t n = lease ? ARRAY_SIZE(lease_reasons) : ARRAY_SIZE(device_reasons);
-	return ev->reason < n && names[ev->reason] ? names[ev->reason] : "unknown";
-}
-
 #define PAUSE_FORCED 1u        /* barkeep_event.flags on DEVICE_PAUSE */
 #define RESUME_CONTENTS_LOST 1u /* barkeep_event.flags on DEVICE_RESUME */
 
@@ -36,6 +24,7 @@ static const char *event_name(enum barkeep_event_type t)
 	case BARKEEP_EVENT_DEVICE_RESUME: return "device_resume";
 	case BARKEEP_EVENT_DEVICE_GONE: return "device_gone";
 	case BARKEEP_EVENT_LEASE_REVOKED: return "lease_revoked";
+	case BARKEEP_EVENT_RECONNECTED: return "reconnected";
 	}
 	return "unknown";
 }
@@ -83,7 +72,7 @@ static void json_event(const struct watch *w, const struct barkeep_event *ev)
 	switch (ev->type) {
 	case BARKEEP_EVENT_DEVICE_PAUSE:
 		json_u64(&j, "generation", ev->generation);
-		json_string(&j, "reason", reason_name(ev));
+		json_string(&j, "reason", barkeep_event_reason(ev));
 		json_bool(&j, "forced", ev->flags & PAUSE_FORCED);
 		json_u64(&j, "deadline_ms", ev->deadline_ms);
 		break;
@@ -92,11 +81,15 @@ static void json_event(const struct watch *w, const struct barkeep_event *ev)
 		json_bool(&j, "contents_lost", ev->flags & RESUME_CONTENTS_LOST);
 		break;
 	case BARKEEP_EVENT_DEVICE_GONE:
-		json_string(&j, "reason", reason_name(ev));
+		json_string(&j, "reason", barkeep_event_reason(ev));
 		break;
 	case BARKEEP_EVENT_LEASE_REVOKED:
 		json_u64(&j, "lease_id", ev->lease_id);
-		json_string(&j, "reason", reason_name(ev));
+		json_string(&j, "reason", barkeep_event_reason(ev));
+		break;
+	case BARKEEP_EVENT_RECONNECTED:
+		json_u64(&j, "reclaimed", ev->n_reclaimed);
+		json_u64(&j, "lost", ev->n_lost);
 		break;
 	}
 	json_object_end(&j);
@@ -107,25 +100,32 @@ static void text_event(const struct watch *w, const struct barkeep_event *ev)
 	char dev[64];
 
 	watch_device_name(w, ev->device_id, dev, sizeof(dev));
+	const char *reason = barkeep_event_reason(ev);
+
 	print_time();
 	switch (ev->type) {
 	case BARKEEP_EVENT_DEVICE_PAUSE:
 		if (ev->flags & PAUSE_FORCED)
 			printf("%s pausing now (%s, forced): buffers of generation %" PRIu64
-			       " are being revoked\n", dev, reason_name(ev), ev->generation);
+			       " are being revoked\n", dev, reason, ev->generation);
 		else
 			printf("%s pausing (%s): drop imports of generation %" PRIu64 " within %" PRIu32
-			       " ms\n", dev, reason_name(ev), ev->generation, ev->deadline_ms);
+			       " ms\n", dev, reason, ev->generation, ev->deadline_ms);
 		break;
 	case BARKEEP_EVENT_DEVICE_RESUME:
 		printf("%s resumed: generation %" PRIu64 ", contents %s\n", dev, ev->generation,
 		       ev->flags & RESUME_CONTENTS_LOST ? "lost" : "kept");
 		break;
 	case BARKEEP_EVENT_DEVICE_GONE:
-		printf("%s gone (%s): its leases have ended\n", dev, reason_name(ev));
+		printf("%s gone (%s): its leases have ended%s\n", dev, reason,
+		       ev->reason == BARKEEP_REASON_SHUTDOWN ? "; barkeepd is stopping" : "");
 		break;
 	case BARKEEP_EVENT_LEASE_REVOKED:
-		printf("lease %" PRIu64 " on %s revoked (%s)\n", ev->lease_id, dev, reason_name(ev));
+		printf("lease %" PRIu64 " on %s revoked (%s)\n", ev->lease_id, dev, reason);
+		break;
+	case BARKEEP_EVENT_RECONNECTED:
+		printf("reconnected: reclaimed %" PRIu32 " lease(s), lost %" PRIu32 "\n",
+		       ev->n_reclaimed, ev->n_lost);
 		break;
 	default:
 		printf("%s: event of unknown type %d\n", dev, (int)ev->type);
@@ -166,7 +166,7 @@ static void on_event(_unused_ struct barkeep *bk, const struct barkeep_event *ev
 		return;
 	if (ev->type == BARKEEP_EVENT_LEASE_REVOKED && ev->lease_id == w->lease_id) {
 		w->lease_ended = true;
-		w->lease_end_errno = -ECANCELED;
+		w->lease_end_errno = ev->reason == BARKEEP_REVOKE_LOST ? -ESTALE : -ECANCELED;
 	} else if (ev->type == BARKEEP_EVENT_DEVICE_GONE && ev->device_id == w->lease_device) {
 		w->lease_ended = true;
 		w->lease_end_errno = -ENODEV;

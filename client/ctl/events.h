@@ -25,7 +25,8 @@ struct watch {
 	uint64_t lease_id;     /* ...this one */
 	uint32_t lease_device; /* ...on this device */
 	bool lease_ended;      /* an event said the held lease is gone... */
-	int lease_end_errno;   /* ...-ENODEV: its device went; -ECANCELED: revoked */
+	int lease_end_errno;   /* ...-ENODEV: its device went; -ECANCELED: revoked;
+				* -ESTALE: not reclaimed after a restart */
 	int signal;            /* the signal that ended watch_run(), or 0 */
 	bool local_error;      /* watch_run() failed here, not in the library */
 

@@ -218,7 +218,9 @@ static int hold(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease 
 		if (r < 0)
 			return watch_report(&w, r, what);
 		ctl_report(ctl, w.lease_end_errno, NULL, "lease %" PRIu64 " ended before it was released: %s",
-			   w.lease_id, w.lease_end_errno == -ENODEV ? "its device is gone" : "the broker revoked it");
+			   w.lease_id, w.lease_end_errno == -ENODEV ? "its device is gone" :
+			   w.lease_end_errno == -ESTALE ?
+			   "barkeepd restarted and did not give it back" : "the broker revoked it");
 		return CTL_EXIT_REFUSED;
 	}
 	return CTL_EXIT_OK;
@@ -294,7 +296,8 @@ int cmd_alloc(struct ctl *ctl, int argc, char **argv)
 
 	if (parse_alloc(ctl, argc, argv, &a) < 0)
 		return CTL_EXIT_USAGE;
-	if (ctl_connect(ctl, &bk) < 0)
+	/* Held leases outlive a restart of barkeepd: take them back. */
+	if (ctl_connect(ctl, a.hold ? BARKEEP_CONNECT_RECONNECT : 0, &bk) < 0)
 		return CTL_EXIT_CONNECT;
 	int ret = alloc_and_print(ctl, bk, &a);
 	barkeep_disconnect(bk);
@@ -369,7 +372,7 @@ int cmd_leases(struct ctl *ctl, int argc, char **argv)
 
 	if (ctl_parse_options_only(ctl, argc, argv, NULL, NULL, NULL) < 0)
 		return CTL_EXIT_USAGE;
-	if (ctl_connect(ctl, &bk) < 0)
+	if (ctl_connect(ctl, 0, &bk) < 0)
 		return CTL_EXIT_CONNECT;
 	int ret = list_leases(ctl, bk, &leases, &n, &devs, &n_devs);
 	barkeep_disconnect(bk);

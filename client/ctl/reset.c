@@ -88,7 +88,7 @@ int cmd_reset(struct ctl *ctl, int argc, char **argv)
 
 	if (parse_reset(ctl, argc, argv, &a) < 0)
 		return CTL_EXIT_USAGE;
-	if (ctl_connect(ctl, &bk) < 0)
+	if (ctl_connect(ctl, 0, &bk) < 0)
 		return CTL_EXIT_CONNECT;
 	int r = barkeep_reset(bk, a.device_id, a.force, a.grace_ms);
 	if (r < 0) {

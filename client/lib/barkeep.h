@@ -101,6 +101,24 @@ enum barkeep_event_type {
 	BARKEEP_EVENT_DEVICE_RESUME,    /* re-import; contents are lost */
 	BARKEEP_EVENT_DEVICE_GONE,      /* the device and its leases are gone for good */
 	BARKEEP_EVENT_LEASE_REVOKED,    /* that lease ended */
+	BARKEEP_EVENT_RECONNECTED,      /* BARKEEP_CONNECT_RECONNECT: the broker restarted and the
+					 * connection is back; n_reclaimed leases go on, n_lost
+					 * follow as LEASE_REVOKED (reason LOST) */
+};
+
+/* barkeep_event.reason of DEVICE_PAUSE and DEVICE_GONE */
+enum barkeep_reason {
+	BARKEEP_REASON_ADMIN = 1,    /* an administrator: a reset, a removal */
+	BARKEEP_REASON_ERROR = 2,    /* the device reported an error */
+	BARKEEP_REASON_UNPLUG = 3,   /* the host takes the device back */
+	BARKEEP_REASON_SHUTDOWN = 4, /* DEVICE_GONE: barkeepd stops for good; the buffers die
+				      * when it has exited */
+};
+/* barkeep_event.reason of LEASE_REVOKED */
+enum barkeep_revoke_reason {
+	BARKEEP_REVOKE_ADMIN = 1,  /* an administrator ended the lease */
+	BARKEEP_REVOKE_POLICY = 2, /* the policy no longer allows it */
+	BARKEEP_REVOKE_LOST = 3,   /* the library: not reclaimed after a reconnection */
 };
 
 struct barkeep_event {
@@ -108,10 +126,16 @@ struct barkeep_event {
 	uint32_t device_id;
 	uint64_t lease_id;    /* LEASE_REVOKED */
 	uint64_t generation;  /* PAUSE: being paused; RESUME: the new one */
-	uint32_t reason;      /* 1 admin, 2 device error, 3 unplug */
+	uint32_t reason;      /* enum barkeep_reason; LEASE_REVOKED: enum barkeep_revoke_reason */
 	uint32_t flags;       /* PAUSE: 1 = forced; RESUME: 1 = contents lost */
 	uint32_t deadline_ms; /* PAUSE: time left to acknowledge */
+	uint32_t n_reclaimed; /* RECONNECTED: leases taken back */
+	uint32_t n_lost;      /* RECONNECTED: leases that could not be (LEASE_REVOKED follows) */
 };
+
+/* "admin", "device-error", "unplug", "shutdown"; for LEASE_REVOKED "admin",
+ * "policy", "lost"; "unknown" for other values and events without a reason. */
+const char *barkeep_event_reason(const struct barkeep_event *ev);
 
 typedef void (*barkeep_event_fn)(struct barkeep *bk, const struct barkeep_event *ev, void *userdata);
 
@@ -122,12 +146,33 @@ int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
 /* barkeep_connect_with() flags */
 #define BARKEEP_CONNECT_WATCH (1u << 0) /* device events of every device, not only of
 					 * the devices this connection holds leases on */
+/*
+ * BARKEEP_CONNECT_RECONNECT: survive broker restarts (systemctl restart, a
+ * crash with Restart=on-failure). When the connection breaks, whichever call
+ * notices (barkeep_dispatch() or a request) connects again to the same path,
+ * every 100 ms for up to the reconnect timeout (30 s; see
+ * barkeep_set_reconnect_timeout()), says HELLO with the same name and flags,
+ * and RECLAIMs every lease barkeep_alloc() returned that was not released or
+ * freed since, with its reclaim token. The leases keep their fds and pointers.
+ * Then barkeep_dispatch() delivers BARKEEP_EVENT_RECONNECTED and one
+ * LEASE_REVOKED (reason BARKEEP_REVOKE_LOST) per lease that could not be
+ * taken back: drop those. A request that met the broken connection is sent
+ * once more on the new one. That call blocks meanwhile; if the broker is not
+ * back in time it fails as without the flag. The fd of barkeep_get_fd() keeps
+ * its number (poll() needs nothing; epoll users add it again on RECONNECTED).
+ * Replies the old connection owed are lost: a RELEASE sent just before the
+ * break ends its lease anyway (the broker drops leases nobody reclaims).
+ */
+#define BARKEEP_CONNECT_RECONNECT (1u << 1)
 /* barkeep_connect() with flags; -EINVAL for unknown flags, -EOPNOTSUPP when
  * the broker does not offer what a flag asks for. */
 int barkeep_connect_with(const char *path, const char *name, uint32_t flags, struct barkeep **ret);
 /* Closes the connection; the broker ends every lease still held (fds that
  * were handed out stay valid until closed). Accepts NULL. */
 void barkeep_disconnect(struct barkeep *bk);
+/* How long one reconnection (BARKEEP_CONNECT_RECONNECT) may try, in ms;
+ * 0: a single attempt. */
+void barkeep_set_reconnect_timeout(struct barkeep *bk, uint32_t timeout_ms);
 
 /* The last error's sentence (never NULL; "" before any error). Valid until
  * the next call. With bk NULL: why this thread's last barkeep_connect() failed. */
@@ -158,6 +203,16 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
  * requests in order, so every later request sees the lease gone. */
 int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease);
 int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n); /* free(*ret) */
+/* After a broker restart, on a new connection: takes back the lease lease_id
+ * with the reclaim_token its record had (lease->reclaim_token), and updates
+ * *lease from the broker's record; lease->fd is kept (the buffer never left
+ * the caller). BARKEEP_CONNECT_RECONNECT does this by itself for the leases
+ * of its connection. 0, or -ENOENT (no such lease waits to be reclaimed, the
+ * token is wrong, or it was made for another uid: the broker does not say
+ * which), -EDQUOT/-EUSERS (this connection's limits are full), -EOPNOTSUPP
+ * (the broker cannot: older than RECLAIM); *lease is unchanged on failure. */
+int barkeep_reclaim(struct barkeep *bk, uint64_t lease_id, const uint8_t token[16],
+		    struct barkeep_lease *lease);
 /* Says the imports of the device paused at generation are dropped. 0, or
  * -ESTALE when that pause is over (harmless), -ENODEV. */
 int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generation);

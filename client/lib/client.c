@@ -10,24 +10,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "client/lib/barkeep.h"
-#include "common/macro.h"
-#include "proto/codec.h"
+#include "client/lib/private.h"
 
 #define QUEUED_EVENTS_MAX 1024
-
-struct barkeep {
-	int fd;
-	uint32_t next_request;
-	barkeep_event_fn handler;
-	void *handler_data;
-	struct barkeep_event *queue; /* events that came while a request waited: */
-	size_t q_head, n_queued, queue_cap; /* [q_head, n_queued) wait for delivery */
-	char error[PROTO_ERROR_MESSAGE_MAX + 64];
-	/* Requests sent without waiting (RELEASE): their replies are dropped. */
-	uint32_t unanswered[64];
-	size_t n_unanswered;
-};
 
 /* True (and forgets it) when id belongs to a request nobody waits for. */
 static bool take_unanswered(struct barkeep *bk, uint32_t id)
@@ -40,7 +25,7 @@ static bool take_unanswered(struct barkeep *bk, uint32_t id)
 	return false;
 }
 
-static _printf_(3, 4) int fail(struct barkeep *bk, int r, const char *fmt, ...)
+int bk_fail(struct barkeep *bk, int r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -95,7 +80,7 @@ static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
 	return false;
 }
 
-static int queue_event(struct barkeep *bk, const struct barkeep_event *ev)
+int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 {
 	if (bk->q_head == bk->n_queued)
 		bk->q_head = bk->n_queued = 0;
@@ -107,8 +92,9 @@ static int queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 	}
 	if (bk->n_queued == bk->queue_cap) {
 		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
-			return fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
-				    QUEUED_EVENTS_MAX);
+			return bk_fail(bk, -ENOBUFS,
+				       "more than %d events arrived while waiting for a reply",
+				       QUEUED_EVENTS_MAX);
 		size_t cap = bk->queue_cap ? bk->queue_cap * 2 : 16;
 		struct barkeep_event *q = realloc(bk->queue, cap * sizeof(*q));
 		if (!q)
@@ -134,8 +120,8 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 		if (block) {
 			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
 			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return fail(bk, -errno, "poll on the broker socket failed: %s",
-					    strerror(errno));
+				return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
+					       strerror(errno));
 		}
 		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
 		if (n != -EAGAIN || !block)
@@ -144,13 +130,13 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 	if (n == -EAGAIN)
 		return -EAGAIN;
 	if (n == 0)
-		return fail(bk, -ECONNRESET, "the broker closed the connection");
+		return bk_fail(bk, -ECONNRESET, "the broker closed the connection");
 	if (n < 0)
-		return fail(bk, (int)n, "cannot read from the broker: %s", strerror((int)-n));
+		return bk_fail(bk, (int)n, "cannot read from the broker: %s", strerror((int)-n));
 	int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_SERVER, ret, &diag);
 	if (r < 0) {
 		proto_close_fds(fds, n_fds);
-		return fail(bk, r, "the broker sent a malformed message: %s", diag.text);
+		return bk_fail(bk, r, "the broker sent a malformed message: %s", diag.text);
 	}
 	*ret_fd = n_fds ? fds[0] : -EBADF;
 	return 0;
@@ -169,7 +155,7 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 		bk->next_request = 1;
 	r = proto_encode(req, buf, sizeof(buf), &diag);
 	if (r < 0)
-		return fail(bk, r, "invalid request: %s", diag.text);
+		return bk_fail(bk, r, "invalid request: %s", diag.text);
 	size_t len = (size_t)r;
 	for (;;) {
 		r = proto_send(bk->fd, buf, len, NULL, 0);
@@ -179,13 +165,13 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 		(void)poll(&p, 1, -1);
 	}
 	if (r < 0)
-		return fail(bk, r, "cannot send to the broker: %s", strerror(-r));
+		return bk_fail(bk, r, "cannot send to the broker: %s", strerror(-r));
 	return 0;
 }
 
 /* Sends a request and waits for its reply, queueing events that come first.
  * An ERROR reply becomes -code with its message kept. */
-static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
 {
 	int r, fd = -EBADF;
 
@@ -200,7 +186,8 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 		struct barkeep_event ev;
 		if (to_event(ret, &ev)) {
 			proto_msg_clear(ret);
-			r = queue_event(bk, &ev);
+			bk_note_event(bk, &ev);
+			r = bk_queue_event(bk, &ev);
 			if (r < 0)
 				return r;
 			continue;
@@ -213,14 +200,15 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 		if (ret->request_id != req->request_id && ret->request_id != 0) {
 			proto_msg_clear(ret);
 			fd = safe_close(fd);
-			return fail(bk, -EPROTO, "the broker answered request %u while %u was waiting",
-				    ret->request_id, req->request_id);
+			return bk_fail(bk, -EPROTO,
+				       "the broker answered request %u while %u was waiting",
+				       ret->request_id, req->request_id);
 		}
 		break;
 	}
 	if (ret->opcode == PROTO_OP_ERROR) {
 		r = -(int)ret->error.code;
-		fail(bk, r ? r : -EIO, "%s", ret->error.message);
+		bk_fail(bk, r ? r : -EIO, "%s", ret->error.message);
 		proto_msg_clear(ret);
 		safe_close(fd);
 		return r ? r : -EIO;
@@ -229,8 +217,8 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 		uint16_t op = ret->opcode;
 		proto_msg_clear(ret);
 		safe_close(fd);
-		return fail(bk, -EPROTO, "the broker answered %s with %s", proto_op_name(req->opcode),
-			    proto_op_name(op));
+		return bk_fail(bk, -EPROTO, "the broker answered %s with %s",
+			       proto_op_name(req->opcode), proto_op_name(op));
 	}
 	if (ret_fd)
 		*ret_fd = fd;
@@ -239,70 +227,124 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 	return 0;
 }
 
+/* A request that meets a broken connection, in reconnect mode: reconnect
+ * (reclaiming the leases) and try once more. */
+static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+{
+	int r = bk_request_once(bk, req, ret, ret_fd);
+	if (!bk_should_reconnect(bk, r))
+		return r;
+	r = bk_reconnect(bk);
+	if (r < 0)
+		return r;
+	return bk_request_once(bk, req, ret, ret_fd);
+}
+
 int barkeep_connect(const char *path, const char *name, struct barkeep **ret)
 {
 	return barkeep_connect_with(path, name, 0, ret);
 }
 
-int barkeep_connect_with(const char *path, const char *name, uint32_t flags, struct barkeep **ret)
+/* A connected socket to bk->path, or -errno with the reason in bk->error. */
+static int connect_socket(struct barkeep *bk)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return bk_fail(bk, -errno, "cannot create a socket: %s", strerror(errno));
+	memcpy(sa.sun_path, bk->path, sizeof(bk->path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		return bk_fail(bk, r, "cannot connect to %s: %s%s", bk->path, strerror(-r),
+			       r == -ENOENT || r == -ECONNREFUSED ? " (is barkeepd running?)" :
+			       r == -EACCES ? " (are you in the socket's group?)" : "");
+	}
+	return TAKE_FD(fd);
+}
+
+static int say_hello(struct barkeep *bk)
+{
+	struct proto_msg req = { .opcode = PROTO_OP_HELLO }, rep;
+
+	req.hello.min_version = PROTO_VERSION_MIN;
+	req.hello.max_version = PROTO_VERSION_MAX;
+	/* RECLAIM: this library knows DEVICE_GONE reason SHUTDOWN. */
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM |
+				 (bk->flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
+	memcpy(req.hello.name, bk->name, sizeof(req.hello.name));
+	int r = bk_request_once(bk, &req, &rep, NULL);
+	if (r < 0)
+		return r;
+	bk->server_caps = rep.welcome.capabilities;
+	proto_msg_clear(&rep);
+	if ((bk->flags & BARKEEP_CONNECT_WATCH) && !(bk->server_caps & PROTO_CAP_WATCH))
+		return bk_fail(bk, -EOPNOTSUPP,
+			       "the broker at %s does not send the events of every device (no WATCH)",
+			       bk->path);
+	return 0;
+}
+
+int bk_open(struct barkeep *bk)
+{
+	int old = bk->fd, r;
+
+	bk->fd = connect_socket(bk);
+	if (bk->fd < 0) {
+		r = bk->fd;
+		bk->fd = old;
+		return r;
+	}
+	r = say_hello(bk);
+	if (r < 0) {
+		safe_close(bk->fd);
+		bk->fd = old;
+		return r;
+	}
+	/* Keep the fd number callers poll on; dup3() closes the old socket. */
+	if (old >= 0 && dup3(bk->fd, old, O_CLOEXEC) >= 0) {
+		safe_close(bk->fd);
+		bk->fd = old;
+	} else {
+		safe_close(old);
+	}
+	return 0;
+}
+
+int barkeep_connect_with(const char *path, const char *name, uint32_t flags, struct barkeep **ret)
+{
+	const uint32_t known = BARKEEP_CONNECT_WATCH | BARKEEP_CONNECT_RECONNECT;
 	struct barkeep *bk;
 	int r;
 
-	if (flags & ~(uint32_t)BARKEEP_CONNECT_WATCH) {
+	if (flags & ~known) {
 		snprintf(connect_error, sizeof(connect_error), "unknown connect flags %#x", flags);
 		return -EINVAL;
 	}
-
 	if (!path)
 		path = getenv(BARKEEP_SOCKET_ENV);
 	if (!path || !*path)
 		path = BARKEEP_DEFAULT_SOCKET;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-
 	bk = calloc(1, sizeof(*bk));
 	if (!bk)
 		return -ENOMEM;
-	bk->next_request = 1;
-	bk->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (bk->fd < 0) {
-		r = -errno;
+	if (strlen(path) >= sizeof(bk->path)) {
 		free(bk);
-		return r;
+		return -ENAMETOOLONG;
 	}
-	if (connect(bk->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		snprintf(connect_error, sizeof(connect_error), "cannot connect to %s: %s%s", path,
-			 strerror(-r), r == -ENOENT || r == -ECONNREFUSED ? " (is barkeepd running?)" :
-			 r == -EACCES ? " (are you in the socket's group?)" : "");
-		barkeep_disconnect(bk);
-		return r;
-	}
-
-	struct proto_msg req = { .opcode = PROTO_OP_HELLO }, rep;
-	req.hello.min_version = PROTO_VERSION_MIN;
-	req.hello.max_version = PROTO_VERSION_MAX;
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK |
-				 (flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
-	snprintf(req.hello.name, sizeof(req.hello.name), "%s",
-		 name ? name : program_invocation_short_name);
-	r = request(bk, &req, &rep, NULL);
+	strcpy(bk->path, path);
+	snprintf(bk->name, sizeof(bk->name), "%s", name ? name : program_invocation_short_name);
+	bk->fd = -EBADF;
+	bk->next_request = 1;
+	bk->flags = flags;
+	bk->reconnect_timeout_ms = BK_RECONNECT_TIMEOUT_MS;
+	list_init(&bk->leases);
+	r = bk_open(bk);
 	if (r < 0) {
 		/* Keep the broker's reason for the caller: it is the useful part. */
 		snprintf(connect_error, sizeof(connect_error), "%s", bk->error);
 		barkeep_disconnect(bk);
 		return r;
-	}
-	uint64_t caps = rep.welcome.capabilities;
-	proto_msg_clear(&rep);
-	if ((flags & BARKEEP_CONNECT_WATCH) && !(caps & PROTO_CAP_WATCH)) {
-		snprintf(connect_error, sizeof(connect_error),
-			 "the broker at %s does not send the events of every device (no WATCH)", path);
-		barkeep_disconnect(bk);
-		return -EOPNOTSUPP;
 	}
 	*ret = bk;
 	return 0;
@@ -312,6 +354,7 @@ void barkeep_disconnect(struct barkeep *bk)
 {
 	if (!bk)
 		return;
+	bk_untrack_all(bk);
 	safe_close(bk->fd);
 	free(bk->queue);
 	free(bk);
@@ -333,16 +376,25 @@ int barkeep_dispatch(struct barkeep *bk)
 			int r = read_message(bk, false, &m, &fd);
 			if (r == -EAGAIN)
 				return delivered;
+			if (bk_should_reconnect(bk, r)) {
+				r = bk_reconnect(bk); /* queues RECONNECTED */
+				if (r < 0)
+					return r;
+				continue;
+			}
 			if (r < 0)
 				return r;
 			safe_close(fd);
 			bool is_event = to_event(&m, &ev);
+			if (is_event)
+				bk_note_event(bk, &ev);
 			bool expected = !is_event && take_unanswered(bk, m.request_id);
 			proto_msg_clear(&m);
 			if (expected)
 				continue;
 			if (!is_event)
-				return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+				return bk_fail(bk, -EPROTO,
+					       "the broker sent a reply nobody asked for");
 		}
 		if (bk->handler)
 			bk->handler(bk, &ev, bk->handler_data);
@@ -382,7 +434,7 @@ int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t
 	return 0;
 }
 
-static void from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd)
+void bk_from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd)
 {
 	*l = (struct barkeep_lease){
 		.id = w->id, .device_id = w->device_id, .flags = w->flags, .bar_offset = w->bar_offset,
@@ -408,7 +460,8 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 	} else if (p->device && *p->device) {
 		a->selector = PROTO_SELECT_PCI_ADDRESS;
 		if (strlen(p->device) >= sizeof(a->pci_address))
-			return fail(bk, -EINVAL, "device '%s' is too long for a PCI address", p->device);
+			return bk_fail(bk, -EINVAL, "device '%s' is too long for a PCI address",
+				       p->device);
 		strcpy(a->pci_address, p->device);
 	} else {
 		a->selector = PROTO_SELECT_ANY;
@@ -426,15 +479,16 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 	r = request(bk, &req, &rep, &fd);
 	if (r < 0)
 		return r;
-	struct barkeep_lease *l = calloc(1, sizeof(*l));
+	struct bk_lease *l = calloc(1, sizeof(*l));
 	if (!l) {
 		safe_close(fd);
 		proto_msg_clear(&rep);
 		return -ENOMEM;
 	}
-	from_wire_lease(l, &rep.lease, fd);
+	bk_from_wire_lease(&l->pub, &rep.lease, fd);
 	proto_msg_clear(&rep);
-	*ret = l;
+	bk_track(bk, l);
+	*ret = &l->pub;
 	return 0;
 }
 
@@ -442,14 +496,16 @@ void barkeep_lease_free(struct barkeep_lease *lease)
 {
 	if (!lease)
 		return;
+	bk_untrack(lease);
 	safe_close(lease->fd);
-	free(lease);
+	free(container_of(lease, struct bk_lease, pub));
 }
 
-static int simple_request(struct barkeep *bk, struct proto_msg *req)
+/* A request answered by OK: with or without the reconnecting retry. */
+static int ok_request(struct barkeep *bk, struct proto_msg *req, bool retry)
 {
 	struct proto_msg rep;
-	int r = request(bk, req, &rep, NULL);
+	int r = retry ? request(bk, req, &rep, NULL) : bk_request_once(bk, req, &rep, NULL);
 	if (r == 0)
 		proto_msg_clear(&rep);
 	return r;
@@ -461,18 +517,24 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 	int r;
 
 	req.release.lease_id = lease->id;
-	/* Close our fd first: the broker can then reuse the window at once. */
+	/* Close our fd first: the broker can then reuse the window at once;
+	 * and a reconnection must not take the lease back. */
 	lease->fd = safe_close(lease->fd);
+	bk_untrack(lease);
 	/* The broker handles one connection's requests in order, so later
 	 * requests already see the window released: no need to wait for the
 	 * OK, unless too many answers are outstanding. */
 	if (bk->n_unanswered == ARRAY_SIZE(bk->unanswered)) {
-		r = simple_request(bk, &req);
+		r = ok_request(bk, &req, false);
 	} else {
 		r = send_request(bk, &req);
 		if (r == 0)
 			bk->unanswered[bk->n_unanswered++] = req.request_id;
 	}
+	/* The lease ended with the broken connection (the restarted broker
+	 * drops its orphan); reconnect for the others. */
+	if (bk_should_reconnect(bk, r))
+		r = bk_reconnect(bk);
 	barkeep_lease_free(lease);
 	return r;
 }
@@ -489,7 +551,7 @@ int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < rep.leases.count; i++)
-		from_wire_lease(&l[i], &rep.leases.entries[i], -1);
+		bk_from_wire_lease(&l[i], &rep.leases.entries[i], -1);
 	*ret = l;
 	*ret_n = rep.leases.count;
 	proto_msg_clear(&rep);
@@ -500,12 +562,34 @@ int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generatio
 {
 	struct proto_msg req = { .opcode = PROTO_OP_PAUSE_ACK };
 	req.pause_ack = (struct proto_pause_ack){ device_id, generation };
-	return simple_request(bk, &req);
+	return ok_request(bk, &req, true);
 }
 
 int barkeep_reset(struct barkeep *bk, uint32_t device_id, bool force, uint32_t grace_ms)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_RESET };
 	req.reset = (struct proto_reset){ device_id, force ? PROTO_RESET_FORCE : 0, grace_ms };
-	return simple_request(bk, &req);
+	return ok_request(bk, &req, true);
+}
+
+const char *barkeep_event_reason(const struct barkeep_event *ev)
+{
+	static const char *const device_reasons[] = { NULL, "admin", "device-error", "unplug",
+						      "shutdown" };
+	static const char *const lease_reasons[] = { NULL, "admin", "policy", "lost" };
+
+	switch (ev->type) {
+	case BARKEEP_EVENT_DEVICE_PAUSE:
+	case BARKEEP_EVENT_DEVICE_GONE:
+		if (ev->reason < ARRAY_SIZE(device_reasons) && device_reasons[ev->reason])
+			return device_reasons[ev->reason];
+		break;
+	case BARKEEP_EVENT_LEASE_REVOKED:
+		if (ev->reason < ARRAY_SIZE(lease_reasons) && lease_reasons[ev->reason])
+			return lease_reasons[ev->reason];
+		break;
+	default:
+		break;
+	}
+	return "unknown";
 }

@@ -2,5 +2,68 @@
 /* libbarkeep internals shared between its files (not installed). */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "client/lib/barkeep.h"
+#include "common/list.h"
+#include "common/macro.h"
+#include "proto/codec.h"
+
 /* What a driver that cannot take a VFIO (peer-to-peer) dma-buf means. */
 extern const char bk_msg_p2p_refused[];
+
+#define BK_RECONNECT_TIMEOUT_MS 30000 /* default bound of one reconnection */
+#define BK_RECONNECT_RETRY_MS 100     /* between connection attempts */
+
+struct barkeep {
+	int fd;
+	uint32_t next_request;
+	uint32_t flags;       /* BARKEEP_CONNECT_* */
+	uint64_t server_caps; /* PROTO_CAP_* the broker announced */
+	char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
+	char name[PROTO_NAME_MAX + 1];
+	barkeep_event_fn handler;
+	void *handler_data;
+	struct barkeep_event *queue; /* events that came while a request waited: */
+	size_t q_head, n_queued, queue_cap; /* [q_head, n_queued) wait for delivery */
+	char error[PROTO_ERROR_MESSAGE_MAX + 64];
+	/* Requests sent without waiting (RELEASE): their replies are dropped. */
+	uint32_t unanswered[64];
+	size_t n_unanswered;
+	struct list leases; /* struct bk_lease.link: from barkeep_alloc(), not yet released */
+	uint32_t reconnect_timeout_ms;
+	bool reconnecting; /* inside bk_reconnect(): no nested attempt */
+};
+
+/* A lease barkeep_alloc() handed out: tracked so that a reconnection can
+ * reclaim it. Callers only see pub. */
+struct bk_lease {
+	struct barkeep_lease pub;
+	struct barkeep *bk; /* NULL once untracked */
+	struct list link;
+};
+
+_printf_(3, 4) int bk_fail(struct barkeep *bk, int r, const char *fmt, ...);
+int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev);
+/* Sends req and waits for its reply on the current connection, no retry. */
+int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd);
+/* Connects a new socket to bk->path and says HELLO on it; on success it
+ * becomes bk->fd (the same fd number when there was one). Fails with the
+ * reason in bk->error. */
+int bk_open(struct barkeep *bk);
+void bk_from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd);
+
+/* reconnect.c */
+void bk_track(struct barkeep *bk, struct bk_lease *l);
+void bk_untrack(struct barkeep_lease *lease);
+void bk_untrack_all(struct barkeep *bk);
+/* Stops tracking leases an event says have ended. */
+void bk_note_event(struct barkeep *bk, const struct barkeep_event *ev);
+/* True when r says the connection broke and bk may reconnect now. */
+bool bk_should_reconnect(const struct barkeep *bk, int r);
+/* Reconnects, says HELLO, reclaims the tracked leases and queues
+ * RECONNECTED and a LEASE_REVOKED per lost lease. 0 or -errno. */
+int bk_reconnect(struct barkeep *bk);

@@ -372,13 +372,43 @@ static int read_alloc_options(struct peer *p, sd_bus_message *m, struct alloc_re
 	return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
+/* RequestBuffer's and Reclaim's INFO a{sv}. */
+static int append_lease_info(sd_bus_message *reply, const struct lease *l)
+{
+	char dpath[OBJECT_PATH_MAX];
+
+	dbus_device_path(l->device, dpath, sizeof(dpath));
+	int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
+					  "id", "t", l->id,
+					  "device", "s", l->device->cfg->name,
+					  "address", "s", l->device->info.pci_addr,
+					  "device_path", "o", dpath,
+					  "offset", "t", l->offset,
+					  "size", "t", l->size,
+					  "generation", "t", l->generation,
+					  "exclusive", "b", (int)!!(l->flags & LEASE_EXCLUSIVE));
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'e', "sv");
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "s", "reclaim_token");
+	if (r >= 0)
+		r = sd_bus_message_open_container(reply, 'v', "ay");
+	if (r >= 0)
+		r = sd_bus_message_append_array(reply, 'y', l->token, sizeof(l->token));
+	for (int i = 0; i < 3 && r >= 0; i++) /* the variant, the entry, the array */
+		r = sd_bus_message_close_container(reply);
+	return r;
+}
+
 static int method_request_buffer(struct peer *p, sd_bus_message *m)
 {
 	struct alloc_request ar = {};
 	struct error_info err = {};
 	struct lease *l;
 	const char *dev;
-	char path[OBJECT_PATH_MAX], dpath[OBJECT_PATH_MAX];
+	char path[OBJECT_PATH_MAX];
 
 	int r = sd_bus_message_read(m, "st", &dev, &ar.size);
 	if (r < 0)
@@ -397,24 +427,54 @@ static int method_request_buffer(struct peer *p, sd_bus_message *m)
 	log_debug("lease %" PRIu64 ": %" PRIu64 " bytes at %#" PRIx64 " of %s for %s (uid %u)", l->id,
 		  l->size, l->offset, device_name(l->device), p->name, p->client->creds.uid);
 	dbus_lease_path(l, path, sizeof(path));
-	dbus_device_path(l->device, dpath, sizeof(dpath));
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
-		r = sd_bus_message_append(reply, "oha{sv}", path, l->fd, 8,
-					  "id", "t", l->id,
-					  "device", "s", l->device->cfg->name,
-					  "address", "s", l->device->info.pci_addr,
-					  "device_path", "o", dpath,
-					  "offset", "t", l->offset,
-					  "size", "t", l->size,
-					  "generation", "t", l->generation,
-					  "exclusive", "b", (int)!!(l->flags & LEASE_EXCLUSIVE));
+		r = sd_bus_message_append(reply, "oh", path, l->fd);
+	if (r >= 0)
+		r = append_lease_info(reply, l);
 	if (r >= 0)
 		r = sd_bus_send(NULL, reply, NULL);
 	if (r < 0) /* the caller never saw it: it is not theirs */
 		broker_release(p->client, l->id, NULL);
 	return r;
+}
+
+/* After a restart: the caller kept its fd, so the reply has none. */
+static int method_reclaim(struct peer *p, sd_bus_message *m)
+{
+	struct error_info err = {};
+	struct lease *l;
+	const void *token;
+	size_t n = 0;
+	uint64_t id;
+	char path[OBJECT_PATH_MAX];
+
+	int r = sd_bus_message_read(m, "t", &id);
+	if (r >= 0)
+		r = sd_bus_message_read_array(m, 'y', &token, &n);
+	if (r < 0)
+		return r;
+	if (n != BROKER_TOKEN_SIZE) {
+		error_set(&err, EINVAL, "a reclaim token is %d bytes, not %zu", BROKER_TOKEN_SIZE,
+			  n);
+		return reply_error(m, &err);
+	}
+	r = broker_reclaim(p->client, id, token, &l, &err);
+	if (r < 0) {
+		log_debug("Reclaim from %s refused: %s", p->name, err.text);
+		return reply_error(m, &err);
+	}
+	log_info("lease %" PRIu64 " reclaimed by %s (uid %u)", l->id, p->name,
+		 p->client->creds.uid);
+	dbus_lease_path(l, path, sizeof(path));
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	r = sd_bus_message_new_method_return(m, &reply);
+	if (r >= 0)
+		r = sd_bus_message_append(reply, "o", path);
+	if (r >= 0)
+		r = append_lease_info(reply, l);
+	return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
 }
 
 static int method_release_buffer(struct peer *p, sd_bus_message *m)
@@ -510,6 +570,7 @@ static const struct {
 	{ "ListDevices", method_list_devices },
 	{ "RequestBuffer", method_request_buffer },
 	{ "ReleaseBuffer", method_release_buffer },
+	{ "Reclaim", method_reclaim },
 	{ "ResetDevice", method_reset_device },
 	{ "AcknowledgePause", method_acknowledge_pause },
 };
@@ -651,6 +712,8 @@ static const sd_bus_vtable broker_vtable[] = {
 				SD_BUS_RESULT("o", lease, "h", fd, "a{sv}", info), method_call, UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ReleaseBuffer", SD_BUS_ARGS("o", lease), SD_BUS_NO_RESULT,
 				method_call, UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Reclaim", SD_BUS_ARGS("t", lease_id, "ay", token),
+				SD_BUS_RESULT("o", lease, "a{sv}", info), method_call, UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ResetDevice", SD_BUS_ARGS("s", device, "a{sv}", options),
 				SD_BUS_NO_RESULT, method_call, UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("AcknowledgePause", SD_BUS_ARGS("s", device, "t", generation),

@@ -35,6 +35,7 @@ struct conn {
 	struct client *client;
 	bool hello_done;
 	bool closing;
+	bool knows_shutdown; /* announced RECLAIM: understands DEVICE_GONE reason SHUTDOWN */
 	struct list out; /* struct outgoing */
 	unsigned n_out;
 };
@@ -188,6 +189,9 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 	case BROKER_EVENT_DEVICE_GONE:
 		m.opcode = PROTO_OP_DEVICE_GONE;
 		m.device_gone = (struct proto_device_gone){ ev->device_id, (uint16_t)ev->reason };
+		/* Older clients reject reason values they do not know. */
+		if (ev->reason == BROKER_REASON_SHUTDOWN && !c->knows_shutdown)
+			m.device_gone.reason = PROTO_REASON_ADMIN;
 		break;
 	case BROKER_EVENT_LEASE_REVOKED:
 		m.opcode = PROTO_OP_LEASE_REVOKED;
@@ -254,6 +258,7 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		broker_client_set_name(c->client, req->hello.name);
 	broker_client_set_events(c->client, req->hello.capabilities & PROTO_CAP_PAUSE_ACK,
 				 req->hello.capabilities & PROTO_CAP_WATCH);
+	c->knows_shutdown = req->hello.capabilities & PROTO_CAP_RECLAIM;
 	c->hello_done = true;
 	event_del(c->ev_timeout);
 	if (c->client->container)
@@ -270,7 +275,7 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
 		.max_queued_events = lim->max_queued_events,
 		.max_lease_bytes = lim->max_bytes_per_uid,
-		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH,
+		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_RECLAIM,
 	};
 	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
 	return conn_send(c, &m, -EBADF);
@@ -330,6 +335,23 @@ static int handle_alloc(struct conn *c, const struct proto_msg *req, struct erro
 	struct proto_msg m = { .opcode = PROTO_OP_LEASE, .request_id = req->request_id };
 	fill_lease(&m.lease, l);
 	return conn_send(c, &m, l->fd);
+}
+
+_Static_assert(BROKER_TOKEN_SIZE == PROTO_TOKEN_SIZE, "one reclaim token size");
+
+/* RECLAIMED carries the record only: the client kept its fd across the restart. */
+static int handle_reclaim(struct conn *c, const struct proto_msg *req, struct error_info *err)
+{
+	struct lease *l;
+	int r = broker_reclaim(c->client, req->reclaim.lease_id, req->reclaim.reclaim_token, &l,
+			       err);
+	if (r < 0)
+		return r;
+	log_info("lease %llu reclaimed by %s (uid %u)", (unsigned long long)l->id, c->client->name,
+		 c->client->creds.uid);
+	struct proto_msg m = { .opcode = PROTO_OP_RECLAIMED, .request_id = req->request_id };
+	fill_lease(&m.lease, l);
+	return conn_send(c, &m, -EBADF);
 }
 
 static int handle_list_leases(struct conn *c, const struct proto_msg *req)
@@ -399,6 +421,9 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		return r;
 	case PROTO_OP_LIST_LEASES:
 		return handle_list_leases(c, req);
+	case PROTO_OP_RECLAIM:
+		r = handle_reclaim(c, req, &err);
+		break;
 	case PROTO_OP_RESET:
 		r = broker_reset(c->client, req->reset.device_id, req->reset.flags & PROTO_RESET_FORCE,
 				 req->reset.grace_ms, req->request_id, &err);

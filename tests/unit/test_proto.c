@@ -117,6 +117,14 @@ static struct proto_msg sample(uint16_t opcode)
 	case PROTO_OP_RELEASE:
 		m.release.lease_id = 0x8877665544332211ull;
 		break;
+	case PROTO_OP_RECLAIM:
+		m.reclaim.lease_id = 0x8877665544332211ull;
+		for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
+			m.reclaim.reclaim_token[i] = (uint8_t)(0xf0 + i);
+		break;
+	case PROTO_OP_RECLAIMED:
+		m.lease = sample_lease(0x1122334455667788ull);
+		break;
 	case PROTO_OP_RESET:
 		m.reset = (struct proto_reset){ .device_id = 9, .grace_ms = 2500 };
 		break;
@@ -138,7 +146,7 @@ static struct proto_msg sample(uint16_t opcode)
 		break;
 	case PROTO_OP_DEVICE_GONE:
 		m.device_gone = (struct proto_device_gone){ .device_id = 9,
-							    .reason = PROTO_REASON_ERROR };
+							    .reason = PROTO_REASON_SHUTDOWN };
 		break;
 	case PROTO_OP_LEASE_REVOKED:
 		m.lease_revoked = (struct proto_lease_revoked){
@@ -153,7 +161,7 @@ static const uint16_t all_opcodes[] = {
 	PROTO_OP_LIST_LEASES, PROTO_OP_RESET, PROTO_OP_PAUSE_ACK, PROTO_OP_WELCOME,
 	PROTO_OP_DEVICES, PROTO_OP_LEASE, PROTO_OP_LEASES, PROTO_OP_OK, PROTO_OP_ERROR,
 	PROTO_OP_DEVICE_PAUSE, PROTO_OP_DEVICE_RESUME, PROTO_OP_DEVICE_GONE,
-	PROTO_OP_LEASE_REVOKED,
+	PROTO_OP_LEASE_REVOKED, PROTO_OP_RECLAIM, PROTO_OP_RECLAIMED,
 };
 
 static enum proto_sender sender_of(uint16_t opcode)
@@ -227,6 +235,8 @@ ROUNDTRIP(DEVICE_PAUSE)
 ROUNDTRIP(DEVICE_RESUME)
 ROUNDTRIP(DEVICE_GONE)
 ROUNDTRIP(LEASE_REVOKED)
+ROUNDTRIP(RECLAIM)
+ROUNDTRIP(RECLAIMED)
 
 static void test_roundtrip_alloc_selectors(void)
 {
@@ -359,6 +369,65 @@ static void expect_reject(size_t len, size_t n_fds, enum proto_sender from, int 
 		unit_case_failed = 1;
 	}
 	CHECK(m.devices.entries == NULL);
+}
+
+static void test_golden_reclaim(void)
+{
+	static const uint8_t want[] = {
+		'B', 'A', 'R', 'K', 1, 0, 0x13, 0x00,
+		0, 0, 0, 0, 24, 0, 0, 0,
+		0xd4, 0xc3, 0xb2, 0xa1, 0, 0, 0, 0,
+		0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, /* lease id */
+		0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, /* token, as sent */
+		0xf8, 0xf9, 0xfa, 0xfb, 0xfc, 0xfd, 0xfe, 0xff,
+	};
+	struct proto_msg m = sample(PROTO_OP_RECLAIM);
+	int len = proto_encode(&m, buf, sizeof(buf), NULL);
+
+	CHECK_EQ(len, sizeof(want));
+	CHECK(memcmp(buf, want, sizeof(want)) == 0);
+}
+
+/* RECLAIMED is the LEASE record alone: the same 112 bytes, no fd. */
+static void test_reclaimed_is_the_lease_record(void)
+{
+	static uint8_t lease[PROTO_MAX_MESSAGE];
+	size_t lease_len = encode_sample(PROTO_OP_LEASE);
+
+	memcpy(lease, buf, lease_len);
+	size_t len = encode_sample(PROTO_OP_RECLAIMED);
+	CHECK_EQ(len, PROTO_HEADER_SIZE + 112);
+	CHECK_EQ(lease_len, len + 8);
+	CHECK(memcmp(buf + PROTO_HEADER_SIZE, lease + PROTO_HEADER_SIZE + 8, 112) == 0);
+}
+
+static void test_reject_reclaim(void)
+{
+	static const uint32_t sizes[] = { 16, 28 }; /* short, and with bytes after its end */
+	char want[64];
+	size_t len;
+
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		encode_sample(PROTO_OP_RECLAIM);
+		put_le32(12, sizes[i]);
+		snprintf(want, sizeof(want), "RECLAIM payload is %u bytes, expected 24", sizes[i]);
+		expect_reject(PROTO_HEADER_SIZE + sizes[i], 0, PROTO_FROM_CLIENT, -EBADMSG, want);
+	}
+	len = encode_sample(PROTO_OP_RECLAIM);
+	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, NULL);
+	len = encode_sample(PROTO_OP_RECLAIMED);
+	expect_reject(len, 1, PROTO_FROM_SERVER, -EBADMSG,
+		      "RECLAIMED came with 1 fds, it carries 0");
+	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO, "RECLAIMED (0x0113) is not a request");
+	put_le32(PROTO_HEADER_SIZE + 12, 1u << 7); /* lease flags */
+	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, NULL);
+	/* DEVICE_GONE takes SHUTDOWN, DEVICE_PAUSE does not */
+	len = encode_sample(PROTO_OP_DEVICE_GONE);
+	put_le16(PROTO_HEADER_SIZE + 4, 5);
+	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, "DEVICE_GONE reason 5 is not in 1..4");
+	len = encode_sample(PROTO_OP_DEVICE_PAUSE);
+	put_le16(PROTO_HEADER_SIZE + 4, PROTO_REASON_SHUTDOWN);
+	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, "DEVICE_PAUSE reason 4 is not in 1..3");
 }
 
 static void test_reject_truncated_header(void)
@@ -645,7 +714,7 @@ static void test_encode_errors(void)
 	m = sample(PROTO_OP_LIST_DEVICES);
 	m.list_devices.flags = 1;
 	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
-	m.opcode = 0x0013; /* RECLAIM: reserved */
+	m.opcode = 0x0012; /* REVOKE_GRANT: reserved */
 	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
 	m = sample(PROTO_OP_DEVICES);
 	m.devices.entries = NULL;
@@ -725,6 +794,9 @@ static void test_op_helpers(void)
 	CHECK_EQ(proto_op_reply(PROTO_OP_OK), 0);
 	CHECK_EQ(proto_op_fds(PROTO_OP_LEASE), 1);
 	CHECK_EQ(proto_op_fds(PROTO_OP_ALLOC), 0);
+	CHECK_EQ(proto_op_reply(PROTO_OP_RECLAIM), PROTO_OP_RECLAIMED);
+	CHECK_EQ(proto_op_fds(PROTO_OP_RECLAIMED), 0);
+	CHECK(strcmp(proto_op_name(PROTO_OP_RECLAIMED), "RECLAIMED") == 0);
 	CHECK(proto_op_is_event(PROTO_OP_DEVICE_PAUSE));
 	CHECK(!proto_op_is_event(PROTO_OP_ERROR));
 	CHECK(proto_op_is_request(PROTO_OP_RESET));
@@ -913,11 +985,16 @@ int main(void)
 	RUN(test_roundtrip_DEVICE_RESUME);
 	RUN(test_roundtrip_DEVICE_GONE);
 	RUN(test_roundtrip_LEASE_REVOKED);
+	RUN(test_roundtrip_RECLAIM);
+	RUN(test_roundtrip_RECLAIMED);
 	RUN(test_roundtrip_alloc_selectors);
 	RUN(test_roundtrip_limits);
 	RUN(test_golden_release);
 	RUN(test_golden_hello);
 	RUN(test_golden_device_pause);
+	RUN(test_golden_reclaim);
+	RUN(test_reclaimed_is_the_lease_record);
+	RUN(test_reject_reclaim);
 	RUN(test_reject_truncated_header);
 	RUN(test_reject_lying_length);
 	RUN(test_reject_wrong_payload_size);

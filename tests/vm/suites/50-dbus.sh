@@ -40,7 +40,9 @@ check "device object: State and FreeBytes" \
 
 out=$(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' "$gpu1" 1048576 1 exclusive b false 2>&1)
 check "busctl call RequestBuffer receives a lease and an fd" \
-	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 8 '"
+	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 9 '"
+check "RequestBuffer's info has the 16-byte reclaim_token" \
+	sh -c "echo '$out' | grep -qE '\"reclaim_token\" ay 16 '"
 echo "     busctl: $out" | cut -c1-160
 
 if command -v gdbus > /dev/null; then
@@ -61,6 +63,14 @@ run_prog "${client[@]}" expect-error InvalidArgument gpu0 4096 alignment=3
 run_prog "${client[@]}" expect-error InvalidArgument gpu0 0x20000000
 run_prog "${client[@]}" expect-error NoSpace "" 0x20000000
 run_prog "${as_user[@]}" "${client[@]}" expect-error PermissionDenied gpu0 4096
+# No restart happened: nothing is orphaned, so every Reclaim is NoSuchLease.
+out=$(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 Reclaim tay 1 16 \
+	0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 2>&1)
+check "Reclaim of a lease nobody orphaned is refused" sh -c "echo '$out' | grep -q 'no orphaned lease 1'"
+echo "     $out"
+out=$(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 Reclaim tay 1 2 0 1 2>&1)
+check "Reclaim with a 2-byte token is refused" sh -c "echo '$out' | grep -q '16 bytes, not 2'"
+echo "     $out"
 out=$("${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 ResetDevice 'sa{sv}' gpu1 0 2>&1)
 check "ResetDevice by uid 1000 is PermissionDenied" sh -c "echo '$out' | grep -q 'may not reset devices'"
 echo "     $out"
