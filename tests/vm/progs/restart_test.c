@@ -11,9 +11,10 @@
  * says barkeepd promises (barkeepd(8), RESTARTS):
  *   kept     a restart or crash with the fd store: the observer sees no
  *            invalidation, and the client reconnects and reclaims its lease
- *   revoked  without the fd store (FileDescriptorStoreMax=0): the buffer is
- *            revoked for good at the kernel's last close of the VFIO device
- *            fd — an invalidation, and attaching again fails ENODEV
+ *   revoked  without the fd store (FileDescriptorStoreMax=0): DEVICE_GONE
+ *            (SHUTDOWN) first, then the buffer is revoked for good at the
+ *            kernel's last close of the VFIO device fd — an invalidation, and
+ *            attaching again fails ENODEV
  *   gone     systemctl stop: DEVICE_GONE (SHUTDOWN) arrives before the
  *            connection ends, then the buffer is revoked as above
  */
@@ -48,7 +49,7 @@ static bool saw_shutdown;
 
 static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *userdata)
 {
-	if (ev->type == BARKEEP_EVENT_DEVICE_GONE && ev->reason == 4 /* SHUTDOWN */)
+	if (ev->type == BARKEEP_EVENT_DEVICE_GONE && ev->reason == BARKEEP_REASON_SHUTDOWN)
 		saw_shutdown = true;
 }
 
@@ -94,9 +95,17 @@ static void reclaim_and_check(const char *path, struct barkeep_lease *lease, int
 		return;
 	}
 	test_ok("reconnected");
-	(void)lease;
+	uint64_t id = lease->id;
+	int r = barkeep_reclaim(bk, lease->id, lease->reclaim_token, lease);
+	if (r < 0)
+		test_fail("reclaimed", "%s", barkeep_error_message(bk));
+	else if (lease->id != id)
+		test_fail("reclaimed", "lease %llu came back as %llu", (unsigned long long)id,
+			  (unsigned long long)lease->id);
+	else
+		test_ok("reclaimed with its token, same id");
 	check_kept(obs, slot, "after reconnecting");
-	barkeep_disconnect(bk);
+	barkeep_disconnect(bk); /* ends the reclaimed lease: no orphan is left */
 }
 
 /* The revoke follows the daemon's exit; give it a moment. */
@@ -159,7 +168,8 @@ int main(int argc, char **argv)
 	else
 		test_ok("connection ends when barkeepd goes");
 
-	if (strcmp(mode, "gone") == 0) {
+	if (strcmp(mode, "kept") != 0) {
+		/* The buffers die: a stop, or a restart without the fd store. */
 		if (saw_shutdown)
 			test_ok("DEVICE_GONE (shutdown) came before the connection ended");
 		else
