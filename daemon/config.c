@@ -99,6 +99,7 @@ static const struct key_def keys[] = {
 
 	LIMIT("max-clients", parse_u32, max_clients, 1, 65536),
 	LIMIT("max-clients-per-uid", parse_u32, max_clients_per_uid, 1, 65536),
+	LIMIT("max-leases", parse_u32, max_leases, 1, 1 << 20),
 	LIMIT("max-leases-per-client", parse_u32, max_leases_per_client, 1, 1 << 20),
 	LIMIT("max-leases-per-uid", parse_u32, max_leases_per_uid, 1, 1 << 20),
 	LIMIT("max-bytes-per-uid", parse_byte_limit, max_bytes_per_uid, 1, UINT64_MAX),
@@ -128,6 +129,7 @@ static const struct key_def keys[] = {
 static const struct config_limits default_limits = {
 	.max_clients = 128,
 	.max_clients_per_uid = 16,
+	.max_leases = 4096,
 	.max_leases_per_client = 64,
 	.max_leases_per_uid = 256,
 	.max_bytes_per_uid = CONFIG_UNLIMITED,
@@ -1586,8 +1588,8 @@ void config_dump(const struct config *c, FILE *f)
 
 	fprintf(f, "[limits]\n");
 	fprintf(f, "  clients: %u in all, %u per uid\n", l->max_clients, l->max_clients_per_uid);
-	fprintf(f, "  leases: %u per client, %u per uid\n", l->max_leases_per_client,
-		l->max_leases_per_uid);
+	fprintf(f, "  leases: %u in all, %u per client, %u per uid\n", l->max_leases,
+		l->max_leases_per_client, l->max_leases_per_uid);
 	fprintf(f, "  bytes per uid, all devices: %s\n",
 		config_format_size(l->max_bytes_per_uid, sz));
 	fprintf(f, "  queued events per client: %u\n", l->max_queued_events);

@@ -84,6 +84,7 @@ struct config_container {
 struct config_limits {
 	uint32_t max_clients;           /* connections at once, all uids */
 	uint32_t max_clients_per_uid;
+	uint32_t max_leases;            /* leases at once, all clients */
 	uint32_t max_leases_per_client;
 	uint32_t max_leases_per_uid;
 	uint64_t max_bytes_per_uid;     /* all devices together; CONFIG_UNLIMITED by default */

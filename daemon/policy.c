@@ -25,6 +25,7 @@ struct policy_usage {
 	struct uid_entry **entries;
 	size_t n_entries, n_allocated;
 	uint32_t total_clients;
+	uint32_t total_leases; /* charged by policy_charge_lease(), all uids */
 	struct policy_uid_usage *containers; /* per [container NAME], in config order */
 };
 
@@ -64,6 +65,7 @@ const char *policy_limit_to_string(enum policy_limit limit)
 	switch (limit) {
 	case POLICY_LIMIT_CLIENTS: return "max-clients";
 	case POLICY_LIMIT_CLIENTS_PER_UID: return "max-clients-per-uid";
+	case POLICY_LIMIT_LEASES: return "max-leases";
 	case POLICY_LIMIT_LEASES_PER_CLIENT: return "max-leases-per-client";
 	case POLICY_LIMIT_LEASES_PER_UID: return "max-leases-per-uid";
 	case POLICY_LIMIT_BYTES_PER_UID:
@@ -88,6 +90,9 @@ int policy_quota_hit_format(const struct policy_quota_hit *h, char *buf, size_t 
 				held, max, key);
 	case POLICY_LIMIT_CLIENTS_PER_UID:
 		return snprintf(buf, size, "uid %u has %llu connections, limit is %llu (%s)", uid,
+				held, max, key);
+	case POLICY_LIMIT_LEASES:
+		return snprintf(buf, size, "barkeepd lends %llu leases to all clients, limit is %llu (%s)",
 				held, max, key);
 	case POLICY_LIMIT_LEASES_PER_CLIENT:
 		return snprintf(buf, size, "this connection holds %llu leases, limit is %llu (%s)",
@@ -274,6 +279,8 @@ int policy_charge_lease(struct policy_usage *u, const struct config_device *d, u
 		return -EINVAL;
 	dev_held = e ? e->device_bytes[di] : 0;
 
+	if (exceeds(u->total_leases, 1, l->max_leases))
+		return hit(ret_hit, POLICY_LIMIT_LEASES, uid, NULL, u->total_leases, 1, l->max_leases);
 	if (exceeds(client_leases, 1, l->max_leases_per_client))
 		return hit(ret_hit, POLICY_LIMIT_LEASES_PER_CLIENT, uid, NULL, client_leases, 1,
 			   l->max_leases_per_client);
@@ -291,6 +298,7 @@ int policy_charge_lease(struct policy_usage *u, const struct config_device *d, u
 	if (!e)
 		return -ENOMEM;
 	e->usage.leases++;
+	u->total_leases++;
 	e->usage.bytes += bytes;
 	e->device_bytes[di] += bytes;
 	return 0;
@@ -306,6 +314,7 @@ int policy_uncharge_lease(struct policy_usage *u, const struct config_device *d,
 	    e->device_bytes[di] < bytes)
 		return -EINVAL;
 	e->usage.leases--;
+	u->total_leases--;
 	e->usage.bytes -= bytes;
 	e->device_bytes[di] -= bytes;
 	put_entry(u, e);

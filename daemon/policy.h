@@ -39,6 +39,7 @@ enum policy_limit {
 	POLICY_LIMIT_NONE,
 	POLICY_LIMIT_CLIENTS,               /* [limits] max-clients */
 	POLICY_LIMIT_CLIENTS_PER_UID,       /* [limits] max-clients-per-uid */
+	POLICY_LIMIT_LEASES,                /* [limits] max-leases */
 	POLICY_LIMIT_LEASES_PER_CLIENT,     /* [limits] max-leases-per-client */
 	POLICY_LIMIT_LEASES_PER_UID,        /* [limits] max-leases-per-uid */
 	POLICY_LIMIT_BYTES_PER_UID,         /* [limits] max-bytes-per-uid */

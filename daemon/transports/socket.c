@@ -30,7 +30,8 @@ struct conn {
 	struct socket_server *server;
 	struct list link;
 	int fd;
-	struct event *ev_read, *ev_write, *ev_timeout;
+	struct event *ev_read, *ev_write;
+	struct event *ev_timeout; /* handshake-timeout-ms before HELLO, then idle-timeout-s */
 	struct event *ev_close; /* a disconnect decided where freeing is not safe */
 	struct client *client;
 	bool hello_done;
@@ -92,9 +93,24 @@ static void conn_close_soon(struct conn *c)
 	event_active(c->ev_close, EV_TIMEOUT, 1);
 }
 
+static const struct config_limits *conn_limits(const struct conn *c)
+{
+	return &broker_config(c->server->broker)->limits;
+}
+
 static int queue_limit(const struct conn *c)
 {
-	return (int)broker_config(c->server->broker)->limits.max_queued_events;
+	return (int)conn_limits(c)->max_queued_events;
+}
+
+/* (Re)starts the idle timer: called after HELLO and whenever the client sends. */
+static void conn_arm_idle(struct conn *c)
+{
+	uint32_t s = conn_limits(c)->idle_timeout_s;
+	struct timeval tv = { s, 0 };
+
+	if (s)
+		event_add(c->ev_timeout, &tv);
 }
 
 /* Sends a packet now, or queues it when the socket is full. Returns -ENOBUFS
@@ -202,8 +218,9 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 	int r = conn_send(c, &m, -EBADF);
 	if (r < 0 && !c->closing) {
 		if (r == -ENOBUFS)
-			log_warning("client %s (uid %u) does not read its events (%u queued); disconnecting it",
-				    cl->name, cl->creds.uid, c->n_out);
+			log_warning("client %s (uid %u) does not read its events (%u queued, limit is %u "
+				    "(max-queued-events)); disconnecting it", cl->name, cl->creds.uid,
+				    c->n_out, conn_limits(c)->max_queued_events);
 		else
 			log_warning_errno(r, "Failed to send an event to client %s; disconnecting it: %m",
 					  cl->name);
@@ -247,7 +264,7 @@ static void fill_lease(struct proto_lease *w, const struct lease *l)
 
 static int handle_hello(struct conn *c, const struct proto_msg *req, struct error_info *err)
 {
-	const struct config_limits *lim = &broker_config(c->server->broker)->limits;
+	const struct config_limits *lim = conn_limits(c);
 	int v = proto_negotiate_version(req->hello.min_version, req->hello.max_version);
 	if (v < 0)
 		return error_set(err, EPROTONOSUPPORT,
@@ -261,6 +278,7 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 	c->knows_shutdown = req->hello.capabilities & PROTO_CAP_RECLAIM;
 	c->hello_done = true;
 	event_del(c->ev_timeout);
+	conn_arm_idle(c);
 	if (c->client->container)
 		log_info("client %s (container %s, uid %u, pid %d, cgroup %s) connected",
 			 c->client->name, c->client->container->name, c->client->creds.uid,
@@ -461,6 +479,9 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 	struct conn *c = userdata;
 	uint8_t buf[PROTO_MAX_MESSAGE];
 
+	if (c->hello_done)
+		conn_arm_idle(c);
+
 	for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
 		int fds[PROTO_MAX_FDS];
 		size_t n_fds = 0;
@@ -473,9 +494,14 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 		if (n <= 0) {
 			if (n < 0) {
 				struct error_info err;
-				error_set(&err, (int)-n, "message refused: %s", n == -ETOOMANYREFS ?
-					  "more fds than any message carries" : n == -EMSGSIZE ?
-					  "larger than the 65536-byte limit" : strerror((int)-n));
+				if (n == -ETOOMANYREFS)
+					error_set(&err, E2BIG, "message refused: more than %d fd attached, "
+						  "the most any message carries", PROTO_MAX_FDS);
+				else if (n == -EMSGSIZE)
+					error_set(&err, E2BIG, "message refused: larger than the %d-byte "
+						  "limit", PROTO_MAX_MESSAGE);
+				else
+					error_set(&err, (int)-n, "message refused: %s", strerror((int)-n));
 				log_warning("Protocol error from %s: %s", c->client->name, err.text);
 				conn_send_error(c, 0, 0, &err);
 			}
@@ -498,8 +524,9 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 		proto_msg_clear(&m);
 		if (r < 0) {
 			if (r == -ENOBUFS)
-				log_warning("client %s does not read its replies; disconnecting it",
-					    c->client->name);
+				log_warning("client %s does not read its replies (%u queued, limit is "
+					    "%u (max-queued-events)); disconnecting it", c->client->name,
+					    c->n_out, conn_limits(c)->max_queued_events);
 			conn_free(c);
 			return;
 		}
@@ -508,13 +535,23 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 	}
 }
 
-static void on_handshake_timeout(evutil_socket_t fd, short what, void *userdata)
+static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn *c = userdata;
 	struct error_info err;
 
-	error_set(&err, ETIMEDOUT, "no HELLO within %u ms",
-		  broker_config(c->server->broker)->limits.handshake_timeout_ms);
+	if (c->closing)
+		return;
+	if (!c->hello_done) {
+		error_set(&err, ETIMEDOUT, "no HELLO within %u ms (handshake-timeout-ms)",
+			  conn_limits(c)->handshake_timeout_ms);
+	} else if (!list_empty(&c->client->leases)) {
+		conn_arm_idle(c); /* holding a lease is not idling */
+		return;
+	} else {
+		error_set(&err, ETIMEDOUT, "no request and no lease for %u s (idle-timeout-s)",
+			  conn_limits(c)->idle_timeout_s);
+	}
 	log_warning("client %s: %s; disconnecting it", c->client->name, err.text);
 	conn_send_error(c, 0, 0, &err);
 	conn_free(c);
@@ -579,7 +616,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *userdata)
 	}
 	c->ev_read = event_new(s->base, fd, EV_READ | EV_PERSIST, on_read, c);
 	c->ev_write = event_new(s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-	c->ev_timeout = evtimer_new(s->base, on_handshake_timeout, c);
+	c->ev_timeout = evtimer_new(s->base, on_timeout, c);
 	c->ev_close = evtimer_new(s->base, on_close, c);
 	if (!c->ev_read || !c->ev_write || !c->ev_timeout || !c->ev_close) {
 		conn_free(c);

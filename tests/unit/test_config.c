@@ -88,6 +88,7 @@ static void test_defaults(void)
 	CHECK_STREQ(c->admin_group, "barkeep-admin");
 	CHECK_EQ(c->limits.max_clients, 128);
 	CHECK_EQ(c->limits.max_clients_per_uid, 16);
+	CHECK_EQ(c->limits.max_leases, 4096);
 	CHECK_EQ(c->limits.max_leases_per_client, 64);
 	CHECK_EQ(c->limits.max_leases_per_uid, 256);
 	CHECK(c->limits.max_bytes_per_uid == CONFIG_UNLIMITED);
@@ -117,6 +118,7 @@ static const char full_config[] =
 	"[limits]\n"
 	"max-clients = 10\n"
 	"max-clients-per-uid = 2\n"
+	"max-leases = 9\n"
 	"max-leases-per-client = 3\n"
 	"max-leases-per-uid = 4\n"
 	"max-bytes-per-uid = 1G\n"
@@ -154,6 +156,7 @@ static void test_full(void)
 	CHECK_EQ(c->admin_gid, 0);
 	CHECK_EQ(c->limits.max_clients, 10);
 	CHECK_EQ(c->limits.max_clients_per_uid, 2);
+	CHECK_EQ(c->limits.max_leases, 9);
 	CHECK_EQ(c->limits.max_leases_per_client, 3);
 	CHECK_EQ(c->limits.max_leases_per_uid, 4);
 	CHECK(c->limits.max_bytes_per_uid == UINT64_C(1) << 30);
@@ -170,7 +173,7 @@ static void test_full(void)
 
 	const struct config_device *d = &c->devices[0];
 	CHECK_STREQ(d->name, "gpu0");
-	CHECK_EQ(d->line, 20);
+	CHECK_EQ(d->line, 21);
 	CHECK_EQ(d->backend, CONFIG_BACKEND_VFIO);
 	CHECK_STREQ(d->pci, "0000:00:03.0");
 	CHECK_EQ(d->bar, 2);
@@ -182,11 +185,11 @@ static void test_full(void)
 		/* Sorted by offset, each with its own line. */
 		CHECK_EQ(d->reserved[0].offset, 0);
 		CHECK_EQ(d->reserved[0].length, 1 << 20);
-		CHECK_EQ(d->reserved[0].line, 24);
+		CHECK_EQ(d->reserved[0].line, 25);
 		CHECK_EQ(d->reserved[1].offset, 0x200000);
 		CHECK_EQ(d->reserved[1].length, 64 << 10);
 		CHECK_EQ(d->reserved[2].offset, 16 << 20);
-		CHECK_EQ(d->reserved[2].line, 25);
+		CHECK_EQ(d->reserved[2].line, 26);
 	}
 	/* Duplicates dropped; names kept for numbers-only entries as NULL. */
 	CHECK_EQ(d->n_allow_uids, 3);
@@ -617,16 +620,16 @@ static void test_dump(void)
 	CHECK_CONTAINS(buf, "  clients: 10 in all, 2 per uid\n");
 	CHECK_CONTAINS(buf, "  bytes per uid, all devices: 1 GiB\n");
 	CHECK_CONTAINS(buf, "  handshake timeout: 6 ms; idle timeout: 7 s; pause grace: 0 ms\n");
-	CHECK_CONTAINS(buf, "[device gpu0] (line 20)\n  vfio device 0000:00:03.0, BAR 2\n");
+	CHECK_CONTAINS(buf, "[device gpu0] (line 21)\n  vfio device 0000:00:03.0, BAR 2\n");
 	CHECK_CONTAINS(buf, "  label: Main GPU\n");
-	CHECK_CONTAINS(buf, "  reserved: 0x0+1 MiB (line 24)\n");
-	CHECK_CONTAINS(buf, "  reserved: 0x1000000+4 KiB (line 25)\n");
+	CHECK_CONTAINS(buf, "  reserved: 0x0+1 MiB (line 25)\n");
+	CHECK_CONTAINS(buf, "  reserved: 0x1000000+4 KiB (line 26)\n");
 	char want[256];
 	snprintf(want, sizeof(want), "  may be used by: root, user root (0), user 1000, user "
 		 "daemon (%u), group video (%u), group 12345\n", daemon_uid(), video_gid());
 	CHECK_CONTAINS(buf, want);
 	CHECK_CONTAINS(buf, "  at most 256 MiB per uid\n");
-	CHECK_CONTAINS(buf, "[device sys_mem-1] (line 31)\n  system memory, 64 MiB\n");
+	CHECK_CONTAINS(buf, "[device sys_mem-1] (line 32)\n  system memory, 64 MiB\n");
 	CHECK_CONTAINS(buf, "(default: no allow-users/allow-groups)\n");
 	free(buf);
 }

@@ -250,6 +250,29 @@ static void test_leases(void)
 }
 
 /* Unlimited bytes: counters saturate at the limit instead of wrapping. */
+/* [limits] max-leases counts every uid's leases together. */
+static void test_total_leases(void)
+{
+	_cleanup_config_ struct config *c = NULL;
+	_cleanup_policy_usage_ struct policy_usage *u = NULL;
+	struct policy_quota_hit h;
+	char msg[256];
+
+	CHECK_EQ(config_load_string("[limits]\nmax-leases = 2\n[device gpu0]\npci = 00:01.0\n",
+				    NULL, &c, NULL), 0);
+	if (!c)
+		return;
+	CHECK_EQ(policy_usage_new(c, &u), 0);
+	CHECK_EQ(policy_charge_lease(u, &c->devices[0], 1000, 0, 4096, &h), 0);
+	CHECK_EQ(policy_charge_lease(u, &c->devices[0], 1001, 0, 4096, &h), 0);
+	CHECK_EQ(policy_charge_lease(u, &c->devices[0], 0, 0, 4096, &h), -EDQUOT);
+	CHECK_EQ(h.limit, POLICY_LIMIT_LEASES);
+	policy_quota_hit_format(&h, msg, sizeof(msg));
+	CHECK_STREQ(msg, "barkeepd lends 2 leases to all clients, limit is 2 (max-leases)");
+	CHECK_EQ(policy_uncharge_lease(u, &c->devices[0], 1000, 4096), 0);
+	CHECK_EQ(policy_charge_lease(u, &c->devices[0], 0, 0, 4096, &h), 0);
+}
+
 static void test_unlimited_no_wrap(void)
 {
 	struct config *c = NULL;
@@ -291,6 +314,7 @@ int main(void)
 	RUN(test_is_admin);
 	RUN(test_clients);
 	RUN(test_leases);
+	RUN(test_total_leases);
 	RUN(test_unlimited_no_wrap);
 	RUN(test_limit_names);
 	return UNIT_END();
