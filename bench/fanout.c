@@ -39,6 +39,7 @@
 #include "client/lib/barkeep.h"
 #include "common/macro.h"
 #include "proto/codec.h"
+#include "tests/lib/benchd.h"
 #include "tests/lib/stats.h"
 
 #define NAME "fanout"
@@ -67,39 +68,13 @@ static uint16_t opcode_of(const uint8_t *pkt)
 
 static pid_t start_daemon(const char *pci, char *sock, size_t sock_size)
 {
-	char exe[PATH_MAX], conf[] = DIR "/barkeep.conf", daemon_path[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char sections[512];
 
-	if (n < 0)
-		die("cannot find myself: %m");
-	exe[n] = '\0';
-	/* build/bench/fanout -> build/barkeepd */
-	snprintf(daemon_path, sizeof(daemon_path), "%s/barkeepd", dirname(dirname(exe)));
-	snprintf(sock, sock_size, DIR "/barkeep.sock");
-	(void)mkdir(DIR, 0755);
-	FILE *f = fopen(conf, "w");
-	if (!f)
-		die("cannot write %s: %m", conf);
-	fprintf(f, "[daemon]\nsocket = %s\nsocket-group = root\nlog-level = notice\n\n"
-		   "[limits]\nmax-clients = %u\nmax-clients-per-uid = %u\nmax-leases-per-uid = %u\n\n"
-		   "[device fanout]\npci = %s\nallow-users = root\n",
-		sock, MAX_CLIENTS + 16, MAX_CLIENTS + 16, MAX_CLIENTS + 16, pci);
-	fclose(f);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int log = open(DIR "/barkeepd.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execl(daemon_path, "barkeepd", "--config", conf, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100; i++) {
-		struct stat st;
-		if (stat(sock, &st) == 0)
-			return pid;
-		usleep(100 * 1000);
-	}
-	die("%s did not listen on %s (see " DIR "/barkeepd.log)", daemon_path, sock);
+	snprintf(sections, sizeof(sections),
+		 "[limits]\nmax-clients = %u\nmax-clients-per-uid = %u\nmax-leases-per-uid = %u\n\n"
+		 "[device fanout]\npci = %s\nallow-users = root\n",
+		 MAX_CLIENTS + 16, MAX_CLIENTS + 16, MAX_CLIENTS + 16, pci);
+	return bench_daemon_start(NAME, DIR, sections, sock, sock_size);
 }
 
 /* ---- the receiving side, the same for both measurements ------------------- */
@@ -365,10 +340,6 @@ int main(int argc, char **argv)
 	barkeep_disconnect(admin);
 	free(t_bk);
 	free(t_bare);
-	kill(daemon, SIGTERM);
-	int st;
-	waitpid(daemon, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		die("barkeepd exited with status %d (see " DIR "/barkeepd.log)", st);
+	bench_daemon_stop(NAME, DIR, daemon);
 	return EXIT_SUCCESS;
 }

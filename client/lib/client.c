@@ -169,6 +169,31 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 	return 0;
 }
 
+/* A send failed with r because the broker hung up. It may have said why just
+ * before (a connection it refuses at once, e.g. over max-clients): then
+ * that ERROR is the failure, else r stays. */
+static int error_before_hangup(struct barkeep *bk, int r)
+{
+	struct proto_msg m;
+	int fd = -EBADF;
+	char why[sizeof(bk->error)];
+
+	if (r != -EPIPE && r != -ECONNRESET)
+		return r;
+	memcpy(why, bk->error, sizeof(why));
+	if (read_message(bk, false, &m, &fd) < 0) {
+		memcpy(bk->error, why, sizeof(why));
+		return r;
+	}
+	safe_close(fd);
+	if (m.opcode == PROTO_OP_ERROR && m.error.code)
+		r = bk_fail(bk, -(int)m.error.code, "%s", m.error.message);
+	else
+		memcpy(bk->error, why, sizeof(why));
+	proto_msg_clear(&m);
+	return r;
+}
+
 /* Sends a request and waits for its reply, queueing events that come first.
  * An ERROR reply becomes -code with its message kept. */
 int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
@@ -177,7 +202,7 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 
 	r = send_request(bk, req);
 	if (r < 0)
-		return r;
+		return error_before_hangup(bk, r);
 
 	for (;;) {
 		r = read_message(bk, true, ret, &fd);

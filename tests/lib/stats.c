@@ -40,3 +40,11 @@ void bench_sort_u64(uint64_t *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), cmp_u64);
 }
+
+uint64_t bench_percentile_u64(uint64_t *v, size_t n, unsigned p)
+{
+	size_t rank = (n * p + 99) / 100; /* ceil(p n / 100) */
+
+	bench_sort_u64(v, n);
+	return v[rank ? rank - 1 : 0];
+}

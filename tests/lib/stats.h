@@ -14,3 +14,5 @@ _noreturn_ _printf_(2, 3) void bench_die(const char *name, const char *fmt, ...)
 uint64_t bench_now_ns(void);
 /* Sorts n samples in ascending order. */
 void bench_sort_u64(uint64_t *v, size_t n);
+/* The nearest-rank p-th percentile (1..100) of n > 0 samples; sorts v. */
+uint64_t bench_percentile_u64(uint64_t *v, size_t n, unsigned p);

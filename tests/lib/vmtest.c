@@ -2,10 +2,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proto/codec.h"
 #include "tests/lib/testlib.h"
 #include "tests/lib/vmtest.h"
 
@@ -76,4 +79,71 @@ int test_holder_release(pid_t pid, int sock)
 	close(sock);
 	ok &= waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	return ok ? 0 : -1;
+}
+
+int test_raw_connect(const char *sock)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int test_raw_hello(int fd, uint32_t caps)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_msg m = { .opcode = PROTO_OP_HELLO, .request_id = 1 };
+	m.hello.min_version = m.hello.max_version = 1;
+	m.hello.capabilities = caps;
+	int n = proto_encode(&m, buf, sizeof(buf), NULL);
+	if (n < 0 || proto_send(fd, buf, (size_t)n, NULL, 0) < 0)
+		return -1;
+	return recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : -1;
+}
+
+int test_send_raw(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 4)] = {};
+	struct iovec iov = { (void *)pkt, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (n_fds > 4)
+		return -1;
+	if (n_fds) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+	}
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+int test_expect_error_and_hangup(int fd, unsigned timeout_s, char *msg, size_t msg_size)
+{
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_msg m;
+	int code = 0;
+
+	struct timeval tv = { (time_t)timeout_s, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	if (n > 0) {
+		if (proto_decode(buf, (size_t)n, 0, PROTO_FROM_SERVER, &m, NULL) < 0 ||
+		    m.opcode != PROTO_OP_ERROR || !m.error.message[0]) {
+			close(fd);
+			return -1;
+		}
+		code = (int)m.error.code;
+		if (msg)
+			snprintf(msg, msg_size, "%s", m.error.message);
+		n = recv(fd, buf, sizeof(buf), 0);
+	}
+	close(fd);
+	return n == 0 ? code : -1;
 }

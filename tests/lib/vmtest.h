@@ -14,6 +14,18 @@ int test_alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkee
 /* The device's free bytes as LIST_DEVICES says; 0 on error. */
 uint64_t test_free_bytes(struct barkeep *bk, uint32_t dev);
 
+/* The protocol by hand, for what libbarkeep would never send. A blocking
+ * SOCK_SEQPACKET connection to sock; -1 on failure. */
+int test_raw_connect(const char *sock);
+/* Sends HELLO (version 1, capabilities caps) and reads one reply. 0 or -1. */
+int test_raw_hello(int fd, uint32_t caps);
+/* Sends a packet with n_fds fds (up to 4: more than the codec allows). 0 or -1. */
+int test_send_raw(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds);
+/* Waits up to timeout_s for an ERROR, then the hang-up; closes fd. Returns the
+ * ERROR's code (its message into msg, when not NULL), 0 when the daemon only
+ * hung up, -1 for anything else. */
+int test_expect_error_and_hangup(int fd, unsigned timeout_s, char *msg, size_t msg_size);
+
 /* Forks a process that holds a copy of fd (passed over SCM_RIGHTS) until
  * test_holder_release(). Returns its pid with *ret_sock the socket to it,
  * or -errno. */

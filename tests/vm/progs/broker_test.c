@@ -289,14 +289,12 @@ static void test_policy_and_quota(void)
 
 static int raw_connect(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return test_raw_connect(sock_path);
+}
+
+static int raw_hello(int fd)
+{
+	return test_raw_hello(fd, 0);
 }
 
 static int encode(const struct proto_msg *m, uint8_t *buf)
@@ -304,61 +302,15 @@ static int encode(const struct proto_msg *m, uint8_t *buf)
 	return proto_encode(m, buf, PROTO_MAX_MESSAGE, NULL);
 }
 
-static int raw_hello(int fd)
-{
-	uint8_t buf[PROTO_MAX_MESSAGE];
-	struct proto_msg m = { .opcode = PROTO_OP_HELLO, .request_id = 1 };
-	m.hello.min_version = m.hello.max_version = 1;
-	int n = encode(&m, buf);
-	if (proto_send(fd, buf, (size_t)n, NULL, 0) < 0)
-		return -1;
-	return recv(fd, buf, sizeof(buf), 0) > 0 ? 0 : -1;
-}
-
-/* Sends a packet with any number of fds: more than the codec would allow. */
-static int send_raw(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds)
-{
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)] = {};
-	struct iovec iov = { (void *)pkt, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (n_fds) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
 /* Sends a packet (with fds) and expects an ERROR reply, then the hang-up.
  * Returns the ERROR code, 0 when the daemon only hung up, -1 otherwise. */
 static int expect_refusal(int fd, const void *pkt, size_t len, const int *fds, size_t n_fds)
 {
-	uint8_t buf[PROTO_MAX_MESSAGE];
-	struct proto_msg m;
-	int code = 0;
-
-	if (send_raw(fd, pkt, len, fds, n_fds) < 0) {
+	if (test_send_raw(fd, pkt, len, fds, n_fds) < 0) {
 		close(fd);
 		return -1;
 	}
-	struct timeval tv = { 5, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ssize_t n = recv(fd, buf, sizeof(buf), 0);
-	if (n > 0) {
-		if (proto_decode(buf, (size_t)n, 0, PROTO_FROM_SERVER, &m, NULL) < 0 ||
-		    m.opcode != PROTO_OP_ERROR || !m.error.message[0]) {
-			close(fd);
-			return -1;
-		}
-		code = (int)m.error.code;
-		n = recv(fd, buf, sizeof(buf), 0);
-	}
-	close(fd);
-	return n == 0 ? code : -1;
+	return test_expect_error_and_hangup(fd, 5, NULL, 0);
 }
 
 static void test_malformed(void)

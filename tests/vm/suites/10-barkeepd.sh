@@ -17,9 +17,11 @@ CONF
 
 check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
 start_barkeepd /run/barkeepd.log --config "$conf"
+daemon_fd_baseline
 
 run_prog "$BARKEEP_BUILD/tests/vm/broker_test" "$sock" "$pid" "$BARKEEP_VRAM_DIR/gpu0"
 
+daemon_fd_check
 stop_barkeepd
 check "socket is removed on exit" test ! -e "$sock"
 check_log_clean /run/barkeepd.log
