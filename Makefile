@@ -150,6 +150,18 @@ check-vm-san: all
 	kernel-patches/build
 	BARKEEP_BUILD=$(abspath build-san) tests/vm/run-suites
 
+# The daemon's suites with barkeepd under valgrind (memcheck): any error, a
+# definite or possible leak, or an fd left open at exit fails the suite
+# (tests/vm/lib.sh checks the report when it stops the daemon).
+VALGRIND_SUITES ?= 10-barkeepd
+VALGRIND_CMD    := valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+		   --errors-for-leak-kinds=definite,possible --track-fds=yes
+.PHONY: check-vm-valgrind
+check-vm-valgrind: all
+	tests/vm/fetch-kernel
+	tests/kmod/build
+	BARKEEP_DAEMON_WRAPPER="$(VALGRIND_CMD)" tests/vm/run-suites $(VALGRIND_SUITES)
+
 check:
 	tests/install-deps
 	$(MAKE) check-unit

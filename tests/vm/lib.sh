@@ -95,20 +95,29 @@ start_barkeepd() {
 	check "daemon listens" test -S "$sock"
 }
 
-# check_valgrind_log FILE: no error in valgrind's report and no fd left open
-# at exit but the three standard ones.
+# valgrind_opened_fds FILE: how many fds valgrind's --track-fds report lists
+# as open at exit that the daemon opened itself (not inherited from its parent).
+valgrind_opened_fds() {
+	awk '/Open (file descriptor|AF_UNIX socket)/ { if (fd) n++; fd = 1; next }
+	     /<inherited from parent>/ { fd = 0 }
+	     END { if (fd) n++; print n + 0 }' "$1"
+}
+
+# check_valgrind_log FILE: no error in valgrind's report (memory errors,
+# definite or possible leaks) and no fd the daemon opened still open at exit.
 check_valgrind_log() {
-	local f=$1
+	local f=$1 fds
 	if [ ! -s "$f" ]; then
 		fail "valgrind report" "no report in $f"
 		return
 	fi
-	if grep -q 'ERROR SUMMARY: 0 errors' "$f" &&
-	   grep -qE 'FILE DESCRIPTORS: 3 open \(3 std\) at exit' "$f"; then
-		ok "valgrind: no errors, no fd open at exit"
+	fds=$(valgrind_opened_fds "$f")
+	if grep -q 'ERROR SUMMARY: 0 errors' "$f" && [ "$fds" -eq 0 ]; then
+		ok "valgrind: no errors, no fd of the daemon's open at exit"
 	else
-		fail "valgrind report" "$(grep -E 'ERROR SUMMARY|FILE DESCRIPTORS' "$f")"
-		echo "--- $f"; grep -vE '^==[0-9]+== *$' "$f" | head -80
+		fail "valgrind report" "$(grep -E 'ERROR SUMMARY|FILE DESCRIPTORS' "$f"), $fds fd(s) opened by the daemon"
+		echo "--- $f"
+		sed -n '/FILE DESCRIPTORS/,$p' "$f" | grep -vE '^==[0-9]+== *$' | head -120
 	fi
 }
 
