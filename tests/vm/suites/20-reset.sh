@@ -30,6 +30,7 @@ allow-users = root, 1000
 CONF
 
 start_barkeepd "$log" --config "$conf"
+daemon_fd_baseline
 
 errfd=$(sed -n 's/.*device gpu0: error notifications on fd \([0-9]*\).*/\1/p' "$log")
 check "the daemon listens for gpu0's errors" test -n "$errfd"
@@ -43,10 +44,13 @@ check "the log names the clients that let the deadline pass" \
 check "gpu1 was paused for the slow reader's resets and the unbind" \
 	sh -c "[ \$(grep -c 'device gpu1: paused for the host' '$log') = 1 ]"
 check "the log names the client that did not read" \
-	grep -q "client slow-reader (uid 0) does not read its events (32 queued); disconnecting it" "$log"
+	grep -q "client slow-reader (uid 0) does not read its events (32 queued, limit is 32 (max-queued-events)); disconnecting it" "$log"
 check "the log says gpu1 is gone" grep -q "device gpu1: closed and gone" "$log"
 check "gpu1 is unbound" test ! -e "/sys/bus/pci/devices/$gpu1/driver"
 
+# gpu1 is gone: its VFIO container, group and device fds and its error and
+# request eventfds were closed with it.
+daemon_fd_check -5
 stop_barkeepd
 check_log_clean "$log"
 echo "--- daemon log (device lines)"; grep -E "device gpu0:|gpu1: (paused for the host|closed)|does not read" "$log" | tail -n 14

@@ -41,7 +41,9 @@ pci = $gpu0
 allow-users = root
 CONF
 start_barkeepd /run/barkeepd.log --config "$conf"
+daemon_fd_baseline
 run_prog "$BARKEEP_BUILD/tests/vm/broker_patched_test" "$sock" "$BARKEEP_VRAM_DIR/gpu0"
+daemon_fd_check
 stop_barkeepd
 check_log_clean /run/barkeepd.log
 

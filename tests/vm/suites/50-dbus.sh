@@ -28,6 +28,7 @@ pid=$!
 owner() { busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetNameOwner s org.barkeep.Broker1; }
 for _ in $(seq 100); do owner > /dev/null 2>&1 && break; sleep 0.1; done
 check "barkeepd owns org.barkeep.Broker1" owner
+daemon_fd_baseline
 
 out=$(busctl introspect org.barkeep.Broker1 /org/barkeep/Broker1 2>&1)
 check "busctl introspect lists RequestBuffer and the signals" \
@@ -126,6 +127,7 @@ check "within the shared quota, uid 1000 still gets 2 MiB over D-Bus" \
 	"${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' gpu1 2097152 0
 kill "$ctl"; wait "$ctl" 2> /dev/null
 
+daemon_fd_check
 stop_barkeepd
 check_log_clean "$log"
 echo "--- daemon log (tail)"; tail -n 12 "$log"

@@ -27,6 +27,7 @@ CONF
 
 check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
 start_barkeepd "$log" --config "$conf"
+daemon_fd_baseline
 check "udmabuf limits one buffer to 64 MiB" grep -qx 64 /sys/module/udmabuf/parameters/size_limit_mb
 
 # In a sanitizer build (BARKEEP_BUILD=build-san), Mesa's own leaks are not ours.
@@ -44,6 +45,7 @@ print(mem)
 sys.exit(0 if mem["backend"] == "sysmem" and not mem["pci_address"] and "mmap" in mem["features"] else 1)
 ' "$BARKEEP_BUILD/barkeepctl" --socket "$sock" --json devices
 
+daemon_fd_check
 stop_barkeepd
 check "daemon logged the sysmem device" grep -q "device mem0: 128 MiB of system memory, lending through udmabuf" "$log"
 check_log_clean "$log"
