@@ -39,6 +39,7 @@ struct conn {
 	bool knows_shutdown; /* announced RECLAIM: understands DEVICE_GONE reason SHUTDOWN */
 	struct list out; /* struct outgoing */
 	unsigned n_out;
+	unsigned resets_waiting; /* RESETs answered when their device resumes */
 };
 
 struct socket_server {
@@ -235,6 +236,7 @@ static void reset_done(struct client *cl, uint32_t request_id, int r, const stru
 	struct conn *c = userdata;
 	int q;
 
+	c->resets_waiting--;
 	if (r == 0) {
 		struct proto_msg m = { .opcode = PROTO_OP_OK, .request_id = request_id };
 		q = conn_send(c, &m, -EBADF);
@@ -443,8 +445,11 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		r = handle_reclaim(c, req, &err);
 		break;
 	case PROTO_OP_RESET:
+		c->resets_waiting++; /* first: the answer may come from inside broker_reset() */
 		r = broker_reset(c->client, req->reset.device_id, req->reset.flags & PROTO_RESET_FORCE,
 				 req->reset.grace_ms, req->request_id, &err);
+		if (r < 0)
+			c->resets_waiting--;
 		if (r == 0) {
 			log_notice("client %s (uid %u) asked to reset device #%u%s", c->client->name,
 				   c->client->creds.uid, req->reset.device_id,
@@ -545,8 +550,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 	if (!c->hello_done) {
 		error_set(&err, ETIMEDOUT, "no HELLO within %u ms (handshake-timeout-ms)",
 			  conn_limits(c)->handshake_timeout_ms);
-	} else if (!list_empty(&c->client->leases)) {
-		conn_arm_idle(c); /* holding a lease is not idling */
+	} else if (!list_empty(&c->client->leases) || c->resets_waiting) {
+		conn_arm_idle(c); /* holding a lease or waiting for a reset is not idling */
 		return;
 	} else {
 		error_set(&err, ETIMEDOUT, "no request and no lease for %u s (idle-timeout-s)",
