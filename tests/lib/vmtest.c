@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +147,18 @@ int test_expect_error_and_hangup(int fd, unsigned timeout_s, char *msg, size_t m
 	}
 	close(fd);
 	return n == 0 ? code : -1;
+}
+
+int test_as_user(uid_t uid, int (*fn)(void))
+{
+	pid_t p = fork();
+	if (p == 0) {
+		if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
+			_exit(99);
+		_exit(fn());
+	}
+	int st;
+	if (p < 0 || waitpid(p, &st, 0) < 0)
+		return 98;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
 }

@@ -14,6 +14,10 @@ int test_alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkee
 /* The device's free bytes as LIST_DEVICES says; 0 on error. */
 uint64_t test_free_bytes(struct barkeep *bk, uint32_t dev);
 
+/* Runs fn in a child with uid and gid uid and no supplementary groups;
+ * returns its exit status (99: it could not switch, 98: it did not exit). */
+int test_as_user(uid_t uid, int (*fn)(void));
+
 /* The protocol by hand, for what libbarkeep would never send. A blocking
  * SOCK_SEQPACKET connection to sock; -1 on failure. */
 int test_raw_connect(const char *sock);

@@ -242,20 +242,6 @@ static void test_too_big(void)
 	barkeep_disconnect(b);
 }
 
-/* Runs fn as uid 1000 in a child; returns its exit status. */
-static int as_user(int (*fn)(void))
-{
-	pid_t p = fork();
-	if (p == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(1000) < 0 || setuid(1000) < 0)
-			_exit(99);
-		_exit(fn());
-	}
-	int st;
-	waitpid(p, &st, 0);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
-}
-
 static int user_policy(void)
 {
 	struct barkeep *b = conn("user");
@@ -282,7 +268,7 @@ static int user_policy(void)
 
 static void test_policy_and_quota(void)
 {
-	CHECK_EQ(as_user(user_policy), 0);
+	CHECK_EQ(test_as_user(1000, user_policy), 0);
 }
 
 /* ---- malformed input ---------------------------------------------------- */
