@@ -67,6 +67,7 @@ static void parse_socket_path(struct parser *p, const struct key_def *k, const c
 static void parse_mode(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_name(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_log_level(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_with(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_u32(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_byte_limit(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_pci(struct parser *p, const struct key_def *k, const char *v, void *d);
@@ -96,6 +97,7 @@ static const struct key_def keys[] = {
 	DAEMON("socket-group", parse_name, socket_group),
 	DAEMON("log-level", parse_log_level, log_level),
 	DAEMON("admin-group", parse_name, admin_group),
+	DAEMON("share-with", parse_share_with, share_with),
 
 	LIMIT("max-clients", parse_u32, max_clients, 1, 65536),
 	LIMIT("max-clients-per-uid", parse_u32, max_clients_per_uid, 1, 65536),
@@ -106,6 +108,9 @@ static const struct key_def keys[] = {
 	LIMIT("handshake-timeout-ms", parse_u32, handshake_timeout_ms, 1, 600000),
 	LIMIT("idle-timeout-s", parse_u32, idle_timeout_s, 0, 30 * 24 * 3600),
 	LIMIT("pause-grace-ms", parse_u32, pause_grace_ms, 0, 600000),
+	LIMIT("max-grants-per-lease", parse_u32, max_grants_per_lease, 1, 1024),
+	LIMIT("max-holders-per-window", parse_u32, max_holders_per_window, 1, 65536),
+	LIMIT("max-opens-per-client", parse_u32, max_opens_per_client, 0, 512),
 
 	DEVICE("pci", parse_pci, pci, false),
 	DEVICE("backend", parse_backend, backend, false),
@@ -134,6 +139,9 @@ static const struct config_limits default_limits = {
 	.handshake_timeout_ms = 5000,
 	.idle_timeout_s = 0,
 	.pause_grace_ms = 2000,
+	.max_grants_per_lease = 16,
+	.max_holders_per_window = 1024,
+	.max_opens_per_client = 256,
 };
 
 struct device_state {
@@ -579,6 +587,27 @@ static void parse_log_level(struct parser *p, const struct key_def *k, const cha
 		key_error(p, k, "'%s' is not a log level (error, warning, notice, info, debug)", v);
 	else
 		*(int *)d = level;
+}
+
+static const char *const share_with_names[] = {
+	[CONFIG_SHARE_SAME_UID] = "same-uid",
+	[CONFIG_SHARE_SAME_GROUP] = "same-group",
+	[CONFIG_SHARE_ANYONE] = "anyone",
+};
+
+const char *config_share_with_to_string(enum config_share_with s)
+{
+	return (size_t)s < ARRAY_SIZE(share_with_names) ? share_with_names[s] : "?";
+}
+
+static void parse_share_with(struct parser *p, const struct key_def *k, const char *v, void *d)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(share_with_names); i++)
+		if (streq(v, share_with_names[i])) {
+			*(enum config_share_with *)d = (enum config_share_with)i;
+			return;
+		}
+	key_error(p, k, "'%s' is not one of same-uid, same-group, anyone", v);
 }
 
 static void parse_u32(struct parser *p, const struct key_def *k, const char *v, void *d)
@@ -1358,6 +1387,7 @@ static int config_new_default(const char *name, struct config **ret)
 	c->socket_gid = CONFIG_GID_NONE;
 	c->admin_gid = CONFIG_GID_NONE;
 	c->log_level = LOG_LEVEL_INFO;
+	c->share_with = CONFIG_SHARE_SAME_GROUP;
 	c->limits = default_limits;
 	c->page_size = page > 0 ? (uint64_t)page : 4096;
 	*ret = TAKE_PTR(c);
@@ -1581,6 +1611,7 @@ void config_dump(const struct config *c, FILE *f)
 		levels[c->log_level] ? levels[c->log_level] : "?");
 	dump_group(f, c->admin_group, c->admin_gid);
 	fprintf(f, "%s\n", c->admin_gid == CONFIG_GID_NONE ? ": root only" : "");
+	fprintf(f, "  share with: %s\n", config_share_with_to_string(c->share_with));
 
 	fprintf(f, "[limits]\n");
 	fprintf(f, "  clients: %u in all, %u per uid\n", l->max_clients, l->max_clients_per_uid);
@@ -1595,6 +1626,8 @@ void config_dump(const struct config *c, FILE *f)
 	else
 		fprintf(f, "none");
 	fprintf(f, "; pause grace: %u ms\n", l->pause_grace_ms);
+	fprintf(f, "  sharing: %u grants per lease, %u holders per window, %u opens per client\n",
+		l->max_grants_per_lease, l->max_holders_per_window, l->max_opens_per_client);
 
 	for (size_t i = 0; i < c->n_devices; i++)
 		dump_device(&c->devices[i], f);

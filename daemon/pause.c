@@ -138,7 +138,6 @@ static void pause_free(struct device_pause *p)
 static void pause_finish(struct device_pause *p)
 {
 	struct device *d = p->device;
-	struct lease *l, *tmp;
 	struct error_info err = {};
 	int r = p->result;
 
@@ -156,8 +155,7 @@ static void pause_finish(struct device_pause *p)
 		d->state = DEVICE_GONE;
 		tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_GONE,
 				.device_id = d->id, .reason = p->params.reason });
-		list_for_each_safe(l, tmp, &d->leases, device_link)
-			broker_lease_end(l);
+		broker_leases_end(&d->leases, offsetof(struct lease, device_link));
 		pause_unwatch(d);
 		if (p->params.action == PAUSE_THEN_RESET)
 			error_set(&err, EIO, "device %s could not be reset (%s); it is gone now",

@@ -130,7 +130,7 @@ static int lease_enumerate(sd_bus *bus, const char *prefix, void *userdata, char
 	size_t n = 0, i = 0;
 
 	list_for_each(p, &s->peers, link)
-		n += p->client ? p->client->n_leases : 0;
+		n += p->client ? p->client->n_leases + p->client->n_opens : 0;
 	char **nodes = calloc(n + 1, sizeof(*nodes));
 	if (!nodes)
 		return -ENOMEM;

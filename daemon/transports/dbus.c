@@ -81,6 +81,16 @@ static const char *reason_string(uint32_t reason)
 	return "unknown";
 }
 
+static const char *revoke_reason_string(uint32_t reason)
+{
+	switch (reason) {
+	case BROKER_REVOKE_ADMIN: return "admin";
+	case BROKER_REVOKE_POLICY: return "policy";
+	case BROKER_REVOKE_OWNER: return "owner";
+	}
+	return "unknown";
+}
+
 /* ---- peers ------------------------------------------------------------- */
 
 static void peer_free(struct peer *p)
@@ -571,6 +581,7 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 		[BROKER_EVENT_DEVICE_RESUME] = "DeviceResumed",
 		[BROKER_EVENT_DEVICE_GONE] = "DeviceGone",
 		[BROKER_EVENT_LEASE_REVOKED] = "LeaseRevoked",
+		[BROKER_EVENT_GRANT_REVOKED] = "GrantRevoked",
 	};
 	int r;
 
@@ -598,7 +609,11 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 		break;
 	case BROKER_EVENT_LEASE_REVOKED:
 		snprintf(lpath, sizeof(lpath), LEASE_PREFIX "/%" PRIu64, ev->lease_id);
-		r = sd_bus_message_append(msg, "oss", lpath, dname, reason_string(ev->reason));
+		r = sd_bus_message_append(msg, "oss", lpath, dname, revoke_reason_string(ev->reason));
+		break;
+	case BROKER_EVENT_GRANT_REVOKED:
+		snprintf(lpath, sizeof(lpath), LEASE_PREFIX "/%" PRIu64, ev->lease_id);
+		r = sd_bus_message_append(msg, "ots", lpath, ev->grant_id, dname);
 		break;
 	}
 	if (r >= 0)
@@ -664,6 +679,8 @@ static const sd_bus_vtable broker_vtable[] = {
 				SD_BUS_ARGS("s", device, "o", device_path, "s", reason), 0),
 	SD_BUS_SIGNAL_WITH_ARGS("LeaseRevoked",
 				SD_BUS_ARGS("o", lease, "s", device, "s", reason), 0),
+	SD_BUS_SIGNAL_WITH_ARGS("GrantRevoked",
+				SD_BUS_ARGS("o", lease, "t", grant, "s", device), 0),
 	SD_BUS_VTABLE_END,
 };
 
