@@ -14,6 +14,15 @@
 
 #define WATCH_ACKS_MAX 64 /* pauses waiting to be acknowledged, one per device */
 
+struct watch;
+
+/* Lines read from stdin while holding (barkeepctl grant: revoke-grant). */
+struct watch_command {
+	/* Runs one line (no newline). Returns 0, or -errno when the connection broke. */
+	int (*run)(struct watch *w, const char *line, void *userdata);
+	void *userdata;
+};
+
 struct watch {
 	const struct ctl *ctl;
 	struct barkeep *bk;
@@ -27,6 +36,8 @@ struct watch {
 	bool lease_ended;      /* an event said the held lease is gone... */
 	int lease_end_errno;   /* ...-ENODEV: its device went; -ECANCELED: revoked */
 	int signal;            /* the signal that ended watch_run(), or 0 */
+	const struct watch_command *command; /* NULL: stdin is not read */
+	bool stdin_closed;
 	bool local_error;      /* watch_run() failed here, not in the library */
 
 	struct {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "client/lib/barkeep.h"
+#include "client/lib/private.h"
 #include "common/macro.h"
 #include "proto/codec.h"
 
@@ -27,6 +28,7 @@ struct barkeep {
 	/* Requests sent without waiting (RELEASE): their replies are dropped. */
 	uint32_t unanswered[64];
 	size_t n_unanswered;
+	bool shares; /* capability GRANT is in effect */
 };
 
 /* True (and forgets it) when id belongs to a request nobody waits for. */
@@ -40,7 +42,7 @@ static bool take_unanswered(struct barkeep *bk, uint32_t id)
 	return false;
 }
 
-static _printf_(3, 4) int fail(struct barkeep *bk, int r, const char *fmt, ...)
+int bk_fail(struct barkeep *bk, int r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -55,6 +57,11 @@ static __thread char connect_error[PROTO_ERROR_MESSAGE_MAX + 64];
 const char *barkeep_error_message(const struct barkeep *bk)
 {
 	return bk ? bk->error : connect_error;
+}
+
+bool bk_shares(const struct barkeep *bk)
+{
+	return bk->shares;
 }
 
 int barkeep_get_fd(const struct barkeep *bk)
@@ -91,6 +98,11 @@ static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
 			.device_id = m->lease_revoked.device_id, .lease_id = m->lease_revoked.lease_id,
 			.reason = m->lease_revoked.reason };
 		return true;
+	case PROTO_OP_GRANT_REVOKED:
+		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_GRANT_REVOKED,
+			.device_id = m->grant_revoked.device_id, .lease_id = m->grant_revoked.lease_id,
+			.reason = m->grant_revoked.reason, .grant_id = m->grant_revoked.grant_id };
+		return true;
 	}
 	return false;
 }
@@ -107,7 +119,7 @@ static int queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 	}
 	if (bk->n_queued == bk->queue_cap) {
 		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
-			return fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
+			return bk_fail(bk, -ENOBUFS, "more than %d events arrived while waiting for a reply",
 				    QUEUED_EVENTS_MAX);
 		size_t cap = bk->queue_cap ? bk->queue_cap * 2 : 16;
 		struct barkeep_event *q = realloc(bk->queue, cap * sizeof(*q));
@@ -134,7 +146,7 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 		if (block) {
 			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
 			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return fail(bk, -errno, "poll on the broker socket failed: %s",
+				return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
 					    strerror(errno));
 		}
 		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
@@ -144,13 +156,13 @@ static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, i
 	if (n == -EAGAIN)
 		return -EAGAIN;
 	if (n == 0)
-		return fail(bk, -ECONNRESET, "the broker closed the connection");
+		return bk_fail(bk, -ECONNRESET, "the broker closed the connection");
 	if (n < 0)
-		return fail(bk, (int)n, "cannot read from the broker: %s", strerror((int)-n));
+		return bk_fail(bk, (int)n, "cannot read from the broker: %s", strerror((int)-n));
 	int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_SERVER, ret, &diag);
 	if (r < 0) {
 		proto_close_fds(fds, n_fds);
-		return fail(bk, r, "the broker sent a malformed message: %s", diag.text);
+		return bk_fail(bk, r, "the broker sent a malformed message: %s", diag.text);
 	}
 	*ret_fd = n_fds ? fds[0] : -EBADF;
 	return 0;
@@ -169,7 +181,7 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 		bk->next_request = 1;
 	r = proto_encode(req, buf, sizeof(buf), &diag);
 	if (r < 0)
-		return fail(bk, r, "invalid request: %s", diag.text);
+		return bk_fail(bk, r, "invalid request: %s", diag.text);
 	size_t len = (size_t)r;
 	for (;;) {
 		r = proto_send(bk->fd, buf, len, NULL, 0);
@@ -179,13 +191,13 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 		(void)poll(&p, 1, -1);
 	}
 	if (r < 0)
-		return fail(bk, r, "cannot send to the broker: %s", strerror(-r));
+		return bk_fail(bk, r, "cannot send to the broker: %s", strerror(-r));
 	return 0;
 }
 
 /* Sends a request and waits for its reply, queueing events that come first.
  * An ERROR reply becomes -code with its message kept. */
-static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+int bk_request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
 {
 	int r, fd = -EBADF;
 
@@ -213,14 +225,14 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 		if (ret->request_id != req->request_id && ret->request_id != 0) {
 			proto_msg_clear(ret);
 			fd = safe_close(fd);
-			return fail(bk, -EPROTO, "the broker answered request %u while %u was waiting",
+			return bk_fail(bk, -EPROTO, "the broker answered request %u while %u was waiting",
 				    ret->request_id, req->request_id);
 		}
 		break;
 	}
 	if (ret->opcode == PROTO_OP_ERROR) {
 		r = -(int)ret->error.code;
-		fail(bk, r ? r : -EIO, "%s", ret->error.message);
+		bk_fail(bk, r ? r : -EIO, "%s", ret->error.message);
 		proto_msg_clear(ret);
 		safe_close(fd);
 		return r ? r : -EIO;
@@ -229,7 +241,7 @@ static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *
 		uint16_t op = ret->opcode;
 		proto_msg_clear(ret);
 		safe_close(fd);
-		return fail(bk, -EPROTO, "the broker answered %s with %s", proto_op_name(req->opcode),
+		return bk_fail(bk, -EPROTO, "the broker answered %s with %s", proto_op_name(req->opcode),
 			    proto_op_name(op));
 	}
 	if (ret_fd)
@@ -285,11 +297,11 @@ int barkeep_connect_with(const char *path, const char *name, uint32_t flags, str
 	struct proto_msg req = { .opcode = PROTO_OP_HELLO }, rep;
 	req.hello.min_version = PROTO_VERSION_MIN;
 	req.hello.max_version = PROTO_VERSION_MAX;
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK |
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_GRANT |
 				 (flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	snprintf(req.hello.name, sizeof(req.hello.name), "%s",
 		 name ? name : program_invocation_short_name);
-	r = request(bk, &req, &rep, NULL);
+	r = bk_request(bk, &req, &rep, NULL);
 	if (r < 0) {
 		/* Keep the broker's reason for the caller: it is the useful part. */
 		snprintf(connect_error, sizeof(connect_error), "%s", bk->error);
@@ -297,6 +309,7 @@ int barkeep_connect_with(const char *path, const char *name, uint32_t flags, str
 		return r;
 	}
 	uint64_t caps = rep.welcome.capabilities;
+	bk->shares = caps & PROTO_CAP_GRANT;
 	proto_msg_clear(&rep);
 	if ((flags & BARKEEP_CONNECT_WATCH) && !(caps & PROTO_CAP_WATCH)) {
 		snprintf(connect_error, sizeof(connect_error),
@@ -342,7 +355,7 @@ int barkeep_dispatch(struct barkeep *bk)
 			if (expected)
 				continue;
 			if (!is_event)
-				return fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
+				return bk_fail(bk, -EPROTO, "the broker sent a reply nobody asked for");
 		}
 		if (bk->handler)
 			bk->handler(bk, &ev, bk->handler_data);
@@ -366,7 +379,7 @@ static void from_wire_device(struct barkeep_device *d, const struct proto_device
 int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t *ret_n)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_LIST_DEVICES }, rep;
-	int r = request(bk, &req, &rep, NULL);
+	int r = bk_request(bk, &req, &rep, NULL);
 	if (r < 0)
 		return r;
 	struct barkeep_device *d = calloc(rep.devices.count ? rep.devices.count : 1, sizeof(*d));
@@ -382,7 +395,7 @@ int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t
 	return 0;
 }
 
-static void from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd)
+void bk_from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd)
 {
 	*l = (struct barkeep_lease){
 		.id = w->id, .device_id = w->device_id, .flags = w->flags, .bar_offset = w->bar_offset,
@@ -408,7 +421,7 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 	} else if (p->device && *p->device) {
 		a->selector = PROTO_SELECT_PCI_ADDRESS;
 		if (strlen(p->device) >= sizeof(a->pci_address))
-			return fail(bk, -EINVAL, "device '%s' is too long for a PCI address", p->device);
+			return bk_fail(bk, -EINVAL, "device '%s' is too long for a PCI address", p->device);
 		strcpy(a->pci_address, p->device);
 	} else {
 		a->selector = PROTO_SELECT_ANY;
@@ -423,7 +436,7 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 		memcpy(a->image.offsets, p->image->offsets, sizeof(a->image.offsets));
 		memcpy(a->image.strides, p->image->strides, sizeof(a->image.strides));
 	}
-	r = request(bk, &req, &rep, &fd);
+	r = bk_request(bk, &req, &rep, &fd);
 	if (r < 0)
 		return r;
 	struct barkeep_lease *l = calloc(1, sizeof(*l));
@@ -432,7 +445,7 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 		proto_msg_clear(&rep);
 		return -ENOMEM;
 	}
-	from_wire_lease(l, &rep.lease, fd);
+	bk_from_wire_lease(l, &rep.lease, fd);
 	proto_msg_clear(&rep);
 	*ret = l;
 	return 0;
@@ -449,7 +462,7 @@ void barkeep_lease_free(struct barkeep_lease *lease)
 static int simple_request(struct barkeep *bk, struct proto_msg *req)
 {
 	struct proto_msg rep;
-	int r = request(bk, req, &rep, NULL);
+	int r = bk_request(bk, req, &rep, NULL);
 	if (r == 0)
 		proto_msg_clear(&rep);
 	return r;
@@ -480,7 +493,7 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_LIST_LEASES }, rep;
-	int r = request(bk, &req, &rep, NULL);
+	int r = bk_request(bk, &req, &rep, NULL);
 	if (r < 0)
 		return r;
 	struct barkeep_lease *l = calloc(rep.leases.count ? rep.leases.count : 1, sizeof(*l));
@@ -489,7 +502,7 @@ int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < rep.leases.count; i++)
-		from_wire_lease(&l[i], &rep.leases.entries[i], -1);
+		bk_from_wire_lease(&l[i], &rep.leases.entries[i], -1);
 	*ret = l;
 	*ret_n = rep.leases.count;
 	proto_msg_clear(&rep);
