@@ -8,6 +8,7 @@
 
 #include "client/lib/barkeep.h"
 #include "client/lib/private.h"
+#include "common/hex.h"
 #include "proto/codec.h"
 
 _Static_assert(BARKEEP_TOKEN_SIZE == PROTO_TOKEN_SIZE, "one token size");
@@ -100,30 +101,10 @@ int barkeep_list_holders(struct barkeep *bk, struct barkeep_holder **ret, size_t
 
 void barkeep_token_format(const uint8_t token[BARKEEP_TOKEN_SIZE], char buf[BARKEEP_TOKEN_STRING_SIZE])
 {
-	for (size_t i = 0; i < BARKEEP_TOKEN_SIZE; i++)
-		snprintf(buf + 2 * i, 3, "%02x", token[i]);
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	hex_format(token, BARKEEP_TOKEN_SIZE, buf);
 }
 
 int barkeep_token_parse(const char *s, uint8_t token[BARKEEP_TOKEN_SIZE])
 {
-	if (strlen(s) != 2 * BARKEEP_TOKEN_SIZE)
-		return -EINVAL;
-	for (size_t i = 0; i < BARKEEP_TOKEN_SIZE; i++) {
-		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		token[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return hex_parse(s, token, BARKEEP_TOKEN_SIZE);
 }
