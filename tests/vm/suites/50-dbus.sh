@@ -116,6 +116,18 @@ check "within the shared quota, uid 1000 still gets 2 MiB over D-Bus" \
 	"${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' gpu1 2097152 0
 kill "$ctl"; wait "$ctl" 2> /dev/null
 
+# Sharing over the bus: root grants a token (both in group 1234: the default
+# share-with = same-group), uid 1000 opens it once; nobody else revokes it.
+rm -f /run/dbus-grant.out
+setpriv --groups 1234 "${client[@]}" grant gpu1 1048576 /run/dbus-grant.out &
+granter=$!
+for _ in $(seq 100); do [ -s /run/dbus-grant.out ] && break; sleep 0.1; done
+read -r token grant _ < /run/dbus-grant.out
+run_prog setpriv --reuid 1000 --regid 1000 --groups 1234 "${client[@]}" open "$token"
+out=$("${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RevokeGrant t "$grant" 2>&1)
+check "RevokeGrant of another's grant is refused" sh -c "echo '$out' | grep -q 'you have no grant'"
+kill "$granter"; wait "$granter" 2> /dev/null
+
 stop_barkeepd
 check_log_clean "$log"
 echo "--- daemon log (tail)"; tail -n 12 "$log"
