@@ -129,6 +129,17 @@ static int open_lease(struct client *c, uint64_t id, struct lease **ret, struct 
 	return broker_open(c, &req, ret, err);
 }
 
+/* The usual cast under share-with = anyone: an owner (uid 1000) with a
+ * lease, and two others (uids 1001 and 1002, the last with gid third_gid). */
+static struct lease *scene(struct who w[3], gid_t third_gid)
+{
+	start("share-with = anyone");
+	join(&w[0], 1000, 1000);
+	join(&w[1], 1001, 1001);
+	join(&w[2], 1002, third_gid);
+	return alloc_one(w[0].c);
+}
+
 static uint64_t allocated(void)
 {
 	return 16 * MiB - allocator_free_bytes(b->devices[0]->alloc);
@@ -136,15 +147,11 @@ static uint64_t allocated(void)
 
 static void test_token_once(void)
 {
-	struct who o, h, t;
+	struct who w[3], o, h, t;
 	struct grant_info gi;
 	struct error_info err;
-	struct lease *mine, *l, *again;
-	start("share-with = anyone");
-	join(&o, 1000, 1000);
-	join(&h, 1001, 1001);
-	join(&t, 1002, 1002);
-	mine = alloc_one(o.c);
+	struct lease *mine = scene(w, 1002), *l, *again;
+	o = w[0], h = w[1], t = w[2];
 	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
 	CHECK(gi.grant_id > 0);
 	CHECK_EQ(open_token(h.c, gi.token, &l, &err), 0);
@@ -197,14 +204,10 @@ static void test_revoked_and_expired(void)
 
 static void test_uid_gid_and_read_only(void)
 {
-	struct who o, h, t;
+	struct who w[3], o, h, t;
 	struct error_info err;
-	struct lease *mine, *l, *l2;
-	start("share-with = anyone");
-	join(&o, 1000, 1000);
-	join(&h, 1001, 1001);
-	join(&t, 1002, 4242);
-	mine = alloc_one(o.c);
+	struct lease *mine = scene(w, 4242), *l, *l2;
+	o = w[0], h = w[1], t = w[2];
 	CHECK_EQ(open_lease(h.c, mine->id, &l, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "is granted to anyone");
 	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, GRANT_READ_ONLY, NULL, &err), 0);

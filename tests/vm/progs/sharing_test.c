@@ -171,15 +171,21 @@ static struct barkeep *owner_connect(void)
 	return test_connect(sock_path, "owner");
 }
 
+static int grant_to(struct barkeep *bk, const struct barkeep_grant_params *p,
+		    struct barkeep_grant *ret)
+{
+	int r = barkeep_grant(bk, p, ret);
+	if (r < 0)
+		fprintf(stderr, "  grant: %s\n", barkeep_error_message(bk));
+	return r;
+}
+
 static int grant_token(struct barkeep *bk, uint64_t lease, uint32_t flags, uint32_t ttl_ms,
 		       struct barkeep_grant *ret)
 {
 	struct barkeep_grant_params p = { .lease_id = lease, .to = BARKEEP_GRANT_TO_TOKEN,
 					  .flags = flags, .ttl_ms = ttl_ms };
-	int r = barkeep_grant(bk, &p, ret);
-	if (r < 0)
-		fprintf(stderr, "  grant: %s\n", barkeep_error_message(bk));
-	return r;
+	return grant_to(bk, &p, ret);
 }
 
 static int open_token(struct barkeep *bk, const uint8_t *token, struct barkeep_lease **ret)
@@ -454,10 +460,7 @@ static int grant_gid(struct barkeep *bk, uint64_t lease, uint32_t flags, struct 
 {
 	struct barkeep_grant_params p = { .lease_id = lease, .to = BARKEEP_GRANT_TO_GID,
 					  .to_id = GROUP, .flags = flags };
-	int r = barkeep_grant(bk, &p, g);
-	if (r < 0)
-		fprintf(stderr, "  grant: %s\n", barkeep_error_message(bk));
-	return r;
+	return grant_to(bk, &p, g);
 }
 
 /* A reset of the device reaches the owner and every holder exactly once. */
@@ -603,11 +606,7 @@ static int baseline_fds;
 
 static void test_fds_back_to_baseline(void)
 {
-	int n = test_count_fds(daemon_pid);
-	for (int i = 0; i < 50 && n != baseline_fds; i++) {
-		usleep(100 * 1000);
-		n = test_count_fds(daemon_pid);
-	}
+	int n = test_settled_fds(daemon_pid, baseline_fds);
 	printf("  daemon fds: %d at start, %d at end\n", baseline_fds, n);
 	CHECK_EQ(n, baseline_fds);
 }
