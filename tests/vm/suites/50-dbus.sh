@@ -40,7 +40,7 @@ check "device object: State and FreeBytes" \
 
 out=$(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' "$gpu1" 1048576 1 exclusive b false 2>&1)
 check "busctl call RequestBuffer receives a lease and an fd" \
-	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 8 '"
+	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 9 '"
 echo "     busctl: $out" | cut -c1-160
 
 if command -v gdbus > /dev/null; then
