@@ -89,19 +89,61 @@ static void print_grant(const struct ctl *ctl, const struct barkeep_grant_params
 		       p->flags & BARKEEP_GRANT_OUTLIVE_OWNER ? "holders keep it after this release"
 							      : "ends for everyone with this lease",
 		       p->ttl_ms ? "expires" : "no expiry");
-		printf("Type 'revoke-grant' to withdraw it.\n");
+		printf("Type 'holders' to list who opened it, 'revoke-grant' to withdraw it.\n");
 	}
 	explicit_bzero(token, sizeof(token));
 	fflush(stdout);
 }
 
-/* stdin while holding: "revoke-grant" withdraws the grant. */
+/* "holders": who holds the window open, one line (or JSON value) each. */
+static int print_holders(struct watch *w)
+{
+	struct barkeep_holder *h;
+	size_t n = 0;
+	int r = barkeep_list_holders(w->bk, &h, &n);
+
+	if (r < 0) {
+		if (!ctl_is_disconnect(r))
+			fprintf(stderr, "barkeepctl: holders: %s\n", barkeep_error_message(w->bk));
+		return ctl_is_disconnect(r) ? r : 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (w->ctl->json) {
+			struct json j;
+			json_init(&j, stdout);
+			json_object_begin(&j, NULL);
+			json_object_begin(&j, "holder");
+			json_u64(&j, "lease_id", h[i].lease_id);
+			json_u64(&j, "holder_lease_id", h[i].holder_lease_id);
+			json_u64(&j, "grant_id", h[i].grant_id);
+			json_u64(&j, "uid", h[i].uid);
+			json_bool(&j, "read_only", h[i].read_only);
+			json_object_end(&j);
+			json_object_end(&j);
+		} else {
+			printf("lease %" PRIu64 " is held by uid %" PRIu32 " as lease %" PRIu64
+			       " (grant %" PRIu64 "%s)\n", h[i].lease_id, h[i].uid, h[i].holder_lease_id,
+			       h[i].grant_id, h[i].read_only ? ", read-only" : "");
+		}
+	}
+	if (n == 0 && !w->ctl->json)
+		printf("Nobody holds the window open.\n");
+	free(h);
+	return 0;
+}
+
+/* stdin while holding: "revoke-grant" withdraws the grant, "holders" lists them. */
 static int grant_command(struct watch *w, const char *line, void *userdata)
 {
 	uint64_t *grant_id = userdata;
 
+	if (strcmp(line, "holders") == 0) {
+		int q = print_holders(w);
+		fflush(stdout);
+		return q;
+	}
 	if (strcmp(line, "revoke-grant") != 0) {
-		fprintf(stderr, "barkeepctl: unknown command '%s' (known: revoke-grant)\n", line);
+		fprintf(stderr, "barkeepctl: unknown command '%s' (known: revoke-grant, holders)\n", line);
 		return 0;
 	}
 	int r = barkeep_revoke_grant(w->bk, *grant_id);

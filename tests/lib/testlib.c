@@ -75,3 +75,10 @@ int test_settled_fds(pid_t pid, int want)
 	}
 	return n;
 }
+
+int test_fds_report(pid_t pid, int baseline)
+{
+	int n = test_settled_fds(pid, baseline);
+	printf("  daemon fds: %d at start, %d at end\n", baseline, n);
+	return n;
+}

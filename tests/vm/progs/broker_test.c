@@ -413,9 +413,7 @@ static int baseline_fds;
 
 static void test_fds_back_to_baseline(void)
 {
-	int n = test_settled_fds(daemon_pid, baseline_fds);
-	printf("  daemon fds: %d at start, %d at end\n", baseline_fds, n);
-	CHECK_EQ(n, baseline_fds);
+	CHECK_EQ(test_fds_report(daemon_pid, baseline_fds), baseline_fds);
 }
 
 int main(int argc, char **argv)

@@ -171,6 +171,19 @@ static struct barkeep *owner_connect(void)
 	return test_connect(sock_path, "owner");
 }
 
+/* The owner's connection with a 1 MiB lease on gpu0 in *ret; NULL (a failed check) if not. */
+static struct barkeep *owner_with_lease(struct barkeep_lease **ret)
+{
+	struct barkeep *bk = owner_connect();
+	bool ok = bk && test_alloc_on(bk, 0, MiB, ret) == 0;
+	CHECK(ok);
+	if (!ok) {
+		barkeep_disconnect(bk);
+		return NULL;
+	}
+	return bk;
+}
+
 static int grant_to(struct barkeep *bk, const struct barkeep_grant_params *p,
 		    struct barkeep_grant *ret)
 {
@@ -269,14 +282,12 @@ static int vram_byte(uint64_t off)
  * dma-buf of the same size, named after the window. */
 static void test_token_open(void)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
 	uint8_t pattern[8192];
-	CHECK(bk);
 	if (!bk)
 		return;
-	CHECK_EQ(test_alloc_on(bk, 0, MiB, &mine), 0);
 	memset(pattern, 0x5a, sizeof(pattern));
 	CHECK_EQ(vram_write(mine->bar_offset, pattern, sizeof(pattern)), 0);
 	CHECK_EQ(grant_token(bk, mine->id, 0, 0, &g), 0);
@@ -342,11 +353,10 @@ static int holder_opens_quietly(const struct child_ctx *cx)
  * does not let in, is refused with a sentence saying which. */
 static void test_token_refusals(void)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
 	struct refusal rf;
-	CHECK(bk && test_alloc_on(bk, 0, MiB, &mine) == 0);
 	if (!bk)
 		return;
 
@@ -385,10 +395,9 @@ static void test_token_refusals(void)
 /* A read-only grant gives an O_RDONLY dma-buf. */
 static void test_read_only(void)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
-	CHECK(bk && test_alloc_on(bk, 0, MiB, &mine) == 0);
 	if (!bk)
 		return;
 	CHECK_EQ(grant_token(bk, mine->id, BARKEEP_GRANT_READ_ONLY, 0, &g), 0);
@@ -466,10 +475,9 @@ static int grant_gid(struct barkeep *bk, uint64_t lease, uint32_t flags, struct 
 /* A reset of the device reaches the owner and every holder exactly once. */
 static void test_reset_reaches_holders(void)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
-	CHECK(bk && test_alloc_on(bk, 0, MiB, &mine) == 0);
 	if (!bk)
 		return;
 	CHECK_EQ(grant_gid(bk, mine->id, 0, &g), 0);
@@ -493,10 +501,9 @@ static void test_reset_reaches_holders(void)
  * reused only once the last holder's dma-buf is closed, then scrubbed. */
 static void owner_ends(int expect, uint32_t flags)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
-	CHECK(bk && test_alloc_on(bk, 0, MiB, &mine) == 0);
 	if (!bk)
 		return;
 	uint64_t off = mine->bar_offset, free0 = test_free_bytes(bk, 0);
@@ -562,11 +569,10 @@ static int holder_opens_many(const struct child_ctx *cx)
 
 static void test_thousand_holders(void)
 {
-	struct barkeep *bk = owner_connect();
 	struct barkeep_lease *mine;
+	struct barkeep *bk = owner_with_lease(&mine);
 	struct barkeep_grant g;
 	struct child ch[HOLDER_PROCS];
-	CHECK(bk && test_alloc_on(bk, 0, MiB, &mine) == 0);
 	if (!bk)
 		return;
 	CHECK_EQ(grant_gid(bk, mine->id, 0, &g), 0);
@@ -606,9 +612,7 @@ static int baseline_fds;
 
 static void test_fds_back_to_baseline(void)
 {
-	int n = test_settled_fds(daemon_pid, baseline_fds);
-	printf("  daemon fds: %d at start, %d at end\n", baseline_fds, n);
-	CHECK_EQ(n, baseline_fds);
+	CHECK_EQ(test_fds_report(daemon_pid, baseline_fds), baseline_fds);
 }
 
 int main(int argc, char **argv)

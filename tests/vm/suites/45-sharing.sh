@@ -35,14 +35,23 @@ exec 3> "$fifo"
 for _ in $(seq 50); do grep -q '"token"' /run/grant.out && break; sleep 0.1; done
 token=$(sed -n 's/.*"token":"\([0-9a-f]*\)".*/\1/p' /run/grant.out)
 check "barkeepctl grant prints a 32-digit token" test "${#token}" -eq 32
-out=$(setpriv --reuid 1000 --regid 1000 --groups 1234 $ctl open "$token" 2>&1)
-check "barkeepctl open TOKEN as uid 1000" sh -c "echo '$out' | grep -q 'Opened lease'"
-check "the opened fd has the window's size" sh -c "echo '$out' | grep -q '1048576 bytes by lseek'"
-out=$(setpriv --reuid 1000 --regid 1000 --groups 1234 $ctl open "$token" 2>&1)
+as1000=(setpriv --reuid 1000 --regid 1000 --groups 1234)
+"${as1000[@]}" $ctl open "$token" --hold=60 > /run/open.out 2>&1 &
+opid=$!
+for _ in $(seq 50); do grep -q 'Holding lease' /run/open.out && break; sleep 0.1; done
+check "barkeepctl open TOKEN as uid 1000" grep -q 'Opened lease' /run/open.out
+check "the opened fd has the window's size" grep -q '1048576 bytes by lseek' /run/open.out
+check "the opened buffer is named after the window" grep -q 'name barkeep:[0-9]*:1000' /run/open.out
+out=$("${as1000[@]}" $ctl open "$token" 2>&1)
 check "barkeepctl open refuses a used token" sh -c "echo '$out' | grep -q 'already used'"
+echo holders >&3
+for _ in $(seq 50); do grep -q '"holder"' /run/grant.out && break; sleep 0.1; done
+check "holders typed into barkeepctl grant lists uid 1000" grep -q '"uid":1000' /run/grant.out
 echo revoke-grant >&3
 for _ in $(seq 50); do grep -q revoked_grant /run/grant.out && break; sleep 0.1; done
 check "revoke-grant typed into barkeepctl grant" grep -q revoked_grant /run/grant.out
+wait "$opid"
+check "the holder's barkeepctl sees its lease end" grep -q 'withdrew grant' /run/open.out
 exec 3>&-
 kill -TERM "$gpid"; wait "$gpid"
 check "barkeepctl grant releases on SIGTERM" grep -q '"released"' /run/grant.out
