@@ -396,11 +396,13 @@ static int handle_grant(struct conn *c, const struct proto_msg *req, struct erro
 	int r = broker_grant(c->client, &gr, &info, err);
 	if (r < 0)
 		return r;
-	log_info("client %s (uid %u) granted lease %llu to %s %u%s%s (grant %llu%s%s)", c->client->name,
-		 c->client->creds.uid, (unsigned long long)g->lease_id,
-		 gr.to == GRANT_TO_UID ? "uid" : gr.to == GRANT_TO_GID ? "gid" : "a token",
-		 gr.to_id, gr.to == GRANT_TO_TOKEN ? " " : "",
-		 gr.to == GRANT_TO_TOKEN ? token_hint(info.token, hint) : "",
+	char to[32];
+	if (gr.to == GRANT_TO_TOKEN)
+		snprintf(to, sizeof(to), "a token %s", token_hint(info.token, hint));
+	else
+		snprintf(to, sizeof(to), "%s %u", gr.to == GRANT_TO_UID ? "uid" : "gid", gr.to_id);
+	log_info("client %s (uid %u) granted lease %llu to %s (grant %llu%s%s)", c->client->name,
+		 c->client->creds.uid, (unsigned long long)g->lease_id, to,
 		 (unsigned long long)info.grant_id, gr.flags & GRANT_READ_ONLY ? ", read-only" : "",
 		 gr.flags & GRANT_OUTLIVE_OWNER ? ", outlives the owner" : "");
 	struct proto_msg m = { .opcode = PROTO_OP_GRANTED, .request_id = req->request_id };
