@@ -13,8 +13,10 @@
     dbus_client.py grant DEVICE SIZE FILE
                                        request, Grant to a token; write the token to
                                        FILE; hold until killed
-    dbus_client.py open TOKEN          Open by token: check the fd and the info; a
-                                       second Open with it is refused
+    dbus_client.py open TOKEN [OWNER_LEASE_PATH]
+                                       Open by token: check the fd and the info (and
+                                       the owner's lease object's Holders); a second
+                                       Open with it is refused
     dbus_client.py free DEVICE         print the device's FreeBytes from ListDevices
     dbus_client.py xml FILE DEVICE     FILE (the shipped interface XML) describes
                                        what the live objects introspect as
@@ -207,12 +209,12 @@ def cmd_grant(device, size, out):
     path, fd, info = b.RequestBuffer(device, dbus.UInt64(int(size, 0)), opts([]))
     grant, token = b.Grant(path, dbus.Dictionary({"token": dbus.Boolean(True)}, signature="sv"))
     with open(out + ".tmp", "w") as f:
-        f.write("%s %d %d\n" % (token, grant, info["id"]))
+        f.write("%s %d %d %s\n" % (token, grant, info["id"], path))
     os.rename(out + ".tmp", out)
     time.sleep(120)
 
 
-def cmd_open(token):
+def cmd_open(token, owner_path=None):
     b = broker(dbus.SystemBus())
     o = dbus.Dictionary({"token": token}, signature="sv")
     path, fd, info = b.Open(o)
@@ -225,6 +227,13 @@ def cmd_open(token):
           name == "barkeep:%d:%d" % (info["shared_lease"], os.getuid()), name)
     check("python3-dbus: Open's info names the owner and the grant",
           info["owner_uid"] == 0 and info["grant"] > 0 and not info["read_only"], repr(dict(info)))
+    if owner_path:
+        props = dbus.Interface(dbus.SystemBus().get_object(NAME, owner_path),
+                               "org.freedesktop.DBus.Properties")
+        holders = props.Get(IFACE + ".Lease", "Holders")
+        check("python3-dbus: the owner's lease object lists the holder",
+              [(int(h[0]), int(h[2])) for h in holders] == [(int(info["id"]), os.getuid())],
+              repr(holders))
     os.close(fd)
     try:
         b.Open(o)

@@ -122,8 +122,8 @@ rm -f /run/dbus-grant.out
 setpriv --groups 1234 "${client[@]}" grant gpu1 1048576 /run/dbus-grant.out &
 granter=$!
 for _ in $(seq 100); do [ -s /run/dbus-grant.out ] && break; sleep 0.1; done
-read -r token grant _ < /run/dbus-grant.out
-run_prog setpriv --reuid 1000 --regid 1000 --groups 1234 "${client[@]}" open "$token"
+read -r token grant _ lpath < /run/dbus-grant.out
+run_prog setpriv --reuid 1000 --regid 1000 --groups 1234 "${client[@]}" open "$token" "$lpath"
 out=$("${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RevokeGrant t "$grant" 2>&1)
 check "RevokeGrant of another's grant is refused" sh -c "echo '$out' | grep -q 'you have no grant'"
 kill "$granter"; wait "$granter" 2> /dev/null
