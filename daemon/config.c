@@ -68,6 +68,8 @@ static void parse_mode(struct parser *p, const struct key_def *k, const char *v,
 static void parse_name(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_log_level(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_share_with(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_users(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_groups(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_u32(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_byte_limit(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_pci(struct parser *p, const struct key_def *k, const char *v, void *d);
@@ -84,6 +86,7 @@ static void parse_container_devices(struct parser *p, const struct key_def *k, c
 				    void *d);
 
 #define DAEMON(n, fn, field) { SECTION_DAEMON, n, fn, offsetof(struct config, field), 0, 0, false }
+#define DAEMON_LIST(n, fn, field) { SECTION_DAEMON, n, fn, offsetof(struct config, field), 0, 0, true }
 #define LIMIT(n, fn, field, lo, hi) \
 	{ SECTION_LIMITS, n, fn, offsetof(struct config, limits.field), lo, hi, false }
 #define DEVICE(n, fn, field, list) \
@@ -98,6 +101,8 @@ static const struct key_def keys[] = {
 	DAEMON("log-level", parse_log_level, log_level),
 	DAEMON("admin-group", parse_name, admin_group),
 	DAEMON("share-with", parse_share_with, share_with),
+	DAEMON_LIST("share-with-users", parse_share_users, share_uids),
+	DAEMON_LIST("share-with-groups", parse_share_groups, share_gids),
 
 	LIMIT("max-clients", parse_u32, max_clients, 1, 65536),
 	LIMIT("max-clients-per-uid", parse_u32, max_clients_per_uid, 1, 65536),
@@ -796,9 +801,10 @@ static void push_id(struct parser *p, uint32_t **ids, char ***names, size_t *n, 
 	(*n)++;
 }
 
-static void user_entry(struct parser *p, const struct key_def *k, const char *entry)
+/* A user by name or number into a list of ids (and names). */
+static void user_into(struct parser *p, const struct key_def *k, const char *entry, uint32_t **ids,
+		      char ***names, size_t *n)
 {
-	struct config_device *dev = current_device(p);
 	uint32_t id;
 	uid_t uid = (uid_t)-1;
 
@@ -806,8 +812,7 @@ static void user_entry(struct parser *p, const struct key_def *k, const char *en
 		if (!parse_id(entry, &id))
 			key_error(p, k, "%s is not a valid uid", entry);
 		else
-			push_id(p, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids, id,
-				NULL);
+			push_id(p, ids, names, n, id, NULL);
 		return;
 	}
 	int r = lookup_user(entry, &uid);
@@ -816,12 +821,13 @@ static void user_entry(struct parser *p, const struct key_def *k, const char *en
 	else if (r < 0)
 		key_error(p, k, "cannot look up user '%s': %s", entry, strerror(-r));
 	else
-		push_id(p, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids, uid, entry);
+		push_id(p, ids, names, n, uid, entry);
 }
 
-static void group_entry(struct parser *p, const struct key_def *k, const char *entry)
+/* A group by name or number into a list of ids (and names). */
+static void group_into(struct parser *p, const struct key_def *k, const char *entry, uint32_t **ids,
+		       char ***names, size_t *n)
 {
-	struct config_device *dev = current_device(p);
 	gid_t gid = CONFIG_GID_NONE;
 	int r = resolve_group(entry, &gid);
 
@@ -832,8 +838,43 @@ static void group_entry(struct parser *p, const struct key_def *k, const char *e
 	else if (r < 0)
 		key_error(p, k, "cannot look up group '%s': %s", entry, strerror(-r));
 	else
-		push_id(p, &dev->allow_gids, &dev->allow_group_names, &dev->n_allow_gids, gid,
-			all_digits(entry) ? NULL : entry);
+		push_id(p, ids, names, n, gid, all_digits(entry) ? NULL : entry);
+}
+
+static void user_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config_device *dev = current_device(p);
+	user_into(p, k, entry, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids);
+}
+
+static void group_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config_device *dev = current_device(p);
+	group_into(p, k, entry, &dev->allow_gids, &dev->allow_group_names, &dev->n_allow_gids);
+}
+
+static void share_user_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config *c = p->config;
+	user_into(p, k, entry, &c->share_uids, &c->share_user_names, &c->n_share_uids);
+}
+
+static void share_group_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config *c = p->config;
+	group_into(p, k, entry, &c->share_gids, &c->share_group_names, &c->n_share_gids);
+}
+
+static void parse_share_users(struct parser *p, const struct key_def *k, const char *v,
+			      void *d _unused_)
+{
+	for_each_entry(p, k, v, true, share_user_entry);
+}
+
+static void parse_share_groups(struct parser *p, const struct key_def *k, const char *v,
+			       void *d _unused_)
+{
+	for_each_entry(p, k, v, true, share_group_entry);
 }
 
 static void parse_users(struct parser *p, const struct key_def *k, const char *v, void *d _unused_)
@@ -1362,6 +1403,10 @@ struct config *config_free(struct config *c)
 		container_done(&c->containers[i]);
 	free(c->containers);
 	strv_free_n(c->warnings, c->n_warnings);
+	free(c->share_uids);
+	strv_free_n(c->share_user_names, c->n_share_uids);
+	free(c->share_gids);
+	strv_free_n(c->share_group_names, c->n_share_gids);
 	free(c->path);
 	free(c->socket_path);
 	free(c->socket_group);
@@ -1611,7 +1656,10 @@ void config_dump(const struct config *c, FILE *f)
 		levels[c->log_level] ? levels[c->log_level] : "?");
 	dump_group(f, c->admin_group, c->admin_gid);
 	fprintf(f, "%s\n", c->admin_gid == CONFIG_GID_NONE ? ": root only" : "");
-	fprintf(f, "  share with: %s\n", config_share_with_to_string(c->share_with));
+	fprintf(f, "  share with: %s", config_share_with_to_string(c->share_with));
+	print_ids(f, "user", c->share_uids, c->share_user_names, c->n_share_uids);
+	print_ids(f, "group", c->share_gids, c->share_group_names, c->n_share_gids);
+	fprintf(f, "\n");
 
 	fprintf(f, "[limits]\n");
 	fprintf(f, "  clients: %u in all, %u per uid\n", l->max_clients, l->max_clients_per_uid);

@@ -114,6 +114,14 @@ struct config {
 	char *admin_group;  /* as written, or the default */
 	gid_t admin_gid;    /* CONFIG_GID_NONE: only root is admin */
 	enum config_share_with share_with;
+	/* [daemon] share-with-users, share-with-groups: who may be granted to
+	 * and open shared windows besides what share-with allows. */
+	uid_t *share_uids;
+	char **share_user_names; /* parallel; NULL where a number was written */
+	size_t n_share_uids;
+	gid_t *share_gids;
+	char **share_group_names;
+	size_t n_share_gids;
 
 	struct config_limits limits;
 

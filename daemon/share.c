@@ -264,7 +264,12 @@ static int check_recipient(struct client *c, const struct grant_request *req,
 {
 	const struct config *cfg = c->broker->cfg;
 
+	gid_t to_gid = req->to_id;
 	if (req->to == GRANT_TO_TOKEN || cfg->share_with == CONFIG_SHARE_ANYONE)
+		return 0;
+	/* Listed users and groups may be granted to whatever share-with says. */
+	if (req->to == GRANT_TO_UID ? policy_share_listed(cfg, req->to_id, NULL, 0)
+				    : policy_share_listed(cfg, (uid_t)-1, &to_gid, 1))
 		return 0;
 	if (cfg->share_with == CONFIG_SHARE_SAME_UID &&
 	    (req->to != GRANT_TO_UID || req->to_id != c->creds.uid))

@@ -355,8 +355,24 @@ static void test_policy(void)
 	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), -EPERM);
 	CHECK_CONTAINS(err.text, "may grant only to itself");
 	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1000, 0, NULL, &err), 0);
+	stop();
+
+	/* listed users and groups, whatever share-with says */
+	start("share-with = same-uid\nshare-with-users = 1001\nshare-with-groups = 777");
+	join(&o, 1000, 1000);
+	join(&same, 1002, 777);
+	join(&other, 1003, 1003);
+	mine = alloc_one(o.c);
+	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), 0);
+	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_GID, 777, 0, NULL, &err), 0);
+	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1003, 0, NULL, &err), -EPERM);
+	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
+	CHECK_EQ(open_token(other.c, gi.token, &l, &err), -EACCES);
+	CHECK_CONTAINS(err.text, "share-with = same-uid");
+	CHECK_EQ(open_token(same.c, gi.token, &l, &err), 0);
 	gid_t og[] = { 5, 6 }, g[] = { 7, 6 };
 	CHECK_EQ(policy_may_share(cfg, 1, og, 2, 2, g, 2), -EACCES);
+	CHECK_EQ(policy_may_share(cfg, 1, og, 2, 1001, g, 2), 0);
 	cfg->share_with = CONFIG_SHARE_SAME_GROUP;
 	CHECK_EQ(policy_may_share(cfg, 1, og, 2, 2, g, 2), 0);
 	CHECK_EQ(policy_may_share(cfg, 1, og, 1, 2, g, 2), -EACCES);
