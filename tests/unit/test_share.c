@@ -147,83 +147,77 @@ static uint64_t allocated(void)
 
 static void test_token_once(void)
 {
-	struct who w[3], o, h, t;
+	struct who w[3], *o = &w[0], *h = &w[1], *t = &w[2];
 	struct grant_info gi;
 	struct error_info err;
 	struct lease *mine = scene(w, 1002), *l, *again;
-	o = w[0], h = w[1], t = w[2];
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
 	CHECK(gi.grant_id > 0);
-	CHECK_EQ(open_token(h.c, gi.token, &l, &err), 0);
+	CHECK_EQ(open_token(h->c, gi.token, &l, &err), 0);
 	CHECK_EQ(l->offset, mine->offset);
 	CHECK_EQ(l->size, mine->size);
 	CHECK(l->fd != mine->fd && l->fd >= 0);
 	CHECK_EQ(l->flags, LEASE_OPENED);
 	CHECK_EQ(last_open_flags & O_ACCMODE, O_RDWR);
-	CHECK_EQ(h.c->n_opens, 1);
-	CHECK_EQ(h.c->n_leases, 0);
+	CHECK_EQ(h->c->n_opens, 1);
+	CHECK_EQ(h->c->n_leases, 0);
 	/* stolen: the token opens once */
-	CHECK_EQ(open_token(t.c, gi.token, &again, &err), -EACCES);
+	CHECK_EQ(open_token(t->c, gi.token, &again, &err), -EACCES);
 	CHECK_CONTAINS(err.text, "already used");
 	/* guessed */
 	gi.token[3] ^= 1;
-	CHECK_EQ(open_token(t.c, gi.token, &again, &err), -ENOENT);
+	CHECK_EQ(open_token(t->c, gi.token, &again, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "no grant has this token");
 	memset(gi.token, 0, sizeof(gi.token));
-	CHECK_EQ(open_token(t.c, gi.token, &again, &err), -ENOENT);
+	CHECK_EQ(open_token(t->c, gi.token, &again, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "empty");
 	stop();
 }
 
 static void test_revoked_and_expired(void)
 {
-	struct who o, h;
+	struct who w[3], *o = &w[0], *h = &w[1];
 	struct grant_info gi, g2;
 	struct error_info err;
-	struct lease *mine, *l;
-	start("share-with = anyone");
-	join(&o, 1000, 1000);
-	join(&h, 1001, 1001);
-	mine = alloc_one(o.c);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
-	CHECK_EQ(broker_revoke_grant(h.c, gi.grant_id, &err), -ENOENT); /* not the owner */
-	CHECK_EQ(broker_revoke_grant(o.c, gi.grant_id, &err), 0);
-	CHECK_EQ(open_token(h.c, gi.token, &l, &err), -ENOENT);
+	struct lease *mine = scene(w, 1002), *l;
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_TOKEN, 0, 0, &gi, &err), 0);
+	CHECK_EQ(broker_revoke_grant(h->c, gi.grant_id, &err), -ENOENT); /* not the owner */
+	CHECK_EQ(broker_revoke_grant(o->c, gi.grant_id, &err), 0);
+	CHECK_EQ(open_token(h->c, gi.token, &l, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "was revoked");
 	struct grant_request req = { .lease_id = mine->id, .to = GRANT_TO_TOKEN, .ttl_ms = 1 };
-	CHECK_EQ(broker_grant(o.c, &req, &g2, &err), 0);
+	CHECK_EQ(broker_grant(o->c, &req, &g2, &err), 0);
 	usleep(5000);
-	CHECK_EQ(open_token(h.c, g2.token, &l, &err), -ENOENT);
+	CHECK_EQ(open_token(h->c, g2.token, &l, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "has expired");
 	/* an expired grant nobody opened makes room for new ones */
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), 0);
-	CHECK_EQ(open_token(h.c, g2.token, &l, &err), -ENOENT);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), 0);
+	CHECK_EQ(open_token(h->c, g2.token, &l, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "has expired");
 	stop();
 }
 
 static void test_uid_gid_and_read_only(void)
 {
-	struct who w[3], o, h, t;
+	struct who w[3], *o = &w[0], *h = &w[1], *t = &w[2];
 	struct error_info err;
 	struct lease *mine = scene(w, 4242), *l, *l2;
-	o = w[0], h = w[1], t = w[2];
-	CHECK_EQ(open_lease(h.c, mine->id, &l, &err), -ENOENT);
+	CHECK_EQ(open_lease(h->c, mine->id, &l, &err), -ENOENT);
 	CHECK_CONTAINS(err.text, "is granted to anyone");
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, GRANT_READ_ONLY, NULL, &err), 0);
-	CHECK_EQ(open_lease(t.c, mine->id, &l, &err), -EACCES);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 1001, GRANT_READ_ONLY, NULL, &err), 0);
+	CHECK_EQ(open_lease(t->c, mine->id, &l, &err), -EACCES);
 	CHECK_CONTAINS(err.text, "not granted to uid 1002");
-	CHECK_EQ(open_lease(h.c, mine->id, &l, &err), 0);
+	CHECK_EQ(open_lease(h->c, mine->id, &l, &err), 0);
 	CHECK_EQ(l->flags, LEASE_OPENED | LEASE_READ_ONLY);
 	CHECK_EQ(last_open_flags & O_ACCMODE, O_RDONLY);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_GID, 4242, 0, NULL, &err), 0);
-	CHECK_EQ(open_lease(t.c, mine->id, &l2, &err), 0);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_GID, 4242, 0, NULL, &err), 0);
+	CHECK_EQ(open_lease(t->c, mine->id, &l2, &err), 0);
 	CHECK_EQ(l2->flags, LEASE_OPENED);
 	/* only owners grant, and only their own leases */
-	CHECK_EQ(grant(h.c, l->id, GRANT_TO_UID, 1002, 0, NULL, &err), -EPERM);
-	CHECK_EQ(grant(h.c, mine->id, GRANT_TO_UID, 1002, 0, NULL, &err), -ENOENT);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_TOKEN, 5, 0, NULL, &err), -EINVAL);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 5, 1u << 7, NULL, &err), -EINVAL);
+	CHECK_EQ(grant(h->c, l->id, GRANT_TO_UID, 1002, 0, NULL, &err), -EPERM);
+	CHECK_EQ(grant(h->c, mine->id, GRANT_TO_UID, 1002, 0, NULL, &err), -ENOENT);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_TOKEN, 5, 0, NULL, &err), -EINVAL);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 5, 1u << 7, NULL, &err), -EINVAL);
 	stop();
 }
 
@@ -236,42 +230,37 @@ static void count_holder(const struct share_holder_info *hi, void *userdata)
  * the window is charged to the owner once and ends with the last hold. */
 static void test_lifetime(void)
 {
-	struct who o, h1, h2;
+	struct who w[3], *o = &w[0], *h1 = &w[1], *h2 = &w[2];
 	struct grant_info gi;
 	struct error_info err;
 	struct policy_uid_usage u;
-	struct lease *mine, *a, *c2;
+	struct lease *mine = scene(w, 1002), *a, *c2;
 	unsigned n = 0;
-	start("share-with = anyone");
-	join(&o, 1000, 1000);
-	join(&h1, 1001, 1001);
-	join(&h2, 1002, 1002);
-	mine = alloc_one(o.c);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), 0);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1002, GRANT_OUTLIVE_OWNER, &gi, &err), 0);
-	CHECK_EQ(open_lease(h1.c, mine->id, &a, &err), 0);
-	CHECK_EQ(open_lease(h2.c, mine->id, &c2, &err), 0);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 1001, 0, NULL, &err), 0);
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 1002, GRANT_OUTLIVE_OWNER, &gi, &err), 0);
+	CHECK_EQ(open_lease(h1->c, mine->id, &a, &err), 0);
+	CHECK_EQ(open_lease(h2->c, mine->id, &c2, &err), 0);
 	broker_lease_holders(mine, count_holder, &n);
 	CHECK_EQ(n, 2);
 	policy_get_usage(b->usage, 1001, &u);
 	CHECK_EQ(u.bytes, 0); /* holders are not charged bytes */
 	uint64_t c2_id = c2->id;
 
-	CHECK_EQ(broker_release(o.c, mine->id, &err), 0);
-	CHECK_EQ(h1.n_ev, 1);
-	CHECK_EQ(h1.ev[0].type, BROKER_EVENT_LEASE_REVOKED);
-	CHECK_EQ(h1.ev[0].reason, BROKER_REVOKE_OWNER);
-	CHECK_EQ(h1.c->n_opens, 0);
-	CHECK_EQ(h2.n_ev, 0);
-	CHECK(broker_find_lease(h2.c, c2_id) != NULL);
+	CHECK_EQ(broker_release(o->c, mine->id, &err), 0);
+	CHECK_EQ(h1->n_ev, 1);
+	CHECK_EQ(h1->ev[0].type, BROKER_EVENT_LEASE_REVOKED);
+	CHECK_EQ(h1->ev[0].reason, BROKER_REVOKE_OWNER);
+	CHECK_EQ(h1->c->n_opens, 0);
+	CHECK_EQ(h2->n_ev, 0);
+	CHECK(broker_find_lease(h2->c, c2_id) != NULL);
 	CHECK_EQ(allocated(), MiB);                    /* the window lives on */
 	CHECK_EQ(broker_quarantined_bytes(b), 0);
 	policy_get_usage(b->usage, 1000, &u);
 	CHECK_EQ(u.bytes, MiB);                        /* still the owner's */
-	CHECK_EQ(o.c->bytes, 0);
-	CHECK_EQ(broker_revoke_grant(o.c, gi.grant_id, &err), -ENOENT); /* grants ended too */
+	CHECK_EQ(o->c->bytes, 0);
+	CHECK_EQ(broker_revoke_grant(o->c, gi.grant_id, &err), -ENOENT); /* grants ended too */
 
-	CHECK_EQ(broker_release(h2.c, c2_id, &err), 0);
+	CHECK_EQ(broker_release(h2->c, c2_id, &err), 0);
 	policy_get_usage(b->usage, 1000, &u);
 	CHECK_EQ(u.bytes, 0);
 	/* memfds have no dma-buf count: the window waits in quarantine, as one */
@@ -281,24 +270,20 @@ static void test_lifetime(void)
 
 static void test_revoke_tells_holders(void)
 {
-	struct who o, h;
+	struct who w[3], *o = &w[0], *h = &w[1];
 	struct grant_info gi;
 	struct error_info err;
-	struct lease *mine, *l;
-	start("share-with = anyone");
-	join(&o, 1000, 1000);
-	join(&h, 1001, 1001);
-	mine = alloc_one(o.c);
-	CHECK_EQ(grant(o.c, mine->id, GRANT_TO_UID, 1001, 0, &gi, &err), 0);
-	CHECK_EQ(open_lease(h.c, mine->id, &l, &err), 0);
+	struct lease *mine = scene(w, 1002), *l;
+	CHECK_EQ(grant(o->c, mine->id, GRANT_TO_UID, 1001, 0, &gi, &err), 0);
+	CHECK_EQ(open_lease(h->c, mine->id, &l, &err), 0);
 	uint64_t id = l->id;
-	CHECK_EQ(broker_revoke_grant(o.c, gi.grant_id, &err), 0);
-	CHECK_EQ(h.n_ev, 1);
-	CHECK_EQ(h.ev[0].type, BROKER_EVENT_GRANT_REVOKED);
-	CHECK_EQ(h.ev[0].grant_id, gi.grant_id);
-	CHECK_EQ(h.ev[0].lease_id, id);
-	CHECK(broker_find_lease(h.c, id) == NULL);
-	CHECK(broker_find_lease(o.c, mine->id) != NULL);
+	CHECK_EQ(broker_revoke_grant(o->c, gi.grant_id, &err), 0);
+	CHECK_EQ(h->n_ev, 1);
+	CHECK_EQ(h->ev[0].type, BROKER_EVENT_GRANT_REVOKED);
+	CHECK_EQ(h->ev[0].grant_id, gi.grant_id);
+	CHECK_EQ(h->ev[0].lease_id, id);
+	CHECK(broker_find_lease(h->c, id) == NULL);
+	CHECK(broker_find_lease(o->c, mine->id) != NULL);
 	stop();
 }
 
