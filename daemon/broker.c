@@ -536,6 +536,14 @@ uint64_t broker_quarantined_bytes(const struct broker *b)
 	return n;
 }
 
+bool broker_token_equal(const uint8_t a[BROKER_TOKEN_SIZE], const uint8_t b[BROKER_TOKEN_SIZE])
+{
+	uint8_t diff = 0;
+	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
 {
 	for (size_t i = 0; i < b->n_devices; i++) {
@@ -547,22 +555,13 @@ static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
 	return NULL;
 }
 
-/* Compares all of both tokens whatever they hold: no timing hints. */
-static bool token_equal(const uint8_t *a, const uint8_t *b)
-{
-	uint8_t diff = 0;
-	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
-}
-
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err)
 {
 	struct broker *b = c->broker;
 	struct policy_quota_hit hit;
 	struct lease *l = find_orphan(b, lease_id);
-	bool match = l && token_equal(l->token, token);
+	bool match = l && broker_token_equal(l->token, token);
 
 	if (!match || l->orphan_uid != c->creds.uid)
 		return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",

@@ -182,6 +182,9 @@ struct lease *broker_find_lease(struct client *c, uint64_t lease_id);
  * one sentence for every mismatch (no such orphan, wrong token, other uid:
  * a guesser learns nothing), -EUSERS/-EDQUOT when the client's limits are
  * full. */
+/* Compares secrets (grant and reclaim tokens) in a time that does not
+ * depend on where they differ. */
+bool broker_token_equal(const uint8_t a[BROKER_TOKEN_SIZE], const uint8_t b[BROKER_TOKEN_SIZE]);
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err);
 

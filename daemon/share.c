@@ -65,19 +65,11 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Compares secrets in a time that does not depend on where they differ. */
-static bool token_equal(const uint8_t *a, const uint8_t *b)
-{
-	uint8_t diff = 0;
-	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
-}
 
 static bool token_zero(const uint8_t *t)
 {
 	static const uint8_t zero[BROKER_TOKEN_SIZE];
-	return token_equal(t, zero);
+	return broker_token_equal(t, zero);
 }
 
 static bool grant_expired(const struct grant *g, uint64_t now)
@@ -111,7 +103,7 @@ static void tomb_add(struct broker *b, const struct grant *g, enum tomb_reason r
 static const struct share_tomb *tomb_find(const struct broker *b, const uint8_t *token)
 {
 	for (size_t i = 0; b->tombs && i < TOMBS_MAX; i++)
-		if (b->tombs[i].reason && token_equal(b->tombs[i].token, token))
+		if (b->tombs[i].reason && broker_token_equal(b->tombs[i].token, token))
 			return &b->tombs[i];
 	return NULL;
 }
@@ -395,7 +387,7 @@ static int find_by_token(struct client *c, const uint8_t *token, struct grant **
 	struct grant *g;
 
 	list_for_each(g, &b->grants, broker_link) {
-		if (g->to != GRANT_TO_TOKEN || !token_equal(g->token, token))
+		if (g->to != GRANT_TO_TOKEN || !broker_token_equal(g->token, token))
 			continue;
 		if (g->used)
 			return error_set(err, EACCES, "the token of grant %llu (lease %llu) was already "
