@@ -33,16 +33,11 @@ const char *device_state_to_string(enum device_state s)
 	return "unknown";
 }
 
-int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
-		size_t n_fds, struct device **ret, struct error_info *err)
+struct device *device_new(const struct config_device *cfg, uint32_t id)
 {
-	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
-	struct device *d;
-	int r;
-
-	d = calloc(1, sizeof(*d));
+	struct device *d = calloc(1, sizeof(*d));
 	if (!d)
-		return error_set(err, ENOMEM, "out of memory");
+		return NULL;
 	d->id = id;
 	d->cfg = cfg;
 	d->state = DEVICE_READY;
@@ -52,7 +47,18 @@ int device_open(const struct config_device *cfg, uint32_t id, const struct backe
 	list_init(&d->quarantine);
 	list_init(&d->orphans);
 	d->store_slot = -1;
+	return d;
+}
 
+int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
+		size_t n_fds, struct device **ret, struct error_info *err)
+{
+	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
+	int r;
+
+	struct device *d = device_new(cfg, id);
+	if (!d)
+		return error_set(err, ENOMEM, "out of memory");
 	d->ops = backend_find(config_backend_to_string(cfg->backend));
 	if (!d->ops) {
 		r = error_set(err, EOPNOTSUPP, "device %s: backend %s is not available in this build",

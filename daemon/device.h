@@ -65,6 +65,9 @@ struct device {
 	bool signals_release;       /* the host's "give the device back" reaches us */
 };
 
+/* A device that is READY at generation 1 with nothing set up: no backend,
+ * no allocator (device_open() does both; unit tests set their own). */
+struct device *device_new(const struct config_device *cfg, uint32_t id);
 /* Opens the device the config describes, applies its reserved ranges; with
  * fds, takes it up from what a previous process stored (backend adopt).
  * -errno with err saying what failed. */

@@ -69,15 +69,10 @@ static void start(const char *extra)
 		exit(1);
 	}
 	free(error);
-	struct device *d = calloc(1, sizeof(*d));
+	struct device *d = device_new(&cfg->devices[0], 0);
 	b->devices = calloc(1, sizeof(*b->devices));
-	*d = (struct device){ .cfg = &cfg->devices[0], .ops = &share_ops, .state = DEVICE_READY,
-			      .generation = 1, .error_fd = -EBADF };
+	d->ops = &share_ops;
 	d->info = (struct backend_info){ .bar_size = 16 * MiB, .page_size = 4096 };
-	list_init(&d->leases);
-	list_init(&d->quarantine);
-	list_init(&d->orphans);
-	d->store_slot = -1;
 	if (allocator_new(d->info.bar_size, d->info.page_size, &d->alloc) < 0)
 		exit(1);
 	b->devices[b->n_devices++] = d;
