@@ -213,17 +213,17 @@ fuzz_fdstore_src := daemon/fdstore.c daemon/config.c common/log.c
 fuzz_bin        := build-fuzz/fuzz_proto build-fuzz/fuzz_config build-fuzz/fuzz_fdstore
 .PHONY: fuzz check-fuzz
 
-build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(fuzz_proto_src) $(wildcard proto/*.h common/*.h)
+build-fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c tests/fuzz/fuzz.h $(fuzz_proto_src) $(wildcard proto/*.h common/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(fuzz_proto_src)
 
-build-fuzz/fuzz_config: tests/fuzz/fuzz_config.c $(fuzz_config_src) daemon/config.h \
+build-fuzz/fuzz_config: tests/fuzz/fuzz_config.c tests/fuzz/fuzz.h $(fuzz_config_src) daemon/config.h \
 			$(wildcard common/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(shell pkg-config --cflags inih) -o $@ $< $(fuzz_config_src) \
 		$(shell pkg-config --libs inih)
 
-build-fuzz/fuzz_fdstore: tests/fuzz/fuzz_fdstore.c $(fuzz_fdstore_src) daemon/fdstore.h daemon/config.h
+build-fuzz/fuzz_fdstore: tests/fuzz/fuzz_fdstore.c tests/fuzz/fuzz.h $(fuzz_fdstore_src) daemon/fdstore.h daemon/config.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
 		$(shell pkg-config --cflags inih libsystemd) -o $@ $< $(fuzz_fdstore_src) \

@@ -12,6 +12,10 @@ struct broker {
 	size_t n_clients;
 	size_t n_leases;
 	uint64_t next_lease_id;
+	uint64_t next_grant_id;
+	struct list grants;       /* struct grant.broker_link: every live grant */
+	struct share_tomb *tombs; /* recently ended grants, for clear refusals (share.c) */
+	size_t next_tomb;
 	uint32_t next_client_id;
 	struct policy_usage *usage;
 	struct event_base *base;
@@ -35,3 +39,15 @@ int broker_adopt_lease(struct broker *b, struct device *d, const struct fdstore_
 
 /* Ends a lease as RELEASE does. */
 void broker_lease_end(struct lease *l);
+/* Ends every lease of a list (device or client) as RELEASE does; safe when
+ * ending one lease ends others (the holders of a shared window). */
+void broker_leases_end(struct list *leases, size_t link_offset);
+/* Numbers a new lease of c on l->device (its window exported into l->fd,
+ * the rest of it set), names its buffer and counts it. -EIO (no randomness). */
+int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
+		     struct error_info *err);
+/* Ends the daemon's use of a window of d charged to uid (and container):
+ * uncharges it and releases or quarantines it with its exports fds[0..n). */
+void broker_window_end(struct broker *b, struct device *d, uid_t uid,
+		       const struct config_container *ct, uint64_t offset, uint64_t size,
+		       const int *fds, size_t n, const struct window_store *ws);

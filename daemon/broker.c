@@ -15,7 +15,7 @@
 #include "daemon/pause.h"
 #include "daemon/persist.h"
 #include "daemon/policy.h"
-
+#include "daemon/share.h"
 
 int broker_new(struct config *cfg, struct broker **ret)
 {
@@ -25,7 +25,9 @@ int broker_new(struct config *cfg, struct broker **ret)
 	b->cfg = cfg;
 	list_init(&b->clients);
 	b->next_lease_id = 1;
+	b->next_grant_id = 1;
 	b->next_client_id = 1;
+	list_init(&b->grants);
 	int r = policy_usage_new(cfg, &b->usage);
 	if (r < 0) {
 		free(b);
@@ -54,6 +56,7 @@ struct broker *broker_free(struct broker *b)
 		device_free(b->devices[i]);
 	}
 	free(b->devices);
+	share_forget_all(b);
 	policy_usage_free(b->usage);
 	free(b);
 	return NULL;
@@ -161,6 +164,11 @@ void broker_client_set_events(struct client *c, bool acks_pauses, bool watches)
 	c->watches = watches;
 }
 
+void broker_client_set_sharing(struct client *c, bool shares)
+{
+	c->shares = shares;
+}
+
 void broker_set_event_base(struct broker *b, struct event_base *base)
 {
 	b->base = base;
@@ -173,6 +181,16 @@ void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *
 {
 	b->hooks = hooks;
 	b->hooks_data = userdata;
+}
+
+void broker_window_end(struct broker *b, struct device *d, uid_t uid,
+		       const struct config_container *ct, uint64_t offset, uint64_t size,
+		       const int *fds, size_t n, const struct window_store *ws)
+{
+	policy_uncharge_lease(b->usage, d->cfg, uid, size);
+	if (ct)
+		policy_uncharge_container_lease(b->usage, ct, size);
+	device_window_release_fds(d, offset, size, fds, n, ws);
 }
 
 void broker_orphan_end(struct broker *b, struct lease *l)
@@ -197,24 +215,34 @@ void broker_lease_end(struct lease *l)
 	d->n_leases--;
 	if (l->flags & LEASE_EXCLUSIVE)
 		d->n_exclusive--;
-	c->n_leases--;
-	c->bytes -= l->size;
+	if (l->flags & LEASE_OPENED) {
+		c->n_opens--;
+	} else {
+		c->n_leases--;
+		c->bytes -= l->size;
+	}
 	b->n_leases--;
-	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
-	if (c->container)
-		policy_uncharge_container_lease(b->usage, c->container, l->size);
-	device_window_release(d, l->offset, l->size, l->fd, &l->store);
+	if (l->share)
+		share_lease_end(l); /* the window lives while anyone holds it */
+	else
+		broker_window_end(b, d, c->creds.uid, c->container, l->offset, l->size, &l->fd, 1,
+				  &l->store);
 	free(l);
+}
+
+void broker_leases_end(struct list *leases, size_t link_offset)
+{
+	/* Ending an owner's lease may end its holders' leases, which may be
+	 * next in the list: always take the first one. */
+	while (!list_empty(leases))
+		broker_lease_end((struct lease *)((char *)leases->next - link_offset));
 }
 
 struct client *broker_client_free(struct client *c)
 {
-	struct lease *l, *tmp;
-
 	if (!c)
 		return NULL;
-	list_for_each_safe(l, tmp, &c->leases, client_link)
-		broker_lease_end(l);
+	broker_leases_end(&c->leases, offsetof(struct lease, client_link));
 	for (size_t i = 0; i < c->broker->n_devices; i++)
 		pause_forget_client(c->broker->devices[i], c);
 	policy_uncharge_client(c->broker->usage, c->creds.uid);
@@ -282,8 +310,12 @@ static void lease_link(struct broker *b, struct client *c, struct lease *l)
 	d->n_leases++;
 	if (l->flags & LEASE_EXCLUSIVE)
 		d->n_exclusive++;
-	c->n_leases++;
-	c->bytes += l->size;
+	if (l->flags & LEASE_OPENED) {
+		c->n_opens++;
+	} else {
+		c->n_leases++;
+		c->bytes += l->size;
+	}
 	b->n_leases++;
 }
 
@@ -357,28 +389,15 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 			goto fail_free;
 		}
 	}
-	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token)) {
-		r = error_set(err, EIO, "no randomness for the lease token");
+	l->device = d;
+	l->size = size;
+	l->flags = req->flags;
+	l->image = req->image;
+	r = broker_lease_add(c, l, c->creds.uid, 0, err);
+	if (r < 0) {
 		device_window_release(d, l->offset, size, l->fd, &WINDOW_STORE_NONE);
 		goto fail_free;
 	}
-	l->id = b->next_lease_id++;
-	l->device = d;
-	l->owner = c;
-	l->size = size;
-	l->generation = d->generation;
-	l->flags = req->flags;
-	l->image = req->image;
-
-	/* fdinfo names the buffer after its lease and holder, for admins. */
-	char name[64];
-	snprintf(name, sizeof(name), "barkeep:%llu:%u", (unsigned long long)l->id, c->creds.uid);
-	(void)dmabuf_set_name(l->fd, name);
-	bool unkept;
-	persist_lease_added(b->persist, l, b->next_lease_id, &unkept);
-	b->n_unkept += unkept;
-
-	lease_link(b, c, l);
 	*ret = l;
 	return 0;
 
@@ -389,6 +408,35 @@ fail_uncharge:
 	if (c->container)
 		policy_uncharge_container_lease(b->usage, c->container, size);
 	return r;
+}
+
+int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
+		     struct error_info *err)
+{
+	struct broker *b = c->broker;
+	struct device *d = l->device;
+
+	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token))
+		return error_set(err, EIO, "no randomness for the lease token");
+	l->id = b->next_lease_id++;
+	l->owner = c;
+	l->generation = d->generation;
+	list_init(&l->share_link);
+
+	/* fdinfo names the buffer after its window and holder, for admins. */
+	char name[64];
+	snprintf(name, sizeof(name), "barkeep:%llu:%u",
+		 (unsigned long long)(name_id ? name_id : l->id), name_uid);
+	(void)dmabuf_set_name(l->fd, name);
+	/* A restart keeps the owner's lease; holders open theirs again. */
+	l->store = WINDOW_STORE_NONE;
+	if (!(l->flags & LEASE_OPENED)) {
+		bool unkept;
+		persist_lease_added(b->persist, l, b->next_lease_id, &unkept);
+		b->n_unkept += unkept;
+	}
+	lease_link(b, c, l);
+	return 0;
 }
 
 struct lease *broker_find_lease(struct client *c, uint64_t lease_id)
@@ -488,6 +536,14 @@ uint64_t broker_quarantined_bytes(const struct broker *b)
 	return n;
 }
 
+bool broker_token_equal(const uint8_t a[BROKER_TOKEN_SIZE], const uint8_t b[BROKER_TOKEN_SIZE])
+{
+	uint8_t diff = 0;
+	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
 static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
 {
 	for (size_t i = 0; i < b->n_devices; i++) {
@@ -499,22 +555,13 @@ static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
 	return NULL;
 }
 
-/* Compares all of both tokens whatever they hold: no timing hints. */
-static bool token_equal(const uint8_t *a, const uint8_t *b)
-{
-	uint8_t diff = 0;
-	for (size_t i = 0; i < BROKER_TOKEN_SIZE; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
-}
-
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err)
 {
 	struct broker *b = c->broker;
 	struct policy_quota_hit hit;
 	struct lease *l = find_orphan(b, lease_id);
-	bool match = l && token_equal(l->token, token);
+	bool match = l && broker_token_equal(l->token, token);
 
 	if (!match || l->orphan_uid != c->creds.uid)
 		return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
@@ -554,6 +601,7 @@ int broker_adopt_lease(struct broker *b, struct device *d, const struct fdstore_
 			     .generation = rec->generation, .flags = rec->flags, .image = rec->image,
 			     .fd = fd, .store = *ws, .orphan_uid = rec->uid };
 	memcpy(l->token, rec->token, sizeof(l->token));
+	list_init(&l->share_link);
 	list_insert_tail(&d->orphans, &l->device_link);
 	d->n_orphans++;
 	b->n_orphans++;

@@ -41,7 +41,16 @@ struct lease_image {
 	uint32_t offsets[4], strides[4];
 };
 
-enum { LEASE_EXCLUSIVE = 1u << 0, LEASE_WRITE_COMBINE = 1u << 1, LEASE_IMAGE = 1u << 2 };
+enum {
+	LEASE_EXCLUSIVE = 1u << 0,
+	LEASE_WRITE_COMBINE = 1u << 1,
+	LEASE_IMAGE = 1u << 2,
+	LEASE_OPENED = 1u << 3,    /* opened through a grant: another client's window */
+	LEASE_READ_ONLY = 1u << 4, /* its dma-buf is O_RDONLY */
+};
+
+struct share;
+struct grant;
 
 struct lease {
 	uint64_t id;
@@ -54,6 +63,9 @@ struct lease {
 	struct lease_image image;
 	uint8_t token[BROKER_TOKEN_SIZE];
 	int fd; /* the daemon's own reference to the dma-buf */
+	struct share *share;    /* the window's holders and grants, once granted (daemon/share.c) */
+	struct grant *grant;    /* LEASE_OPENED: the grant it was opened through */
+	struct list share_link; /* LEASE_OPENED: in the share's holders */
 	struct window_store store;
 	uid_t orphan_uid; /* orphans (owner NULL): who may reclaim it */
 };
@@ -75,12 +87,23 @@ enum broker_event_type {
 	BROKER_EVENT_DEVICE_RESUME,
 	BROKER_EVENT_DEVICE_GONE,
 	BROKER_EVENT_LEASE_REVOKED,
+	BROKER_EVENT_GRANT_REVOKED, /* lease_id: the recipient's opened lease, which has ended */
 };
+
+/* LEASE_REVOKED reasons (the protocol's) */
+enum broker_revoke_reason {
+	BROKER_REVOKE_ADMIN = 1,
+	BROKER_REVOKE_POLICY = 2,
+	BROKER_REVOKE_OWNER = 3, /* an opened lease: the owner released the window */
+};
+/* GRANT_REVOKED reasons */
+#define BROKER_GRANT_REVOKED_OWNER 1
 
 struct broker_event {
 	enum broker_event_type type;
 	uint32_t device_id;
 	uint64_t lease_id;
+	uint64_t grant_id; /* GRANT_REVOKED */
 	uint64_t generation;
 	uint32_t reason, flags, deadline_ms;
 };
@@ -104,12 +127,14 @@ struct client {
 	char name[65];
 	struct list link;
 	struct list leases; /* struct lease.client_link */
-	unsigned n_leases;
-	uint64_t bytes;
+	unsigned n_leases;  /* its own windows (ALLOC) */
+	unsigned n_opens;   /* others' windows it opened (OPEN) */
+	uint64_t bytes;     /* of its own windows */
 	const struct client_ops *ops;
 	void *userdata;
 	bool acks_pauses; /* answers DEVICE_PAUSE with PAUSE_ACK: resets wait for it */
 	bool watches;     /* gets device events of every device */
+	bool shares;      /* announced GRANT: may GRANT/OPEN and be told of grants */
 };
 
 struct alloc_request {
@@ -144,6 +169,7 @@ int broker_client_new(struct broker *b, const struct client_creds *creds,
 struct client *broker_client_free(struct client *c);
 void broker_client_set_name(struct client *c, const char *name);
 void broker_client_set_events(struct client *c, bool acks_pauses, bool watches);
+void broker_client_set_sharing(struct client *c, bool shares);
 
 int broker_alloc(struct client *c, const struct alloc_request *req, struct lease **ret,
 		 struct error_info *err);
@@ -156,8 +182,68 @@ struct lease *broker_find_lease(struct client *c, uint64_t lease_id);
  * one sentence for every mismatch (no such orphan, wrong token, other uid:
  * a guesser learns nothing), -EUSERS/-EDQUOT when the client's limits are
  * full. */
+/* Compares secrets (grant and reclaim tokens) in a time that does not
+ * depend on where they differ. */
+bool broker_token_equal(const uint8_t a[BROKER_TOKEN_SIZE], const uint8_t b[BROKER_TOKEN_SIZE]);
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err);
+
+/* ---- sharing (daemon/share.c) ---- */
+
+enum grant_to { GRANT_TO_UID = 1, GRANT_TO_GID = 2, GRANT_TO_TOKEN = 3 };
+#define GRANT_READ_ONLY (1u << 0)     /* holders get O_RDONLY fds */
+#define GRANT_OUTLIVE_OWNER (1u << 1) /* holders keep the window after the owner's release */
+#define GRANT_FLAGS_KNOWN (GRANT_READ_ONLY | GRANT_OUTLIVE_OWNER)
+
+struct grant_request {
+	uint64_t lease_id;  /* one of the caller's own leases */
+	enum grant_to to;
+	uint32_t to_id;     /* uid or gid; 0 for a token */
+	uint32_t flags;     /* GRANT_* */
+	uint32_t ttl_ms;    /* 0: no expiry (opens only: holders keep their access) */
+};
+
+struct grant_info {
+	uint64_t grant_id;
+	uint8_t token[BROKER_TOKEN_SIZE]; /* a token grant's secret, else zero */
+};
+
+struct open_request {
+	uint64_t lease_id;  /* a uid/gid grant's lease; 0 with by_token */
+	bool by_token;
+	uint8_t token[BROKER_TOKEN_SIZE];
+	bool read_only;     /* ask for O_RDONLY under a read-write grant */
+};
+
+/* Lets others open one of the caller's leases. -ENOENT (not the caller's
+ * lease), -EPERM (the policy forbids that recipient, or an opened lease),
+ * -EDQUOT (max-grants-per-lease), -EOPNOTSUPP (read-only on a device that
+ * cannot export read-only), -EINVAL, -EIO. */
+int broker_grant(struct client *c, const struct grant_request *req, struct grant_info *ret,
+		 struct error_info *err);
+/* A fresh export of a granted window as a new lease of the caller (flags
+ * LEASE_OPENED, LEASE_READ_ONLY under a read-only grant). -ENOENT (no such
+ * grant or lease, a used, revoked or expired token: err says which),
+ * -EACCES (not granted to the caller, or the policy forbids it), -EDQUOT
+ * (max-opens-per-client, max-holders-per-window), -EAGAIN, -ENODEV, -EIO. */
+int broker_open(struct client *c, const struct open_request *req, struct lease **ret,
+		struct error_info *err);
+/* Withdraws one of the caller's grants; every lease opened through it ends
+ * and its holder is told (GRANT_REVOKED). -ENOENT. */
+int broker_revoke_grant(struct client *c, uint64_t grant_id, struct error_info *err);
+
+/* For LIST_LEASES: calls fn for each holder of the caller's lease l. */
+struct share_holder_info {
+	uint64_t lease_id, holder_lease_id, grant_id;
+	uid_t uid;
+	bool read_only;
+};
+typedef void (*share_holder_fn)(const struct share_holder_info *h, void *userdata);
+void broker_lease_holders(const struct lease *l, share_holder_fn fn, void *userdata);
+/* The grant id an opened lease came through, and the window's owner lease id
+ * and owner uid (0, 0, 0 when the owner has released it). */
+void broker_opened_info(const struct lease *l, uint64_t *ret_grant_id, uint64_t *ret_owner_lease,
+			uid_t *ret_owner_uid);
 
 /* Admin request: pauses the device, tells every holder, waits for their
  * acknowledgements or the deadline (grace_ms 0: the configured default;

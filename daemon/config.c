@@ -67,6 +67,9 @@ static void parse_socket_path(struct parser *p, const struct key_def *k, const c
 static void parse_mode(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_name(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_log_level(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_with(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_users(struct parser *p, const struct key_def *k, const char *v, void *d);
+static void parse_share_groups(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_u32(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_byte_limit(struct parser *p, const struct key_def *k, const char *v, void *d);
 static void parse_pci(struct parser *p, const struct key_def *k, const char *v, void *d);
@@ -83,6 +86,7 @@ static void parse_container_devices(struct parser *p, const struct key_def *k, c
 				    void *d);
 
 #define DAEMON(n, fn, field) { SECTION_DAEMON, n, fn, offsetof(struct config, field), 0, 0, false }
+#define DAEMON_LIST(n, fn, field) { SECTION_DAEMON, n, fn, offsetof(struct config, field), 0, 0, true }
 #define LIMIT(n, fn, field, lo, hi) \
 	{ SECTION_LIMITS, n, fn, offsetof(struct config, limits.field), lo, hi, false }
 #define DEVICE(n, fn, field, list) \
@@ -96,9 +100,13 @@ static const struct key_def keys[] = {
 	DAEMON("socket-group", parse_name, socket_group),
 	DAEMON("log-level", parse_log_level, log_level),
 	DAEMON("admin-group", parse_name, admin_group),
+	DAEMON("share-with", parse_share_with, share_with),
+	DAEMON_LIST("share-with-users", parse_share_users, share_uids),
+	DAEMON_LIST("share-with-groups", parse_share_groups, share_gids),
 
 	LIMIT("max-clients", parse_u32, max_clients, 1, 65536),
 	LIMIT("max-clients-per-uid", parse_u32, max_clients_per_uid, 1, 65536),
+	LIMIT("reclaim-timeout-s", parse_u32, reclaim_timeout_s, 1, 3600),
 	LIMIT("max-leases", parse_u32, max_leases, 1, 1 << 20),
 	LIMIT("max-leases-per-client", parse_u32, max_leases_per_client, 1, 1 << 20),
 	LIMIT("max-leases-per-uid", parse_u32, max_leases_per_uid, 1, 1 << 20),
@@ -107,7 +115,9 @@ static const struct key_def keys[] = {
 	LIMIT("handshake-timeout-ms", parse_u32, handshake_timeout_ms, 1, 600000),
 	LIMIT("idle-timeout-s", parse_u32, idle_timeout_s, 0, 30 * 24 * 3600),
 	LIMIT("pause-grace-ms", parse_u32, pause_grace_ms, 0, 600000),
-	LIMIT("reclaim-timeout-s", parse_u32, reclaim_timeout_s, 1, 3600),
+	LIMIT("max-grants-per-lease", parse_u32, max_grants_per_lease, 1, 1024),
+	LIMIT("max-holders-per-window", parse_u32, max_holders_per_window, 1, 65536),
+	LIMIT("max-opens-per-client", parse_u32, max_opens_per_client, 0, 512),
 
 	DEVICE("pci", parse_pci, pci, false),
 	DEVICE("backend", parse_backend, backend, false),
@@ -127,6 +137,7 @@ static const struct key_def keys[] = {
 };
 
 static const struct config_limits default_limits = {
+	.reclaim_timeout_s = 60,
 	.max_clients = 128,
 	.max_clients_per_uid = 16,
 	.max_leases = 4096,
@@ -137,7 +148,9 @@ static const struct config_limits default_limits = {
 	.handshake_timeout_ms = 5000,
 	.idle_timeout_s = 0,
 	.pause_grace_ms = 2000,
-	.reclaim_timeout_s = 60,
+	.max_grants_per_lease = 16,
+	.max_holders_per_window = 1024,
+	.max_opens_per_client = 256,
 };
 
 struct device_state {
@@ -585,6 +598,27 @@ static void parse_log_level(struct parser *p, const struct key_def *k, const cha
 		*(int *)d = level;
 }
 
+static const char *const share_with_names[] = {
+	[CONFIG_SHARE_SAME_UID] = "same-uid",
+	[CONFIG_SHARE_SAME_GROUP] = "same-group",
+	[CONFIG_SHARE_ANYONE] = "anyone",
+};
+
+const char *config_share_with_to_string(enum config_share_with s)
+{
+	return (size_t)s < ARRAY_SIZE(share_with_names) ? share_with_names[s] : "?";
+}
+
+static void parse_share_with(struct parser *p, const struct key_def *k, const char *v, void *d)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(share_with_names); i++)
+		if (streq(v, share_with_names[i])) {
+			*(enum config_share_with *)d = (enum config_share_with)i;
+			return;
+		}
+	key_error(p, k, "'%s' is not one of same-uid, same-group, anyone", v);
+}
+
 static void parse_u32(struct parser *p, const struct key_def *k, const char *v, void *d)
 {
 	unsigned long long n;
@@ -771,9 +805,10 @@ static void push_id(struct parser *p, uint32_t **ids, char ***names, size_t *n, 
 	(*n)++;
 }
 
-static void user_entry(struct parser *p, const struct key_def *k, const char *entry)
+/* A user by name or number into a list of ids (and names). */
+static void user_into(struct parser *p, const struct key_def *k, const char *entry, uint32_t **ids,
+		      char ***names, size_t *n)
 {
-	struct config_device *dev = current_device(p);
 	uint32_t id;
 	uid_t uid = (uid_t)-1;
 
@@ -781,8 +816,7 @@ static void user_entry(struct parser *p, const struct key_def *k, const char *en
 		if (!parse_id(entry, &id))
 			key_error(p, k, "%s is not a valid uid", entry);
 		else
-			push_id(p, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids, id,
-				NULL);
+			push_id(p, ids, names, n, id, NULL);
 		return;
 	}
 	int r = lookup_user(entry, &uid);
@@ -791,12 +825,13 @@ static void user_entry(struct parser *p, const struct key_def *k, const char *en
 	else if (r < 0)
 		key_error(p, k, "cannot look up user '%s': %s", entry, strerror(-r));
 	else
-		push_id(p, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids, uid, entry);
+		push_id(p, ids, names, n, uid, entry);
 }
 
-static void group_entry(struct parser *p, const struct key_def *k, const char *entry)
+/* A group by name or number into a list of ids (and names). */
+static void group_into(struct parser *p, const struct key_def *k, const char *entry, uint32_t **ids,
+		       char ***names, size_t *n)
 {
-	struct config_device *dev = current_device(p);
 	gid_t gid = CONFIG_GID_NONE;
 	int r = resolve_group(entry, &gid);
 
@@ -807,8 +842,43 @@ static void group_entry(struct parser *p, const struct key_def *k, const char *e
 	else if (r < 0)
 		key_error(p, k, "cannot look up group '%s': %s", entry, strerror(-r));
 	else
-		push_id(p, &dev->allow_gids, &dev->allow_group_names, &dev->n_allow_gids, gid,
-			all_digits(entry) ? NULL : entry);
+		push_id(p, ids, names, n, gid, all_digits(entry) ? NULL : entry);
+}
+
+static void user_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config_device *dev = current_device(p);
+	user_into(p, k, entry, &dev->allow_uids, &dev->allow_user_names, &dev->n_allow_uids);
+}
+
+static void group_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config_device *dev = current_device(p);
+	group_into(p, k, entry, &dev->allow_gids, &dev->allow_group_names, &dev->n_allow_gids);
+}
+
+static void share_user_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config *c = p->config;
+	user_into(p, k, entry, &c->share_uids, &c->share_user_names, &c->n_share_uids);
+}
+
+static void share_group_entry(struct parser *p, const struct key_def *k, const char *entry)
+{
+	struct config *c = p->config;
+	group_into(p, k, entry, &c->share_gids, &c->share_group_names, &c->n_share_gids);
+}
+
+static void parse_share_users(struct parser *p, const struct key_def *k, const char *v,
+			      void *d _unused_)
+{
+	for_each_entry(p, k, v, true, share_user_entry);
+}
+
+static void parse_share_groups(struct parser *p, const struct key_def *k, const char *v,
+			       void *d _unused_)
+{
+	for_each_entry(p, k, v, true, share_group_entry);
 }
 
 static void parse_users(struct parser *p, const struct key_def *k, const char *v, void *d _unused_)
@@ -1337,6 +1407,10 @@ struct config *config_free(struct config *c)
 		container_done(&c->containers[i]);
 	free(c->containers);
 	strv_free_n(c->warnings, c->n_warnings);
+	free(c->share_uids);
+	strv_free_n(c->share_user_names, c->n_share_uids);
+	free(c->share_gids);
+	strv_free_n(c->share_group_names, c->n_share_gids);
 	free(c->path);
 	free(c->socket_path);
 	free(c->socket_group);
@@ -1362,6 +1436,7 @@ static int config_new_default(const char *name, struct config **ret)
 	c->socket_gid = CONFIG_GID_NONE;
 	c->admin_gid = CONFIG_GID_NONE;
 	c->log_level = LOG_LEVEL_INFO;
+	c->share_with = CONFIG_SHARE_SAME_GROUP;
 	c->limits = default_limits;
 	c->page_size = page > 0 ? (uint64_t)page : 4096;
 	*ret = TAKE_PTR(c);
@@ -1585,6 +1660,10 @@ void config_dump(const struct config *c, FILE *f)
 		levels[c->log_level] ? levels[c->log_level] : "?");
 	dump_group(f, c->admin_group, c->admin_gid);
 	fprintf(f, "%s\n", c->admin_gid == CONFIG_GID_NONE ? ": root only" : "");
+	fprintf(f, "  share with: %s", config_share_with_to_string(c->share_with));
+	print_ids(f, "user", c->share_uids, c->share_user_names, c->n_share_uids);
+	print_ids(f, "group", c->share_gids, c->share_group_names, c->n_share_gids);
+	fprintf(f, "\n");
 
 	fprintf(f, "[limits]\n");
 	fprintf(f, "  clients: %u in all, %u per uid\n", l->max_clients, l->max_clients_per_uid);
@@ -1600,6 +1679,8 @@ void config_dump(const struct config *c, FILE *f)
 		fprintf(f, "none");
 	fprintf(f, "; pause grace: %u ms\n", l->pause_grace_ms);
 	fprintf(f, "; reclaim timeout after a restart: %u s\n", l->reclaim_timeout_s);
+	fprintf(f, "  sharing: %u grants per lease, %u holders per window, %u opens per client\n",
+		l->max_grants_per_lease, l->max_holders_per_window, l->max_opens_per_client);
 
 	for (size_t i = 0; i < c->n_devices; i++)
 		dump_device(&c->devices[i], f);

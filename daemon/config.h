@@ -93,6 +93,16 @@ struct config_limits {
 	uint32_t idle_timeout_s;        /* 0: never */
 	uint32_t pause_grace_ms;        /* default deadline given to clients before a reset */
 	uint32_t reclaim_timeout_s;     /* after a restart: how long orphaned leases wait */
+	uint32_t max_grants_per_lease;  /* GRANTs one lease may have at once */
+	uint32_t max_holders_per_window; /* OPENs of one window at once, all clients */
+	uint32_t max_opens_per_client;  /* windows of others one connection holds open */
+};
+
+/* [daemon] share-with: whom a lease's owner may share it with (GRANT/OPEN). */
+enum config_share_with {
+	CONFIG_SHARE_SAME_UID,   /* only clients of the owner's uid */
+	CONFIG_SHARE_SAME_GROUP, /* also clients that share a group with the owner (default) */
+	CONFIG_SHARE_ANYONE,     /* any client the socket lets in */
 };
 
 struct config {
@@ -105,6 +115,15 @@ struct config {
 	int log_level;      /* enum log_level from common/log.h */
 	char *admin_group;  /* as written, or the default */
 	gid_t admin_gid;    /* CONFIG_GID_NONE: only root is admin */
+	enum config_share_with share_with;
+	/* [daemon] share-with-users, share-with-groups: who may be granted to
+	 * and open shared windows besides what share-with allows. */
+	uid_t *share_uids;
+	char **share_user_names; /* parallel; NULL where a number was written */
+	size_t n_share_uids;
+	gid_t *share_gids;
+	char **share_group_names;
+	size_t n_share_gids;
 
 	struct config_limits limits;
 
@@ -153,6 +172,8 @@ const char *config_format_size(uint64_t bytes, char buf[static CONFIG_SIZE_STR_M
  * normalised lower-case form. Returns 0 or -EINVAL. */
 int config_parse_pci(const char *s, char ret[static CONFIG_PCI_ADDR_MAX]);
 const char *config_backend_to_string(enum config_backend b);
+/* "same-uid", "same-group", "anyone". */
+const char *config_share_with_to_string(enum config_share_with s);
 
 static inline void config_freep(struct config **c) { *c = config_free(*c); }
 #define _cleanup_config_ _cleanup_(config_freep)

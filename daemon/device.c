@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,9 @@
 struct window {
 	struct list link;
 	uint64_t offset, size;
-	int fd; /* the daemon's reference, to read the file's count */
-	struct window_store store;
+	struct window_store store; /* fds[0] may have a copy in systemd's fd store */
+	size_t n_fds;
+	int fds[]; /* the daemon's references to each export, to read the files' counts */
 };
 
 const char *device_name(const struct device *d)
@@ -31,16 +33,11 @@ const char *device_state_to_string(enum device_state s)
 	return "unknown";
 }
 
-int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
-		size_t n_fds, struct device **ret, struct error_info *err)
+struct device *device_new(const struct config_device *cfg, uint32_t id)
 {
-	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
-	struct device *d;
-	int r;
-
-	d = calloc(1, sizeof(*d));
+	struct device *d = calloc(1, sizeof(*d));
 	if (!d)
-		return error_set(err, ENOMEM, "out of memory");
+		return NULL;
 	d->id = id;
 	d->cfg = cfg;
 	d->state = DEVICE_READY;
@@ -50,7 +47,18 @@ int device_open(const struct config_device *cfg, uint32_t id, const struct backe
 	list_init(&d->quarantine);
 	list_init(&d->orphans);
 	d->store_slot = -1;
+	return d;
+}
 
+int device_open(const struct config_device *cfg, uint32_t id, const struct backend_stored *fds,
+		size_t n_fds, struct device **ret, struct error_info *err)
+{
+	char size_a[CONFIG_SIZE_STR_MAX], size_b[CONFIG_SIZE_STR_MAX];
+	int r;
+
+	struct device *d = device_new(cfg, id);
+	if (!d)
+		return error_set(err, ENOMEM, "out of memory");
 	d->ops = backend_find(config_backend_to_string(cfg->backend));
 	if (!d->ops) {
 		r = error_set(err, EOPNOTSUPP, "device %s: backend %s is not available in this build",
@@ -98,7 +106,8 @@ static struct window *window_free(struct window *w)
 	if (!w)
 		return NULL;
 	list_remove(&w->link);
-	safe_close(w->fd);
+	for (size_t i = 0; i < w->n_fds; i++)
+		safe_close(w->fds[i]);
 	free(w);
 	return NULL;
 }
@@ -147,24 +156,37 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 				 device_name(d), config_format_size(size, want), strerror(-r));
 
 	size = ALIGN_UP(size, d->info.page_size);
-	fd = d->ops->export(d->backend, offset, size, open_flags);
-	if (fd < 0) {
+	r = device_window_export(d, offset, size, open_flags, &fd, err);
+	if (r < 0) {
 		allocator_release(d->alloc, offset, size);
-		return error_set(err, -fd, "device %s: the kernel refused to export %s at %#llx: %s",
-				 device_name(d), config_format_size(size, want),
-				 (unsigned long long)offset, strerror(-fd));
+		return r;
 	}
 	*ret_offset = offset;
 	*ret_fd = fd;
 	return 0;
 }
 
+int device_window_export(struct device *d, uint64_t offset, uint64_t size, int open_flags,
+			 int *ret_fd, struct error_info *err)
+{
+	char want[CONFIG_SIZE_STR_MAX];
+	int fd = d->ops->export(d->backend, offset, size, open_flags);
+
+	if (fd < 0)
+		return error_set(err, -fd, "device %s: the kernel refused to export %s at %#llx%s: %s",
+				 device_name(d), config_format_size(size, want),
+				 (unsigned long long)offset,
+				 (open_flags & O_ACCMODE) == O_RDONLY ? " read-only" : "", strerror(-fd));
+	*ret_fd = fd;
+	return 0;
+}
+
 /* True when fd (and systemd's copy of it, when stored) is the only
  * reference to its dma-buf. */
-static bool window_unreferenced(int fd, const struct window_store *ws)
+static bool window_unreferenced(int fd, bool stored)
 {
 	long count = 0;
-	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1 + (long)ws->stored;
+	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1 + (long)stored;
 }
 
 /* Revokes the buffer for good where the kernel can (DEVICE_FEATURE_REVOKE):
@@ -178,6 +200,21 @@ static bool window_revoke(struct device *d, int fd)
 	return r == 0 || r == -EBADFD; /* EBADFD: already revoked for good */
 }
 
+bool device_buffer_done(struct device *d, int fd)
+{
+	return window_unreferenced(fd, false) || (d->state == DEVICE_READY && window_revoke(d, fd));
+}
+
+/* True when no export of the window reaches it any more: each is either
+ * referenced by the daemon alone or revoked. */
+static bool window_done(struct device *d, const int *fds, size_t n, const struct window_store *ws)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!window_unreferenced(fds[i], i == 0 && ws->stored) && !window_revoke(d, fds[i]))
+			return false;
+	return true;
+}
+
 static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
 {
 	/* A window that cannot be scrubbed stays out of use: never hand one
@@ -187,37 +224,50 @@ static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
 	allocator_release(d->alloc, offset, size);
 }
 
-static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, int fd,
-			      const struct window_store *ws)
+static void close_all(const int *fds, size_t n)
 {
-	struct window *w = malloc(sizeof(*w));
-	if (!w) {
-		/* Without memory to track it, leak the window rather than reuse
-		 * it; its stored copy stays, so the next process does the same. */
-		safe_close(fd);
-		return;
-	}
-	*w = (struct window){ .offset = offset, .size = size, .fd = fd, .store = *ws };
-	list_insert_tail(&d->quarantine, &w->link);
-	d->quarantined_bytes += size;
+	for (size_t i = 0; i < n; i++)
+		safe_close(fds[i]);
 }
 
 int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd,
 			  const struct window_store *ws)
 {
+	return device_window_release_fds(d, offset, size, &fd, 1, ws);
+}
+
+static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, const int *fds,
+			      size_t n, const struct window_store *ws)
+{
+	struct window *w = malloc(sizeof(*w) + n * sizeof(int));
+	if (!w) {
+		/* Without memory to track it, leak the window rather than reuse
+		 * it; its stored copy stays, so the next process does the same. */
+		close_all(fds, n);
+		return;
+	}
+	*w = (struct window){ .offset = offset, .size = size, .store = *ws, .n_fds = n };
+	memcpy(w->fds, fds, n * sizeof(int));
+	list_insert_tail(&d->quarantine, &w->link);
+	d->quarantined_bytes += size;
+}
+
+int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, const int *fds,
+			      size_t n, const struct window_store *ws)
+{
 	if (d->state == DEVICE_GONE) {
 		persist_window_forget(d->persist, ws);
-		safe_close(fd);
+		close_all(fds, n);
 		return 0;
 	}
-	if (d->state == DEVICE_READY && (window_unreferenced(fd, ws) || window_revoke(d, fd))) {
+	if (d->state == DEVICE_READY && window_done(d, fds, n, ws)) {
 		persist_window_forget(d->persist, ws);
-		safe_close(fd);
+		close_all(fds, n);
 		window_reclaim(d, offset, size);
 		return 1;
 	}
 	persist_window_quarantined(d->persist, ws);
-	window_quarantine(d, offset, size, fd, ws);
+	window_quarantine(d, offset, size, fds, n, ws);
 	return 0;
 }
 
@@ -230,7 +280,7 @@ int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int 
 		return r;
 	}
 	if (fd >= 0)
-		window_quarantine(d, offset, size, fd, ws);
+		window_quarantine(d, offset, size, &fd, 1, ws);
 	return 0;
 }
 
@@ -253,7 +303,7 @@ unsigned device_sweep(struct device *d)
 	if (d->state != DEVICE_READY)
 		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
-		if (!window_unreferenced(w->fd, &w->store) && !window_revoke(d, w->fd))
+		if (!window_done(d, w->fds, w->n_fds, &w->store))
 			continue;
 		persist_window_forget(d->persist, &w->store);
 		d->quarantined_bytes -= w->size;

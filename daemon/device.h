@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -64,6 +65,9 @@ struct device {
 	bool signals_release;       /* the host's "give the device back" reaches us */
 };
 
+/* A device that is READY at generation 1 with nothing set up: no backend,
+ * no allocator (device_open() does both; unit tests set their own). */
+struct device *device_new(const struct config_device *cfg, uint32_t id);
 /* Opens the device the config describes, applies its reserved ranges; with
  * fds, takes it up from what a previous process stored (backend adopt).
  * -errno with err saying what failed. */
@@ -76,6 +80,11 @@ struct device *device_free(struct device *d);
 int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_flags,
 		      uint64_t *ret_offset, int *ret_fd, struct error_info *err);
 
+/* Another export of a window already carved (a holder's own dma-buf of a
+ * shared window): *ret_fd is the daemon's reference. -errno with err. */
+int device_window_export(struct device *d, uint64_t offset, uint64_t size, int open_flags,
+			 int *ret_fd, struct error_info *err);
+
 /* Ends the daemon's use of a window: frees it at once when fd holds the last
  * reference, else quarantines it (takes fd either way). Returns 1 when freed,
  * 0 when quarantined. */
@@ -87,9 +96,18 @@ int device_window_release(struct device *d, uint64_t offset, uint64_t size, int 
 int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int fd,
 			  const struct window_store *ws);
 
+/* The same for a window exported several times (a shared window): freed
+ * when every one of fds[0..n) is unreferenced or revoked; takes them all.
+ * ws->stored counts for fds[0]. */
+int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, const int *fds,
+			      size_t n, const struct window_store *ws);
 /* A device gone for good: its quarantined windows are forgotten (their
  * buffers are dead). */
 void device_drop_quarantine(struct device *d);
+/* True when no copy of the export fd reaches the window any more: fd is its
+ * only reference, or the kernel revoked it now (DEVICE_FEATURE_REVOKE, on a
+ * READY device). fd may then be closed. */
+bool device_buffer_done(struct device *d, int fd);
 
 /* Frees quarantined windows whose last outside reference has gone. Returns
  * the number freed. */

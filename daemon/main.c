@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -259,6 +260,21 @@ static void ensure_parent_dir(const char *path)
 
 enum bus_mode { BUS_TRY, BUS_YES, BUS_NO };
 
+/* Every lease and every holder of a shared window costs the daemon one fd:
+ * take the hard limit, not the 1024 of the soft one (systemd does the same
+ * for services). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warning_errno(errno, "Failed to raise the fd limit to %llu: %m",
+					  (unsigned long long)rl.rlim_max);
+	}
+}
+
 static int run(struct config *cfg, const char *config_path, bool log_level_fixed,
 	       const char *socket_override, enum bus_mode bus)
 {
@@ -360,6 +376,7 @@ static int run(struct config *cfg, const char *config_path, bool log_level_fixed
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	log_info("Listening on %s with %zu device(s)", so.listen_fd >= 0 ? "the inherited socket" : so.path,
 		 broker_n_devices(d.broker));
 	d.status[0] = broker_n_devices(d.broker);

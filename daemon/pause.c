@@ -139,7 +139,6 @@ static void pause_free(struct device_pause *p)
 static void pause_finish(struct device_pause *p)
 {
 	struct device *d = p->device;
-	struct lease *l, *tmp;
 	struct error_info err = {};
 	int r = p->result;
 
@@ -158,10 +157,10 @@ static void pause_finish(struct device_pause *p)
 		d->state = DEVICE_GONE;
 		tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_GONE,
 				.device_id = d->id, .reason = p->params.reason });
-		list_for_each_safe(l, tmp, &d->leases, device_link)
-			broker_lease_end(l);
-		list_for_each_safe(l, tmp, &d->orphans, device_link)
-			broker_orphan_end(p->broker, l);
+		broker_leases_end(&d->leases, offsetof(struct lease, device_link));
+		while (!list_empty(&d->orphans))
+			broker_orphan_end(p->broker, container_of(d->orphans.next, struct lease,
+								  device_link));
 		device_drop_quarantine(d);
 		persist_device_removed(d->persist, d);
 		pause_unwatch(d);

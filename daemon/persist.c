@@ -212,6 +212,17 @@ void persist_window_quarantined(struct persist *p, const struct window_store *ws
 		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_QUARANTINED);
 }
 
+void persist_lease_shared(struct persist *p, struct window_store *ws)
+{
+	char name[FDSTORE_NAME_MAX];
+
+	if (!active(p) || !ws->stored)
+		return;
+	if (fdstore_name_lease(name, ws->lease_id) == 0)
+		unstore(p, name);
+	ws->stored = false;
+}
+
 void persist_window_forget(struct persist *p, const struct window_store *ws)
 {
 	char name[FDSTORE_NAME_MAX];

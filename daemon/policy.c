@@ -51,6 +51,30 @@ int policy_may_use_device(const struct config_device *d, uid_t uid, const gid_t 
 	return -EACCES;
 }
 
+bool policy_share_listed(const struct config *c, uid_t uid, const gid_t *gids, size_t ngids)
+{
+	for (size_t i = 0; i < c->n_share_uids; i++)
+		if (c->share_uids[i] == uid)
+			return true;
+	for (size_t i = 0; i < c->n_share_gids; i++)
+		if (gid_in(c->share_gids[i], gids, ngids))
+			return true;
+	return false;
+}
+
+int policy_may_share(const struct config *c, uid_t owner_uid, const gid_t *owner_gids,
+		     size_t n_owner_gids, uid_t uid, const gid_t *gids, size_t ngids)
+{
+	if (c->share_with == CONFIG_SHARE_ANYONE || uid == owner_uid ||
+	    policy_share_listed(c, uid, gids, ngids))
+		return 0;
+	if (c->share_with == CONFIG_SHARE_SAME_GROUP)
+		for (size_t i = 0; i < n_owner_gids; i++)
+			if (gid_in(owner_gids[i], gids, ngids))
+				return 0;
+	return -EACCES;
+}
+
 int policy_is_admin(const struct config *c, uid_t uid, const gid_t *gids, size_t ngids)
 {
 	if (uid == 0)

@@ -19,6 +19,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,15 @@
  * Returns 0 if uid may use d, else -EACCES. */
 int policy_may_use_device(const struct config_device *d, uid_t uid, const gid_t *gids,
 			  size_t ngids);
+
+/* Sharing: may a client of (uid, gids) open a window whose owner is
+ * (owner_uid, owner_gids), under [daemon] share-with? gids are each side's
+ * primary and supplementary groups. Returns 0 or -EACCES. */
+int policy_may_share(const struct config *c, uid_t owner_uid, const gid_t *owner_gids,
+		     size_t n_owner_gids, uid_t uid, const gid_t *gids, size_t ngids);
+
+/* Is a client of (uid, gids) in [daemon] share-with-users or share-with-groups? */
+bool policy_share_listed(const struct config *c, uid_t uid, const gid_t *gids, size_t ngids);
 
 /* Admin requests (RESET): root, or a member of [daemon] admin-group if that
  * group exists. Returns 0 or -EPERM. */

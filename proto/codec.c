@@ -56,8 +56,10 @@ void proto_msg_clear(struct proto_msg *m)
 		return;
 	if (m->opcode == PROTO_OP_DEVICES)
 		free(m->devices.entries);
-	else if (m->opcode == PROTO_OP_LEASES)
+	else if (m->opcode == PROTO_OP_LEASES) {
 		free(m->leases.entries);
+		free(m->leases.holders);
+	}
 	memset(m, 0, sizeof(*m));
 }
 

@@ -108,9 +108,20 @@ struct proto_lease {
 	uint8_t reclaim_token[PROTO_TOKEN_SIZE];
 };
 
+/* Who opened one of the caller's leases (LIST_LEASES with PROTO_LIST_HOLDERS). */
+struct proto_holder {
+	uint64_t lease_id;        /* the caller's lease */
+	uint64_t holder_lease_id; /* the holder's own lease */
+	uint64_t grant_id;
+	uint32_t uid;
+	uint32_t flags; /* PROTO_HOLDER_* */
+};
+
 struct proto_leases {
 	uint32_t count;
 	struct proto_lease *entries;
+	uint32_t holder_count; /* 0 unless PROTO_LIST_HOLDERS was asked for */
+	struct proto_holder *holders;
 };
 
 struct proto_release {
@@ -131,6 +142,45 @@ struct proto_reset {
 struct proto_pause_ack {
 	uint32_t device_id;
 	uint64_t generation; /* from DEVICE_PAUSE */
+};
+
+struct proto_grant {
+	uint64_t lease_id;
+	uint16_t to_kind; /* enum proto_grant_to */
+	uint16_t flags;   /* PROTO_GRANT_* */
+	uint32_t to_id;   /* uid or gid; 0 for TOKEN */
+	uint32_t ttl_ms;  /* 0: no expiry */
+};
+
+struct proto_granted {
+	uint64_t grant_id;
+	uint64_t lease_id;
+	uint8_t token[PROTO_TOKEN_SIZE]; /* all zero unless a TOKEN grant */
+};
+
+struct proto_open {
+	uint64_t lease_id; /* PROTO_OPEN_BY_LEASE, else 0 */
+	uint16_t by;       /* enum proto_open_by */
+	uint16_t flags;    /* PROTO_OPEN_* */
+	uint8_t token[PROTO_TOKEN_SIZE]; /* PROTO_OPEN_BY_TOKEN, else zero */
+};
+
+struct proto_opened {
+	uint64_t shared_lease_id; /* the owner's lease */
+	uint64_t grant_id;
+	uint32_t owner_uid;
+	struct proto_lease lease; /* the caller's new lease (flags have PROTO_LEASE_OPENED) */
+};
+
+struct proto_revoke_grant {
+	uint64_t grant_id;
+};
+
+struct proto_grant_revoked {
+	uint64_t grant_id;
+	uint64_t lease_id; /* the recipient's lease, which has ended */
+	uint32_t device_id;
+	uint16_t reason; /* enum proto_grant_revoked_reason */
 };
 
 struct proto_error {
@@ -185,6 +235,12 @@ struct proto_msg {
 		struct proto_device_resume device_resume;
 		struct proto_device_gone device_gone;
 		struct proto_lease_revoked lease_revoked;
+		struct proto_grant grant;
+		struct proto_granted granted;
+		struct proto_open open;
+		struct proto_opened opened; /* OPENED: the OPEN reply, with one fd */
+		struct proto_revoke_grant revoke_grant;
+		struct proto_grant_revoked grant_revoked;
 		/* OK has no body */
 	};
 };
@@ -223,7 +279,7 @@ int proto_encode(const struct proto_msg *m, void *buf, size_t size, struct proto
 int proto_decode(const void *buf, size_t len, size_t n_fds, enum proto_sender from,
 		 struct proto_msg *ret, struct proto_diag *ret_diag);
 
-/* Frees what proto_decode() allocated (DEVICES/LEASES entries) and zeroes
+/* Frees what proto_decode() allocated (DEVICES/LEASES entries, holders) and zeroes
  * m. Accepts NULL and zeroed messages; not for messages whose arrays the
  * caller filled in. */
 void proto_msg_clear(struct proto_msg *m);
@@ -237,7 +293,7 @@ bool proto_op_is_event(uint16_t opcode);
 /* The success reply to a request (ERROR can always come instead), 0 if
  * the opcode is not a request. */
 uint16_t proto_op_reply(uint16_t request_opcode);
-/* How many fds ride with a message of this opcode (1 for LEASE, else 0). */
+/* How many fds ride with a message of this opcode (1 for LEASE and OPENED, else 0). */
 unsigned proto_op_fds(uint16_t opcode);
 
 /*

@@ -33,8 +33,17 @@ static void lease_fields(struct xfer *x, struct proto_wire_lease *w, struct prot
 	image_fields(x, &w->image, &l->image);
 	xfer_raw(x, w->reclaim_token, l->reclaim_token, PROTO_TOKEN_SIZE);
 
-	check_flags(x, "lease flags", l->flags, PROTO_ALLOC_FLAGS_KNOWN);
+	check_flags(x, "lease flags", l->flags, PROTO_LEASE_FLAGS_KNOWN);
 	check_image(x, l->flags, &l->image);
+}
+
+/* A token is all zero exactly when it is not used. */
+static bool token_is_zero(const uint8_t *t)
+{
+	uint8_t any = 0;
+	for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
+		any |= t[i];
+	return any == 0;
 }
 
 /* A lease record standing alone: an entry of LEASES, or RECLAIMED. */
@@ -97,7 +106,7 @@ static void list_xfer(struct xfer *x, struct proto_msg *m)
 	XFER_RESERVED(x, w.reserved);
 	xfer_end(x, &w, sizeof(w), place);
 
-	check_flags(x, "flags", h->flags, 0);
+	check_flags(x, "flags", h->flags, m->opcode == PROTO_OP_LIST_LEASES ? PROTO_LIST_HOLDERS : 0);
 }
 
 static void device_xfer(struct xfer *x, struct proto_device *d)
@@ -191,19 +200,45 @@ static void lease_reply_xfer(struct xfer *x, struct proto_msg *m)
 			  n_fds, proto_op_fds(PROTO_OP_LEASE));
 }
 
+static void holder_xfer(struct xfer *x, struct proto_holder *h)
+{
+	struct proto_wire_holder w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.lease_id, h->lease_id);
+	XFER(x, w.holder_lease_id, h->holder_lease_id);
+	XFER(x, w.grant_id, h->grant_id);
+	XFER(x, w.uid, h->uid);
+	XFER(x, w.flags, h->flags);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_flags(x, "holder flags", h->flags, PROTO_HOLDER_FLAGS_KNOWN);
+}
+
 static void leases_xfer(struct xfer *x, struct proto_msg *m)
 {
 	struct proto_leases *h = &m->leases;
 	struct proto_wire_array w = {};
 	size_t place = xfer_begin(x, &w, sizeof(w));
+	size_t lease_size = sizeof(struct proto_wire_lease), holder_size = sizeof(struct proto_wire_holder);
 
-	XFER_RESERVED(x, w.reserved);
-	if (!xfer_count(x, &w.count, &h->count, PROTO_MAX_LEASES, sizeof(struct proto_wire_lease)))
+	if (!xfer_count(x, &w.count, &h->count, PROTO_MAX_LEASES, lease_size) ||
+	    !xfer_count(x, &w.reserved, &h->holder_count, PROTO_MAX_HOLDERS, holder_size))
 		return;
+	if ((uint64_t)h->count * lease_size + (uint64_t)h->holder_count * holder_size >
+	    x->end - x->pos) {
+		xfer_fail(x, x->encode ? -ENOBUFS : -EBADMSG, "LEASES has %" PRIu32 " leases and %"
+			  PRIu32 " holders, more than the %zu bytes that %s", h->count,
+			  h->holder_count, x->end - x->pos, x->encode ? "fit" : "follow");
+		return;
+	}
 	xfer_end(x, &w, sizeof(w), place);
 	h->entries = xfer_entries(x, h->entries, h->count, sizeof(*h->entries));
 	for (uint32_t i = 0; i < h->count && !x->err; i++)
 		lease_record_xfer(x, &h->entries[i]);
+	h->holders = xfer_entries(x, h->holders, h->holder_count, sizeof(*h->holders));
+	for (uint32_t i = 0; i < h->holder_count && !x->err; i++)
+		holder_xfer(x, &h->holders[i]);
 }
 
 static void reclaim_xfer(struct xfer *x, struct proto_msg *m)
@@ -337,7 +372,111 @@ static void lease_revoked_xfer(struct xfer *x, struct proto_msg *m)
 	XFER_RESERVED(x, w.reserved);
 	xfer_end(x, &w, sizeof(w), place);
 
-	check_range(x, "reason", h->reason, PROTO_REVOKE_ADMIN, PROTO_REVOKE_POLICY);
+	check_range(x, "reason", h->reason, PROTO_REVOKE_ADMIN, PROTO_REVOKE_OWNER);
+}
+
+static void grant_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_grant *h = &m->grant;
+	struct proto_wire_grant w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.lease_id, h->lease_id);
+	XFER(x, w.to_id, h->to_id);
+	XFER(x, w.to_kind, h->to_kind);
+	XFER(x, w.flags, h->flags);
+	XFER(x, w.ttl_ms, h->ttl_ms);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "to_kind", h->to_kind, PROTO_GRANT_TO_UID, PROTO_GRANT_TO_TOKEN);
+	check_flags(x, "flags", h->flags, PROTO_GRANT_FLAGS_KNOWN);
+	if (!x->err && h->to_kind == PROTO_GRANT_TO_TOKEN && h->to_id != 0)
+		xfer_fail(x, xfer_invalid(x), "GRANT to a TOKEN has to_id %" PRIu32 ", must be 0",
+			  h->to_id);
+}
+
+static void granted_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_granted w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.grant_id, m->granted.grant_id);
+	XFER(x, w.lease_id, m->granted.lease_id);
+	xfer_raw(x, w.token, m->granted.token, PROTO_TOKEN_SIZE);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void open_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_open *h = &m->open;
+	struct proto_wire_open w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+	bool by_token;
+
+	XFER(x, w.lease_id, h->lease_id);
+	XFER(x, w.by, h->by);
+	XFER(x, w.flags, h->flags);
+	XFER_RESERVED(x, w.reserved);
+	xfer_raw(x, w.token, h->token, PROTO_TOKEN_SIZE);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "by", h->by, PROTO_OPEN_BY_LEASE, PROTO_OPEN_BY_TOKEN);
+	check_flags(x, "flags", h->flags, PROTO_OPEN_FLAGS_KNOWN);
+	/* Only the selected way of naming a window may be filled in. */
+	by_token = h->by == PROTO_OPEN_BY_TOKEN;
+	if (!x->err && by_token && h->lease_id != 0)
+		xfer_fail(x, xfer_invalid(x), "OPEN by token has lease_id %" PRIu64 ", must be 0",
+			  h->lease_id);
+	if (!x->err && !by_token && !token_is_zero(h->token))
+		xfer_fail(x, xfer_invalid(x), "OPEN by lease has a token, must be all zero");
+}
+
+static void opened_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_opened *h = &m->opened;
+	struct proto_wire_opened w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+	uint32_t n_fds = proto_op_fds(PROTO_OP_OPENED);
+
+	XFER(x, w.n_fds, n_fds);
+	XFER(x, w.owner_uid, h->owner_uid);
+	XFER(x, w.shared_lease_id, h->shared_lease_id);
+	XFER(x, w.grant_id, h->grant_id);
+	lease_fields(x, &w.lease, &h->lease);
+	xfer_end(x, &w, sizeof(w), place);
+
+	if (!x->err && n_fds != proto_op_fds(PROTO_OP_OPENED))
+		xfer_fail(x, -EPROTO, "OPENED declares %" PRIu32 " fds, it carries exactly %u",
+			  n_fds, proto_op_fds(PROTO_OP_OPENED));
+	if (!x->err && !(h->lease.flags & PROTO_LEASE_OPENED))
+		xfer_fail(x, xfer_invalid(x), "OPENED lease flags %#" PRIx32 " lack OPENED",
+			  h->lease.flags);
+}
+
+static void revoke_grant_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_wire_revoke_grant w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.grant_id, m->revoke_grant.grant_id);
+	xfer_end(x, &w, sizeof(w), place);
+}
+
+static void grant_revoked_xfer(struct xfer *x, struct proto_msg *m)
+{
+	struct proto_grant_revoked *h = &m->grant_revoked;
+	struct proto_wire_grant_revoked w = {};
+	size_t place = xfer_begin(x, &w, sizeof(w));
+
+	XFER(x, w.grant_id, h->grant_id);
+	XFER(x, w.lease_id, h->lease_id);
+	XFER(x, w.device_id, h->device_id);
+	XFER(x, w.reason, h->reason);
+	XFER_RESERVED(x, w.reserved);
+	xfer_end(x, &w, sizeof(w), place);
+
+	check_range(x, "reason", h->reason, PROTO_GRANT_REVOKED_OWNER, PROTO_GRANT_REVOKED_OWNER);
 }
 
 #define W(name) sizeof(struct proto_wire_##name)
@@ -354,6 +493,9 @@ static const struct proto_op_info ops[] = {
 	OP(RESET,         REQUEST, W(reset),         false, 0, PROTO_OP_OK, reset_xfer),
 	OP(PAUSE_ACK,     REQUEST, W(pause_ack),     false, 0, PROTO_OP_OK, pause_ack_xfer),
 	OP(RECLAIM,       REQUEST, W(reclaim),       false, 0, PROTO_OP_RECLAIMED, reclaim_xfer),
+	OP(GRANT,         REQUEST, W(grant),         false, 0, PROTO_OP_GRANTED, grant_xfer),
+	OP(OPEN,          REQUEST, W(open),          false, 0, PROTO_OP_OPENED, open_xfer),
+	OP(REVOKE_GRANT,  REQUEST, W(revoke_grant),  false, 0, PROTO_OP_OK, revoke_grant_xfer),
 	OP(WELCOME,       REPLY,   W(welcome),       true,  0, 0, welcome_xfer),
 	OP(DEVICES,       REPLY,   W(array),         true,  0, 0, devices_xfer),
 	OP(LEASE,         REPLY,   W(lease_reply),   false, 1, 0, lease_reply_xfer),
@@ -361,10 +503,13 @@ static const struct proto_op_info ops[] = {
 	OP(RECLAIMED,     REPLY,   W(lease),         false, 0, 0, reclaimed_xfer),
 	OP(OK,            REPLY,   0,                false, 0, 0, ok_xfer),
 	OP(ERROR,         REPLY,   W(error),         true,  0, 0, error_xfer),
+	OP(GRANTED,       REPLY,   W(granted),       false, 0, 0, granted_xfer),
+	OP(OPENED,        REPLY,   W(opened),        false, 1, 0, opened_xfer),
 	OP(DEVICE_PAUSE,  EVENT,   W(device_pause),  false, 0, 0, device_pause_xfer),
 	OP(DEVICE_RESUME, EVENT,   W(device_resume), false, 0, 0, device_resume_xfer),
 	OP(DEVICE_GONE,   EVENT,   W(device_gone),   false, 0, 0, device_gone_xfer),
 	OP(LEASE_REVOKED, EVENT,   W(lease_revoked), false, 0, 0, lease_revoked_xfer),
+	OP(GRANT_REVOKED, EVENT,   W(grant_revoked), false, 0, 0, grant_revoked_xfer),
 };
 
 const struct proto_op_info *proto_op_info(uint16_t opcode)

@@ -35,7 +35,8 @@
 #define PROTO_MAX_DEVICES 64          /* entries in one DEVICES reply */
 #define PROTO_MAX_LEASES 512          /* entries in one LEASES reply */
 #define PROTO_MAX_PLANES 4            /* image planes */
-#define PROTO_TOKEN_SIZE 16           /* reclaim token, bytes */
+#define PROTO_TOKEN_SIZE 16           /* reclaim and grant tokens, bytes (128 bits) */
+#define PROTO_MAX_HOLDERS 2047        /* holder entries in one LEASES reply */
 
 /* ---- opcodes ----------------------------------------------------------- */
 
@@ -48,26 +49,29 @@ enum proto_opcode {
 	PROTO_OP_LIST_LEASES = 0x0005,
 	PROTO_OP_RESET = 0x0006,
 	PROTO_OP_PAUSE_ACK = 0x0007,
+	/* sharing, with capability GRANT in effect */
+	PROTO_OP_GRANT = 0x0010,
+	PROTO_OP_OPEN = 0x0011,
+	PROTO_OP_REVOKE_GRANT = 0x0012,
 	PROTO_OP_RECLAIM = 0x0013, /* capability RECLAIM: take a lease back after a restart */
-	/* reserved for later versions: GRANT 0x0010, OPEN 0x0011,
-	 * REVOKE_GRANT 0x0012 */
 
 	/* replies, server -> client: 0x0100-0x01ff */
 	PROTO_OP_WELCOME = 0x0101,      /* answers HELLO */
 	PROTO_OP_DEVICES = 0x0102,      /* answers LIST_DEVICES */
 	PROTO_OP_LEASE = 0x0103,        /* answers ALLOC, carries the fd */
 	PROTO_OP_LEASES = 0x0105,       /* answers LIST_LEASES */
-	PROTO_OP_RECLAIMED = 0x0113,    /* answers RECLAIM: a lease record, no fd */
 	PROTO_OP_OK = 0x0180,           /* answers RELEASE, RESET, PAUSE_ACK */
 	PROTO_OP_ERROR = 0x0181,        /* answers any request */
-	/* reserved: GRANTED 0x0110, OPENED 0x0111 */
+	PROTO_OP_GRANTED = 0x0110,      /* answers GRANT */
+	PROTO_OP_OPENED = 0x0111,       /* answers OPEN, carries the fd */
+	PROTO_OP_RECLAIMED = 0x0113,    /* answers RECLAIM: a lease record, no fd */
 
 	/* events, server -> client, request id 0: 0x0200-0x02ff */
 	PROTO_OP_DEVICE_PAUSE = 0x0201,
 	PROTO_OP_DEVICE_RESUME = 0x0202,
 	PROTO_OP_DEVICE_GONE = 0x0203,
 	PROTO_OP_LEASE_REVOKED = 0x0204,
-	/* reserved: GRANT_REVOKED 0x0210 */
+	PROTO_OP_GRANT_REVOKED = 0x0210, /* with capability GRANT */
 };
 
 /* ---- field values ------------------------------------------------------ */
@@ -75,9 +79,9 @@ enum proto_opcode {
 /* HELLO/WELCOME capabilities. Unknown bits are ignored, never rejected. */
 #define PROTO_CAP_WATCH (1ull << 0)     /* device events for every device */
 #define PROTO_CAP_PAUSE_ACK (1ull << 1) /* client answers DEVICE_PAUSE with PAUSE_ACK */
+#define PROTO_CAP_GRANT (1ull << 8)     /* sharing: GRANT, OPEN, REVOKE_GRANT (section 6.1) */
 #define PROTO_CAP_RECLAIM (1ull << 9)   /* server: RECLAIM after restarts; DEVICE_GONE reason
 					 * SHUTDOWN. Client: understands reason SHUTDOWN */
-/* reserved: bit 8 GRANT/OPEN sharing */
 
 /* DEVICES: backend kinds */
 enum proto_backend { PROTO_BACKEND_VFIO = 1, PROTO_BACKEND_SYSMEM = 2 };
@@ -101,6 +105,40 @@ enum proto_selector {
 #define PROTO_ALLOC_IMAGE (1u << 2)         /* the image metadata is set */
 #define PROTO_ALLOC_FLAGS_KNOWN \
 	(PROTO_ALLOC_EXCLUSIVE | PROTO_ALLOC_WRITE_COMBINE | PROTO_ALLOC_IMAGE)
+/* Lease record flags beyond ALLOC's (capability GRANT) */
+#define PROTO_LEASE_OPENED (1u << 3)    /* opened through a grant: another's window */
+#define PROTO_LEASE_READ_ONLY (1u << 4) /* the fd is O_RDONLY */
+#define PROTO_LEASE_FLAGS_KNOWN \
+	(PROTO_ALLOC_FLAGS_KNOWN | PROTO_LEASE_OPENED | PROTO_LEASE_READ_ONLY)
+
+/* LIST_LEASES flags */
+#define PROTO_LIST_HOLDERS (1u << 0) /* also list who opened the caller's leases (GRANT) */
+
+/* GRANT: to whom */
+enum proto_grant_to {
+	PROTO_GRANT_TO_UID = 1,
+	PROTO_GRANT_TO_GID = 2,
+	PROTO_GRANT_TO_TOKEN = 3, /* whoever presents the returned token, once */
+};
+/* GRANT flags */
+#define PROTO_GRANT_READ_ONLY (1u << 0)     /* holders get O_RDONLY fds */
+#define PROTO_GRANT_OUTLIVE_OWNER (1u << 1) /* holders keep the window after the owner's RELEASE */
+#define PROTO_GRANT_FLAGS_KNOWN (PROTO_GRANT_READ_ONLY | PROTO_GRANT_OUTLIVE_OWNER)
+
+/* OPEN: by what */
+enum proto_open_by { PROTO_OPEN_BY_LEASE = 1, PROTO_OPEN_BY_TOKEN = 2 };
+/* OPEN flags */
+#define PROTO_OPEN_READ_ONLY (1u << 0) /* ask for an O_RDONLY fd under a read-write grant */
+#define PROTO_OPEN_FLAGS_KNOWN PROTO_OPEN_READ_ONLY
+
+/* Holder entry flags (LEASES) */
+#define PROTO_HOLDER_READ_ONLY (1u << 0)
+#define PROTO_HOLDER_FLAGS_KNOWN PROTO_HOLDER_READ_ONLY
+
+/* GRANT_REVOKED reasons */
+enum proto_grant_revoked_reason {
+	PROTO_GRANT_REVOKED_OWNER = 1, /* the owner withdrew it (REVOKE_GRANT) */
+};
 
 /* RESET flags */
 #define PROTO_RESET_FORCE (1u << 0) /* no grace period */
@@ -124,6 +162,7 @@ enum proto_reason {
 enum proto_revoke_reason {
 	PROTO_REVOKE_ADMIN = 1,  /* an administrator ended the lease */
 	PROTO_REVOKE_POLICY = 2, /* the policy no longer allows it */
+	PROTO_REVOKE_OWNER = 3,  /* an opened lease: the owner released the window (GRANT) */
 };
 
 /* ---- wire layouts ------------------------------------------------------ */
@@ -180,10 +219,11 @@ struct proto_wire_list {
 };
 _Static_assert(sizeof(struct proto_wire_list) == 8, "LIST_* is 8 bytes");
 
-/* DEVICES and LEASES: the fixed part before the entries */
+/* DEVICES and LEASES: the fixed part before the entries. LEASES has a
+ * second array, holders, after the leases (0 unless asked for). */
 struct proto_wire_array {
 	__le32 count;
-	__le32 reserved;
+	__le32 reserved; /* LEASES: holder_count */
 };
 _Static_assert(sizeof(struct proto_wire_array) == 8, "array head is 8 bytes");
 
@@ -307,10 +347,73 @@ struct proto_wire_lease_revoked {
 };
 _Static_assert(sizeof(struct proto_wire_lease_revoked) == 16, "LEASE_REVOKED is 16 bytes");
 
+struct proto_wire_grant {
+	__le64 lease_id;
+	__le32 to_id;   /* uid or gid; 0 for TOKEN */
+	__le16 to_kind; /* enum proto_grant_to */
+	__le16 flags;   /* PROTO_GRANT_* */
+	__le32 ttl_ms;  /* 0: no expiry */
+	__le32 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_grant) == 24, "GRANT is 24 bytes");
+
+struct proto_wire_granted {
+	__le64 grant_id;
+	__le64 lease_id;
+	__u8 token[PROTO_TOKEN_SIZE]; /* zero unless TOKEN */
+};
+_Static_assert(sizeof(struct proto_wire_granted) == 32, "GRANTED is 32 bytes");
+
+struct proto_wire_open {
+	__le64 lease_id; /* BY_LEASE; 0 for BY_TOKEN */
+	__le16 by;       /* enum proto_open_by */
+	__le16 flags;    /* PROTO_OPEN_* */
+	__le32 reserved;
+	__u8 token[PROTO_TOKEN_SIZE]; /* BY_TOKEN; zero for BY_LEASE */
+};
+_Static_assert(sizeof(struct proto_wire_open) == 32, "OPEN is 32 bytes");
+
+/* OPENED, the OPEN reply */
+struct proto_wire_opened {
+	__le32 n_fds; /* 1 */
+	__le32 owner_uid;
+	__le64 shared_lease_id; /* the owner's lease */
+	__le64 grant_id;
+	struct proto_wire_lease lease; /* the caller's new lease */
+};
+_Static_assert(sizeof(struct proto_wire_opened) == 136, "OPENED is 136 bytes");
+
+struct proto_wire_revoke_grant {
+	__le64 grant_id;
+};
+_Static_assert(sizeof(struct proto_wire_revoke_grant) == 8, "REVOKE_GRANT is 8 bytes");
+
+/* LEASES: who opened one of the caller's leases */
+struct proto_wire_holder {
+	__le64 lease_id;        /* the caller's lease */
+	__le64 holder_lease_id; /* the holder's lease */
+	__le64 grant_id;
+	__le32 uid;
+	__le32 flags; /* PROTO_HOLDER_* */
+};
+_Static_assert(sizeof(struct proto_wire_holder) == 32, "holder entry is 32 bytes");
+
+struct proto_wire_grant_revoked {
+	__le64 grant_id;
+	__le64 lease_id; /* the recipient's lease that ended */
+	__le32 device_id;
+	__le16 reason;
+	__le16 reserved;
+};
+_Static_assert(sizeof(struct proto_wire_grant_revoked) == 24, "GRANT_REVOKED is 24 bytes");
+
 /* The largest replies fit in one message. */
 _Static_assert(PROTO_HEADER_SIZE + sizeof(struct proto_wire_array) +
 		       PROTO_MAX_LEASES * sizeof(struct proto_wire_lease) <= PROTO_MAX_MESSAGE,
 	       "a full LEASES reply fits in one message");
+_Static_assert(PROTO_HEADER_SIZE + sizeof(struct proto_wire_array) +
+		       PROTO_MAX_HOLDERS * sizeof(struct proto_wire_holder) <= PROTO_MAX_MESSAGE,
+	       "a LEASES reply of holders alone fits in one message");
 _Static_assert(PROTO_HEADER_SIZE + sizeof(struct proto_wire_array) +
 		       PROTO_MAX_DEVICES * (sizeof(struct proto_wire_device) +
 					    PROTO_PCI_ADDRESS_MAX + PROTO_LABEL_MAX) <=

@@ -79,6 +79,38 @@ void ctl_report(const struct ctl *ctl, int r, const char *reason, const char *fm
 const struct barkeep_device *ctl_find_device(const struct barkeep_device *devs, size_t n,
 					     uint32_t id);
 
+/* ---- lease.c: borrowing, showing, holding ---- */
+
+struct watch_command;
+
+struct ctl_alloc_args {
+	struct barkeep_alloc_params p;
+	bool hold;
+	int64_t hold_ms; /* -1: until interrupted */
+	/* A command's options beyond alloc's (codes from CTL_OPT_COMMAND + 16). */
+	const struct option *more;
+	ctl_option_fn more_fn;
+	void *more_data;
+};
+/* Parses "COMMAND [alloc options and a->more] SIZE". 0 or -EINVAL (said). */
+int ctl_parse_alloc(struct ctl *ctl, int argc, char **argv, struct ctl_alloc_args *a);
+/* --hold[=SECONDS] into *hold and *hold_ms. 0 or -EINVAL (said). */
+int ctl_parse_hold(const char *arg, bool *hold, int64_t *hold_ms);
+/* barkeep_alloc(); returns an exit status, having said why it failed. */
+int ctl_alloc(const struct ctl *ctl, struct barkeep *bk, const struct barkeep_alloc_params *p,
+	      struct barkeep_lease **ret);
+/* Prints the lease and facts about its fd; lists the devices for it (free(*ret_devs)). */
+void ctl_show_lease(const struct ctl *ctl, struct barkeep *bk, const struct barkeep_lease *lease,
+		    struct barkeep_device **ret_devs, size_t *ret_n);
+/* Holds the lease, printing events (and running cmd's lines from stdin),
+ * until Ctrl-C or hold_ms (< 0: no limit). Returns an exit status; on
+ * failure the lease was freed (its fd closed) here. */
+int ctl_hold(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease **lease,
+	     const struct barkeep_device *devs, size_t n_devs, int64_t hold_ms,
+	     const struct watch_command *cmd);
+/* Releases the lease and says so; returns an exit status. */
+int ctl_release(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease *lease);
+
 /* ---- commands ---- */
 int cmd_devices(struct ctl *ctl, int argc, char **argv);
 int cmd_status(struct ctl *ctl, int argc, char **argv);
@@ -87,3 +119,5 @@ int cmd_leases(struct ctl *ctl, int argc, char **argv);
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_reset(struct ctl *ctl, int argc, char **argv);
 int cmd_cdi(struct ctl *ctl, int argc, char **argv);
+int cmd_grant(struct ctl *ctl, int argc, char **argv);
+int cmd_open(struct ctl *ctl, int argc, char **argv);

@@ -25,6 +25,7 @@ static const char *event_name(enum barkeep_event_type t)
 	case BARKEEP_EVENT_DEVICE_GONE: return "device_gone";
 	case BARKEEP_EVENT_LEASE_REVOKED: return "lease_revoked";
 	case BARKEEP_EVENT_RECONNECTED: return "reconnected";
+	case BARKEEP_EVENT_GRANT_REVOKED: return "grant_revoked";
 	}
 	return "unknown";
 }
@@ -91,6 +92,10 @@ static void json_event(const struct watch *w, const struct barkeep_event *ev)
 		json_u64(&j, "reclaimed", ev->n_reclaimed);
 		json_u64(&j, "lost", ev->n_lost);
 		break;
+	case BARKEEP_EVENT_GRANT_REVOKED:
+		json_u64(&j, "lease_id", ev->lease_id);
+		json_u64(&j, "grant_id", ev->grant_id);
+		break;
 	}
 	json_object_end(&j);
 }
@@ -126,6 +131,10 @@ static void text_event(const struct watch *w, const struct barkeep_event *ev)
 	case BARKEEP_EVENT_RECONNECTED:
 		printf("reconnected: reclaimed %" PRIu32 " lease(s), lost %" PRIu32 "\n",
 		       ev->n_reclaimed, ev->n_lost);
+		break;
+	case BARKEEP_EVENT_GRANT_REVOKED:
+		printf("lease %" PRIu64 " on %s ended: its owner withdrew grant %" PRIu64 "\n",
+		       ev->lease_id, dev, ev->grant_id);
 		break;
 	default:
 		printf("%s: event of unknown type %d\n", dev, (int)ev->type);
@@ -164,7 +173,8 @@ static void on_event(_unused_ struct barkeep *bk, const struct barkeep_event *ev
 		queue_ack(w, ev->device_id, ev->generation);
 	if (!w->holding)
 		return;
-	if (ev->type == BARKEEP_EVENT_LEASE_REVOKED && ev->lease_id == w->lease_id) {
+	if ((ev->type == BARKEEP_EVENT_LEASE_REVOKED || ev->type == BARKEEP_EVENT_GRANT_REVOKED) &&
+	    ev->lease_id == w->lease_id) {
 		w->lease_ended = true;
 		w->lease_end_errno = ev->reason == BARKEEP_REVOKE_LOST ? -ESTALE : -ECANCELED;
 	} else if (ev->type == BARKEEP_EVENT_DEVICE_GONE && ev->device_id == w->lease_device) {
@@ -233,6 +243,21 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Reads one line of stdin and runs it; at end of file stops reading. */
+static int run_command_line(struct watch *w)
+{
+	char line[256];
+	ssize_t n = read(STDIN_FILENO, line, sizeof(line) - 1);
+
+	if (n <= 0) {
+		w->stdin_closed = true;
+		return 0;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	return line[0] ? w->command->run(w, line, w->command->userdata) : 0;
+}
+
 /* poll() on the connection and the signalfd until a signal, the deadline
  * (< 0: none), the end of the held lease, or a failure. */
 static int wait_loop(struct watch *w, int sfd, int64_t deadline)
@@ -248,9 +273,11 @@ static int wait_loop(struct watch *w, int sfd, int64_t deadline)
 				return 0;
 			timeout = (int)MIN(left, (int64_t)INT_MAX);
 		}
-		struct pollfd p[2] = { { .fd = barkeep_get_fd(w->bk), .events = POLLIN },
-				       { .fd = sfd, .events = POLLIN } };
-		if (poll(p, 2, timeout) < 0) {
+		bool reads = w->command && !w->stdin_closed;
+		struct pollfd p[3] = { { .fd = barkeep_get_fd(w->bk), .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN },
+				       { .fd = reads ? STDIN_FILENO : -1, .events = POLLIN } };
+		if (poll(p, 3, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			w->local_error = true;
@@ -261,6 +288,11 @@ static int wait_loop(struct watch *w, int sfd, int64_t deadline)
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				w->signal = (int)si.ssi_signo;
 			return 0;
+		}
+		if (reads && (p[2].revents & (POLLIN | POLLHUP))) {
+			r = run_command_line(w);
+			if (r < 0)
+				return r;
 		}
 	}
 }

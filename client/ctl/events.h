@@ -14,6 +14,15 @@
 
 #define WATCH_ACKS_MAX 64 /* pauses waiting to be acknowledged, one per device */
 
+struct watch;
+
+/* Lines read from stdin while holding (barkeepctl grant: revoke-grant). */
+struct watch_command {
+	/* Runs one line (no newline). Returns 0, or -errno when the connection broke. */
+	int (*run)(struct watch *w, const char *line, void *userdata);
+	void *userdata;
+};
+
 struct watch {
 	const struct ctl *ctl;
 	struct barkeep *bk;
@@ -28,6 +37,8 @@ struct watch {
 	int lease_end_errno;   /* ...-ENODEV: its device went; -ECANCELED: revoked;
 				* -ESTALE: not reclaimed after a restart */
 	int signal;            /* the signal that ended watch_run(), or 0 */
+	const struct watch_command *command; /* NULL: stdin is not read */
+	bool stdin_closed;
 	bool local_error;      /* watch_run() failed here, not in the library */
 
 	struct {

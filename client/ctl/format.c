@@ -58,15 +58,21 @@ int parse_size(const char *s, uint64_t *ret)
 	return -EINVAL;
 }
 
+int parse_u64(const char *s, uint64_t *ret)
+{
+	char *end;
+	int r = parse_digits(s, ret, &end);
+	if (r < 0)
+		return r;
+	return *end ? -EINVAL : 0;
+}
+
 int parse_u32(const char *s, uint32_t *ret)
 {
 	uint64_t v;
-	char *end;
-	int r = parse_digits(s, &v, &end);
+	int r = parse_u64(s, &v);
 	if (r < 0)
 		return r;
-	if (*end)
-		return -EINVAL;
 	if (v > UINT32_MAX)
 		return -ERANGE;
 	*ret = (uint32_t)v;
@@ -96,7 +102,8 @@ const char *feature_name(unsigned bit)
 
 const char *lease_flag_name(unsigned bit)
 {
-	static const char *const names[] = { "exclusive", "write-combine", "image" };
+	static const char *const names[] = { "exclusive", "write-combine", "image", "opened",
+					     "read-only" };
 	return bit < ARRAY_SIZE(names) ? names[bit] : NULL;
 }
 

@@ -14,8 +14,9 @@
  * barkeep.conf(5). -EINVAL when it is not one, -ERANGE when it does not
  * fit in 64 bits. */
 int parse_size(const char *s, uint64_t *ret);
-/* A decimal number that fits in 32 bits: -EINVAL or -ERANGE. */
+/* A decimal number that fits in 32 (64) bits: -EINVAL or -ERANGE. */
 int parse_u32(const char *s, uint32_t *ret);
+int parse_u64(const char *s, uint64_t *ret);
 
 /* "64 MiB", "1.5 GiB", "512 B": exact values print without a fraction. Returns buf. */
 const char *format_size(uint64_t bytes, char buf[static FORMAT_SIZE_MAX]);

@@ -15,18 +15,25 @@
 
 #define FDINFO_VALUE_MAX 128
 
-struct alloc_args {
-	struct barkeep_alloc_params p;
-	bool hold;
-	int64_t hold_ms; /* -1: until interrupted */
-};
-
 enum { OPT_DEVICE = CTL_OPT_COMMAND, OPT_DEVICE_ID, OPT_ALIGN, OPT_EXCLUSIVE, OPT_HOLD };
+
+int ctl_parse_hold(const char *arg, bool *hold, int64_t *hold_ms)
+{
+	uint32_t u;
+
+	*hold = true;
+	if (!arg)
+		return 0;
+	if (parse_u32(arg, &u) < 0 || u == 0)
+		return ctl_usage_error("--hold=%s: give a number of seconds from 1, or no value to "
+				       "hold until Ctrl-C", arg);
+	*hold_ms = (int64_t)u * 1000;
+	return 0;
+}
 
 static int alloc_option(int c, const char *arg, void *data)
 {
-	struct alloc_args *a = data;
-	uint32_t u;
+	struct ctl_alloc_args *a = data;
 	int r;
 
 	switch (c) {
@@ -53,35 +60,32 @@ static int alloc_option(int c, const char *arg, void *data)
 		a->p.flags |= BARKEEP_ALLOC_EXCLUSIVE;
 		return 0;
 	case OPT_HOLD:
-		a->hold = true;
-		if (!arg)
-			return 0;
-		if (parse_u32(arg, &u) < 0 || u == 0)
-			return ctl_usage_error("--hold=%s: give a number of seconds from 1, or no value to "
-					       "hold until Ctrl-C", arg);
-		a->hold_ms = (int64_t)u * 1000;
-		return 0;
+		return ctl_parse_hold(arg, &a->hold, &a->hold_ms);
 	}
-	return ctl_usage_error("unknown option");
+	return a->more_fn ? a->more_fn(c, arg, a->more_data) : ctl_usage_error("unknown option");
 }
 
-static int parse_alloc(struct ctl *ctl, int argc, char **argv, struct alloc_args *a)
+int ctl_parse_alloc(struct ctl *ctl, int argc, char **argv, struct ctl_alloc_args *a)
 {
-	static const struct option options[] = {
+	static const struct option alloc_options[] = {
 		{ "device", required_argument, NULL, OPT_DEVICE },
 		{ "device-id", required_argument, NULL, OPT_DEVICE_ID },
 		{ "align", required_argument, NULL, OPT_ALIGN },
 		{ "exclusive", no_argument, NULL, OPT_EXCLUSIVE },
 		{ "hold", optional_argument, NULL, OPT_HOLD },
-		{},
 	};
+	struct option options[ARRAY_SIZE(alloc_options) + 16] = {};
+	size_t n = ARRAY_SIZE(alloc_options);
 
+	memcpy(options, alloc_options, sizeof(alloc_options));
+	for (size_t i = 0; a->more && a->more[i].name && n + 1 < ARRAY_SIZE(options); i++)
+		options[n++] = a->more[i];
 	if (ctl_parse_options(ctl, argc, argv, options, alloc_option, a) < 0)
 		return -EINVAL;
 	if (optind >= argc)
-		return ctl_usage_error("alloc needs a SIZE such as 64M");
+		return ctl_usage_error("%s needs a SIZE such as 64M", argv[0]);
 	if (optind + 1 < argc)
-		return ctl_usage_error("alloc takes one SIZE, got also '%s'%s", argv[optind + 1],
+		return ctl_usage_error("%s takes one SIZE, got also '%s'%s", argv[0], argv[optind + 1],
 				       a->hold && a->hold_ms < 0 ? " (for a time, write --hold=SECONDS)" : "");
 	const char *s = argv[optind];
 	int r = parse_size(s, &a->p.size);
@@ -193,13 +197,13 @@ static void text_lease(const struct barkeep_lease *l, const struct barkeep_devic
 	       fd->name[0] ? fd->name : "?");
 }
 
-/* Holds the lease, printing events, until Ctrl-C or the time is up. Returns
- * an exit status; on failure the lease was freed (its fd closed) here. */
-static int hold(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease **lease,
-		const struct barkeep_device *devs, size_t n_devs, int64_t hold_ms)
+int ctl_hold(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease **lease,
+	     const struct barkeep_device *devs, size_t n_devs, int64_t hold_ms,
+	     const struct watch_command *cmd)
 {
 	struct watch w = { .ctl = ctl, .bk = bk, .ack = true, .devs = devs, .n_devs = n_devs,
-			   .holding = true, .lease_id = (*lease)->id, .lease_device = (*lease)->device_id };
+			   .holding = true, .lease_id = (*lease)->id, .lease_device = (*lease)->device_id,
+			   .command = cmd };
 	char what[64];
 
 	snprintf(what, sizeof(what), "holding lease %" PRIu64, w.lease_id);
@@ -241,38 +245,29 @@ static const char *describe_request(const struct barkeep_alloc_params *p, char *
 	return buf;
 }
 
-static int alloc_and_print(const struct ctl *ctl, struct barkeep *bk, const struct alloc_args *a)
+void ctl_show_lease(const struct ctl *ctl, struct barkeep *bk, const struct barkeep_lease *lease,
+		    struct barkeep_device **ret_devs, size_t *ret_n)
 {
-	_cleanup_free_ struct barkeep_device *devs = NULL;
-	struct barkeep_lease *lease;
 	struct fd_facts facts;
-	size_t n_devs = 0;
-	char what[128];
 
-	int r = barkeep_alloc(bk, &a->p, &lease);
-	if (r < 0)
-		return ctl_request_failed(ctl, bk, r, "alloc %s",
-					  describe_request(&a->p, what, sizeof(what)));
 	/* For the device's PCI address only: a failure here shows in the release. */
-	if (barkeep_list_devices(bk, &devs, &n_devs) < 0) {
-		devs = NULL;
-		n_devs = 0;
+	if (barkeep_list_devices(bk, ret_devs, ret_n) < 0) {
+		*ret_devs = NULL;
+		*ret_n = 0;
 	}
-	const struct barkeep_device *d = ctl_find_device(devs, n_devs, lease->device_id);
+	const struct barkeep_device *d = ctl_find_device(*ret_devs, *ret_n, lease->device_id);
 	fd_facts(lease->fd, &facts);
 	if (ctl->json)
 		json_lease(lease, d, &facts);
 	else
 		text_lease(lease, d, &facts);
 	fflush(stdout);
+}
 
+int ctl_release(const struct ctl *ctl, struct barkeep *bk, struct barkeep_lease *lease)
+{
 	uint64_t id = lease->id;
-	if (a->hold) {
-		int ret = hold(ctl, bk, &lease, devs, n_devs, a->hold_ms);
-		if (ret != CTL_EXIT_OK)
-			return ret;
-	}
-	r = barkeep_release(bk, lease);
+	int r = barkeep_release(bk, lease);
 	if (r < 0)
 		return ctl_request_failed(ctl, bk, r, "release of lease %" PRIu64, id);
 	if (ctl->json) {
@@ -289,12 +284,40 @@ static int alloc_and_print(const struct ctl *ctl, struct barkeep *bk, const stru
 	return CTL_EXIT_OK;
 }
 
+int ctl_alloc(const struct ctl *ctl, struct barkeep *bk, const struct barkeep_alloc_params *p,
+	      struct barkeep_lease **ret)
+{
+	char what[128];
+	int r = barkeep_alloc(bk, p, ret);
+	if (r < 0)
+		return ctl_request_failed(ctl, bk, r, "alloc %s", describe_request(p, what, sizeof(what)));
+	return CTL_EXIT_OK;
+}
+
+static int alloc_and_print(const struct ctl *ctl, struct barkeep *bk, const struct ctl_alloc_args *a)
+{
+	_cleanup_free_ struct barkeep_device *devs = NULL;
+	struct barkeep_lease *lease;
+	size_t n_devs = 0;
+
+	int ret = ctl_alloc(ctl, bk, &a->p, &lease);
+	if (ret != CTL_EXIT_OK)
+		return ret;
+	ctl_show_lease(ctl, bk, lease, &devs, &n_devs);
+	if (a->hold) {
+		ret = ctl_hold(ctl, bk, &lease, devs, n_devs, a->hold_ms, NULL);
+		if (ret != CTL_EXIT_OK)
+			return ret;
+	}
+	return ctl_release(ctl, bk, lease);
+}
+
 int cmd_alloc(struct ctl *ctl, int argc, char **argv)
 {
-	struct alloc_args a = { .hold_ms = -1 };
+	struct ctl_alloc_args a = { .hold_ms = -1 };
 	struct barkeep *bk;
 
-	if (parse_alloc(ctl, argc, argv, &a) < 0)
+	if (ctl_parse_alloc(ctl, argc, argv, &a) < 0)
 		return CTL_EXIT_USAGE;
 	/* Held leases outlive a restart of barkeepd: take them back. */
 	if (ctl_connect(ctl, a.hold ? BARKEEP_CONNECT_RECONNECT : 0, &bk) < 0)

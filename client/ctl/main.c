@@ -41,6 +41,17 @@ static void help(void)
 	       "  reset DEVICE_ID          pause, revoke and reset a device (administrators)\n"
 	       "      --force              no grace period for the lease holders\n"
 	       "      --grace MS           give the holders MS milliseconds to acknowledge\n"
+	       "  grant SIZE               borrow a window, let another client open it, hold it\n"
+	       "      --token              to whoever presents the printed token, once (default)\n"
+	       "      --uid UID, --gid GID to a user or group (they open it with --lease ID)\n"
+	       "      --read-only          holders get read-only fds\n"
+	       "      --outlive-owner      holders keep the window after this release\n"
+	       "      --ttl SECONDS        no more opens after this time\n"
+	       "      (and alloc's options; type revoke-grant on stdin to withdraw it)\n"
+	       "  open TOKEN               open a window granted to you by token, print it\n"
+	       "      --lease ID           by lease id, under a grant to your uid or group\n"
+	       "      --read-only          ask for a read-only fd\n"
+	       "      --hold[=SECONDS]     hold it until Ctrl-C (or SECONDS), printing events\n"
 	       "  cdi generate             print a CDI spec giving containers the socket\n"
 	       "      --output FILE        write it to FILE (e.g. /etc/cdi/barkeep.json)\n"
 	       "      --name NAME          the CDI device name (default broker)\n"
@@ -152,7 +163,7 @@ static const struct command {
 } commands[] = {
 	{ "devices", cmd_devices }, { "status", cmd_status }, { "alloc", cmd_alloc },
 	{ "leases", cmd_leases },   { "watch", cmd_watch },   { "reset", cmd_reset },
-	{ "cdi", cmd_cdi },
+	{ "cdi", cmd_cdi },         { "grant", cmd_grant },   { "open", cmd_open },
 };
 
 int main(int argc, char **argv)

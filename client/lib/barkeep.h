@@ -72,6 +72,8 @@ struct barkeep_image {
 /* Lease flags */
 #define BARKEEP_ALLOC_EXCLUSIVE (1u << 0)     /* the only lease on its device */
 #define BARKEEP_ALLOC_WRITE_COMBINE (1u << 1) /* CPU mappings write-combined */
+#define BARKEEP_LEASE_OPENED (1u << 3)        /* another client's window, opened through a grant */
+#define BARKEEP_LEASE_READ_ONLY (1u << 4)     /* the fd is O_RDONLY */
 
 struct barkeep_alloc_params {
 	const char *device;     /* NULL: any device; else its PCI address */
@@ -94,13 +96,21 @@ struct barkeep_lease {
 	struct barkeep_image image;
 	uint8_t reclaim_token[16];
 	int fd; /* the dma-buf, owned by the lease (-1 in barkeep_list_leases results) */
+	/* BARKEEP_LEASE_OPENED leases from barkeep_open(): whose window it is
+	 * (0 in barkeep_list_leases results and for the caller's own leases). */
+	uint64_t shared_lease_id; /* the owner's lease */
+	uint64_t grant_id;
+	uint32_t owner_uid;
 };
 
 enum barkeep_event_type {
 	BARKEEP_EVENT_DEVICE_PAUSE = 1, /* drop imports, then barkeep_ack_pause() */
 	BARKEEP_EVENT_DEVICE_RESUME,    /* re-import; contents are lost */
 	BARKEEP_EVENT_DEVICE_GONE,      /* the device and its leases are gone for good */
-	BARKEEP_EVENT_LEASE_REVOKED,    /* that lease ended */
+	BARKEEP_EVENT_LEASE_REVOKED,    /* that lease ended (reason 3: an opened lease whose owner
+					 * released the window) */
+	BARKEEP_EVENT_GRANT_REVOKED,    /* the grant an opened lease came through was withdrawn:
+					 * that lease (lease_id) ended */
 	BARKEEP_EVENT_RECONNECTED,      /* BARKEEP_CONNECT_RECONNECT: the broker restarted and the
 					 * connection is back; n_reclaimed leases go on, n_lost
 					 * follow as LEASE_REVOKED (reason LOST) */
@@ -118,7 +128,9 @@ enum barkeep_reason {
 enum barkeep_revoke_reason {
 	BARKEEP_REVOKE_ADMIN = 1,  /* an administrator ended the lease */
 	BARKEEP_REVOKE_POLICY = 2, /* the policy no longer allows it */
-	BARKEEP_REVOKE_LOST = 3,   /* the library: not reclaimed after a reconnection */
+	BARKEEP_REVOKE_OWNER = 3,  /* an opened lease: the owner released the window */
+	BARKEEP_REVOKE_LOST = 0x100, /* the library's own, never on the wire: not reclaimed
+				      * after a reconnection */
 };
 
 struct barkeep_event {
@@ -131,10 +143,12 @@ struct barkeep_event {
 	uint32_t deadline_ms; /* PAUSE: time left to acknowledge */
 	uint32_t n_reclaimed; /* RECONNECTED: leases taken back */
 	uint32_t n_lost;      /* RECONNECTED: leases that could not be (LEASE_REVOKED follows) */
+	uint64_t grant_id;    /* GRANT_REVOKED */
 };
 
 /* "admin", "device-error", "unplug", "shutdown"; for LEASE_REVOKED "admin",
- * "policy", "lost"; "unknown" for other values and events without a reason. */
+ * "policy", "owner", "lost"; "unknown" for other values and events without a
+ * reason. */
 const char *barkeep_event_reason(const struct barkeep_event *ev);
 
 typedef void (*barkeep_event_fn)(struct barkeep *bk, const struct barkeep_event *ev, void *userdata);
@@ -162,6 +176,8 @@ int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
  * its number (poll() needs nothing; epoll users add it again on RECONNECTED).
  * Replies the old connection owed are lost: a RELEASE sent just before the
  * break ends its lease anyway (the broker drops leases nobody reclaims).
+ * Leases opened from another client's grant (barkeep_open()) are not
+ * reclaimed: open them again.
  */
 #define BARKEEP_CONNECT_RECONNECT (1u << 1)
 /* barkeep_connect() with flags; -EINVAL for unknown flags, -EOPNOTSUPP when
@@ -222,6 +238,72 @@ int barkeep_ack_pause(struct barkeep *bk, uint32_t device_id, uint64_t generatio
  * meanwhile. 0, or -EPERM (not an admin), -ENODEV, -EBUSY (a reset is under
  * way), -EIO (the reset failed and the device is gone). */
 int barkeep_reset(struct barkeep *bk, uint32_t device_id, bool force, uint32_t grace_ms);
+
+/* ---- sharing a window ----
+ * The owner of a lease grants others access; each of them opens the window
+ * and gets a lease of its own with its own dma-buf of the same range. The
+ * window lives until its last holder releases it; quotas count its bytes
+ * against the owner once. See barkeepctl(1) and proto/PROTOCOL.md. */
+
+enum barkeep_grant_to { BARKEEP_GRANT_TO_UID = 1, BARKEEP_GRANT_TO_GID = 2, BARKEEP_GRANT_TO_TOKEN = 3 };
+#define BARKEEP_GRANT_READ_ONLY (1u << 0)     /* holders get O_RDONLY fds */
+#define BARKEEP_GRANT_OUTLIVE_OWNER (1u << 1) /* the owner's release leaves holders their access */
+
+struct barkeep_grant_params {
+	uint64_t lease_id;         /* one of this connection's own leases */
+	enum barkeep_grant_to to;
+	uint32_t to_id;            /* uid or gid; 0 for a token */
+	uint32_t flags;            /* BARKEEP_GRANT_* */
+	uint32_t ttl_ms;           /* 0: no expiry; after it, no more opens */
+};
+
+#define BARKEEP_TOKEN_SIZE 16
+#define BARKEEP_TOKEN_STRING_SIZE 33 /* 32 hex digits and a NUL */
+
+struct barkeep_grant {
+	uint64_t grant_id;
+	uint8_t token[BARKEEP_TOKEN_SIZE]; /* a token grant's secret: give it to one party, privately */
+};
+
+/* Grants access to a lease. 0, or -ENOENT (not this connection's lease),
+ * -EPERM (the broker's share-with policy forbids it), -EDQUOT (too many
+ * grants), -EOPNOTSUPP (the broker does not share, or read-only on a device
+ * that cannot), -EINVAL. */
+int barkeep_grant(struct barkeep *bk, const struct barkeep_grant_params *p, struct barkeep_grant *ret);
+
+struct barkeep_open_params {
+	bool by_token;     /* else by lease_id, under a grant to this uid or one of its groups */
+	uint64_t lease_id;
+	uint8_t token[BARKEEP_TOKEN_SIZE];
+	bool read_only;    /* an O_RDONLY fd even under a read-write grant */
+};
+
+/* Opens a granted window: *ret is a new lease of this connection (flags
+ * BARKEEP_LEASE_OPENED, and READ_ONLY under a read-only grant) with its own
+ * dma-buf of the window; end it with barkeep_release(). -ENOENT (no such
+ * grant, or the token was revoked or expired: the message says which),
+ * -EACCES (not granted to you, a token already used, or the policy),
+ * -EDQUOT, -EAGAIN (the device is resetting), -ENODEV, -EOPNOTSUPP. */
+int barkeep_open(struct barkeep *bk, const struct barkeep_open_params *p, struct barkeep_lease **ret);
+
+/* Withdraws a grant: every lease opened through it ends (its holder gets
+ * BARKEEP_EVENT_GRANT_REVOKED). 0 or -ENOENT. */
+int barkeep_revoke_grant(struct barkeep *bk, uint64_t grant_id);
+
+/* Who holds this connection's leases open. */
+struct barkeep_holder {
+	uint64_t lease_id;        /* this connection's lease */
+	uint64_t holder_lease_id; /* the holder's own lease */
+	uint64_t grant_id;        /* 0 when the grant has ended since */
+	uint32_t uid;
+	bool read_only;
+};
+/* Lists them (as many as one reply holds: at least 255). free(*ret). */
+int barkeep_list_holders(struct barkeep *bk, struct barkeep_holder **ret, size_t *ret_n);
+
+/* A token as 32 lower-case hex digits, and back: 0 or -EINVAL. */
+void barkeep_token_format(const uint8_t token[BARKEEP_TOKEN_SIZE], char buf[BARKEEP_TOKEN_STRING_SIZE]);
+int barkeep_token_parse(const char *s, uint8_t token[BARKEEP_TOKEN_SIZE]);
 
 /* Closes the fd and frees a lease without telling the broker (it ends when
  * the connection does). Accepts NULL. */

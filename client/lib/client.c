@@ -42,6 +42,11 @@ const char *barkeep_error_message(const struct barkeep *bk)
 	return bk ? bk->error : connect_error;
 }
 
+bool bk_shares(const struct barkeep *bk)
+{
+	return bk->server_caps & PROTO_CAP_GRANT;
+}
+
 int barkeep_get_fd(const struct barkeep *bk)
 {
 	return bk->fd;
@@ -75,6 +80,11 @@ static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
 		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_LEASE_REVOKED,
 			.device_id = m->lease_revoked.device_id, .lease_id = m->lease_revoked.lease_id,
 			.reason = m->lease_revoked.reason };
+		return true;
+	case PROTO_OP_GRANT_REVOKED:
+		*ev = (struct barkeep_event){ .type = BARKEEP_EVENT_GRANT_REVOKED,
+			.device_id = m->grant_revoked.device_id, .lease_id = m->grant_revoked.lease_id,
+			.reason = m->grant_revoked.reason, .grant_id = m->grant_revoked.grant_id };
 		return true;
 	}
 	return false;
@@ -254,7 +264,7 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 
 /* A request that meets a broken connection, in reconnect mode: reconnect
  * (reclaiming the leases) and try once more. */
-static int request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
+int bk_request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd)
 {
 	int r = bk_request_once(bk, req, ret, ret_fd);
 	if (!bk_should_reconnect(bk, r))
@@ -295,7 +305,7 @@ static int say_hello(struct barkeep *bk)
 	req.hello.min_version = PROTO_VERSION_MIN;
 	req.hello.max_version = PROTO_VERSION_MAX;
 	/* RECLAIM: this library knows DEVICE_GONE reason SHUTDOWN. */
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM |
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM | PROTO_CAP_GRANT |
 				 (bk->flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	memcpy(req.hello.name, bk->name, sizeof(req.hello.name));
 	int r = bk_request_once(bk, &req, &rep, NULL);
@@ -443,7 +453,7 @@ static void from_wire_device(struct barkeep_device *d, const struct proto_device
 int barkeep_list_devices(struct barkeep *bk, struct barkeep_device **ret, size_t *ret_n)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_LIST_DEVICES }, rep;
-	int r = request(bk, &req, &rep, NULL);
+	int r = bk_request(bk, &req, &rep, NULL);
 	if (r < 0)
 		return r;
 	struct barkeep_device *d = calloc(rep.devices.count ? rep.devices.count : 1, sizeof(*d));
@@ -501,7 +511,7 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 		memcpy(a->image.offsets, p->image->offsets, sizeof(a->image.offsets));
 		memcpy(a->image.strides, p->image->strides, sizeof(a->image.strides));
 	}
-	r = request(bk, &req, &rep, &fd);
+	r = bk_request(bk, &req, &rep, &fd);
 	if (r < 0)
 		return r;
 	struct bk_lease *l = calloc(1, sizeof(*l));
@@ -530,7 +540,7 @@ void barkeep_lease_free(struct barkeep_lease *lease)
 static int ok_request(struct barkeep *bk, struct proto_msg *req, bool retry)
 {
 	struct proto_msg rep;
-	int r = retry ? request(bk, req, &rep, NULL) : bk_request_once(bk, req, &rep, NULL);
+	int r = retry ? bk_request(bk, req, &rep, NULL) : bk_request_once(bk, req, &rep, NULL);
 	if (r == 0)
 		proto_msg_clear(&rep);
 	return r;
@@ -567,7 +577,7 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 int barkeep_list_leases(struct barkeep *bk, struct barkeep_lease **ret, size_t *ret_n)
 {
 	struct proto_msg req = { .opcode = PROTO_OP_LIST_LEASES }, rep;
-	int r = request(bk, &req, &rep, NULL);
+	int r = bk_request(bk, &req, &rep, NULL);
 	if (r < 0)
 		return r;
 	struct barkeep_lease *l = calloc(rep.leases.count ? rep.leases.count : 1, sizeof(*l));
@@ -601,7 +611,7 @@ const char *barkeep_event_reason(const struct barkeep_event *ev)
 {
 	static const char *const device_reasons[] = { NULL, "admin", "device-error", "unplug",
 						      "shutdown" };
-	static const char *const lease_reasons[] = { NULL, "admin", "policy", "lost" };
+	static const char *const lease_reasons[] = { NULL, "admin", "policy", "owner-released" };
 
 	switch (ev->type) {
 	case BARKEEP_EVENT_DEVICE_PAUSE:
@@ -610,6 +620,8 @@ const char *barkeep_event_reason(const struct barkeep_event *ev)
 			return device_reasons[ev->reason];
 		break;
 	case BARKEEP_EVENT_LEASE_REVOKED:
+		if (ev->reason == BARKEEP_REVOKE_LOST)
+			return "lost";
 		if (ev->reason < ARRAY_SIZE(lease_reasons) && lease_reasons[ev->reason])
 			return lease_reasons[ev->reason];
 		break;

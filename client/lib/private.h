@@ -48,6 +48,13 @@ struct bk_lease {
 
 _printf_(3, 4) int bk_fail(struct barkeep *bk, int r, const char *fmt, ...);
 int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev);
+/* Sends a request and waits for its reply (events that come first are
+ * queued); an ERROR becomes -code with its message kept. *ret_fd (may be
+ * NULL) gets the fd that came with the reply. In reconnect mode a broken
+ * connection is reconnected and the request sent once more. */
+int bk_request(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd);
+/* Capability GRANT is in effect on the connection. */
+bool bk_shares(const struct barkeep *bk);
 /* Sends req and waits for its reply on the current connection, no retry. */
 int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg *ret, int *ret_fd);
 /* Connects a new socket to bk->path and says HELLO on it; on success it

@@ -150,6 +150,7 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 		log_error("lease %" PRIu64 " was revoked by the broker", ev->lease_id);
 		p->error = -ECANCELED;
 		break;
+	case BARKEEP_EVENT_GRANT_REVOKED: /* it opens nothing */
 	case BARKEEP_EVENT_RECONNECTED: /* not asked for (no BARKEEP_CONNECT_RECONNECT) */
 		break;
 	}

@@ -152,7 +152,9 @@ static int sysmem_export(struct backend_device *dev, uint64_t offset, uint64_t s
 		.offset = offset, .size = size,
 	};
 
-	/* udmabuf buffers are always O_RDWR; open_flags has nothing to add. */
+	/* udmabuf buffers are always O_RDWR: a read-only one cannot be had. */
+	if ((open_flags & O_ACCMODE) != O_RDWR)
+		return -EOPNOTSUPP;
 	if (offset > dev->size || size > dev->size - offset)
 		return -ERANGE;
 	int fd = ioctl(dev->udmabuf, UDMABUF_CREATE, &c);

@@ -130,7 +130,7 @@ static int lease_enumerate(sd_bus *bus, const char *prefix, void *userdata, char
 	size_t n = 0, i = 0;
 
 	list_for_each(p, &s->peers, link)
-		n += p->client ? p->client->n_leases : 0;
+		n += p->client ? p->client->n_leases + p->client->n_opens : 0;
 	char **nodes = calloc(n + 1, sizeof(*nodes));
 	if (!nodes)
 		return -ENOMEM;
@@ -144,6 +144,27 @@ static int lease_enumerate(sd_bus *bus, const char *prefix, void *userdata, char
 	}
 	*ret_nodes = nodes;
 	return 0;
+}
+
+struct holders_reply {
+	sd_bus_message *m;
+	int r;
+};
+
+static void append_holder(const struct share_holder_info *h, void *userdata)
+{
+	struct holders_reply *hr = userdata;
+	if (hr->r >= 0)
+		hr->r = sd_bus_message_append(hr->m, "(ttub)", h->holder_lease_id, h->grant_id,
+					      (uint32_t)h->uid, (int)h->read_only);
+}
+
+/* Who opened the lease: (holder's lease id, grant id, uid, read-only) each. */
+static int append_holders(sd_bus_message *reply, const struct lease *l)
+{
+	struct holders_reply hr = { reply, sd_bus_message_open_container(reply, 'a', "(ttub)") };
+	broker_lease_holders(l, append_holder, &hr);
+	return hr.r < 0 ? hr.r : sd_bus_message_close_container(reply);
 }
 
 static int lease_property(sd_bus *bus, const char *path, const char *iface, const char *property,
@@ -171,6 +192,8 @@ static int lease_property(sd_bus *bus, const char *path, const char *iface, cons
 		return sd_bus_message_append(reply, "s", p->name);
 	if (streq(property, "Exclusive"))
 		return sd_bus_message_append(reply, "b", (int)!!(l->flags & LEASE_EXCLUSIVE));
+	if (streq(property, "Holders"))
+		return append_holders(reply, l);
 	return -ENOENT;
 }
 
@@ -202,6 +225,7 @@ static const sd_bus_vtable lease_vtable[] = {
 	CONST_PROP("Generation", "t", lease_property),
 	CONST_PROP("Owner", "s", lease_property),
 	CONST_PROP("Exclusive", "b", lease_property),
+	SD_BUS_PROPERTY("Holders", "a(ttub)", lease_property, 0, 0), /* read when asked, not announced */
 	SD_BUS_VTABLE_END,
 };
 

@@ -82,6 +82,17 @@ void dbus_lease_path(const struct lease *l, char *buf, size_t size);
 int dbus_path_id(const char *path, const char *prefix, uint64_t *ret);
 struct device *dbus_device_by_id(struct broker *b, uint64_t id);
 
+/* Answers a method call with an error named after err->code. */
+int dbus_reply_error(sd_bus_message *m, const struct error_info *err);
+/* Answers RequestBuffer or Open: (o lease, h fd, a{sv} info). */
+int dbus_reply_lease(sd_bus_message *m, const struct lease *l);
+/* A lease's INFO a{sv} (RequestBuffer, Open, Reclaim). */
+int dbus_append_lease_info(sd_bus_message *reply, const struct lease *l);
+/* The sharing methods (dbus-share.c). */
+int dbus_method_grant(struct peer *p, sd_bus_message *m);
+int dbus_method_open(struct peer *p, sd_bus_message *m);
+int dbus_method_revoke_grant(struct peer *p, sd_bus_message *m);
+
 /* Publishes the device and lease objects and remembers the devices' state. */
 int dbus_objects_add(struct dbus_server *s);
 /* Emits PropertiesChanged for what changed on the devices since the last call. */

@@ -47,11 +47,12 @@ static const char *error_name(int code)
 	case E2BIG: return ERROR_PREFIX "InvalidArgument";
 	case ENOENT: return ERROR_PREFIX "NoSuchLease";
 	case ESTALE: return ERROR_PREFIX "NotPaused";
+	case EOPNOTSUPP: return ERROR_PREFIX "NotSupported";
 	default: return ERROR_PREFIX "Failed";
 	}
 }
 
-static int reply_error(sd_bus_message *m, const struct error_info *err)
+int dbus_reply_error(sd_bus_message *m, const struct error_info *err)
 {
 	return sd_bus_reply_method_errorf(m, error_name(err->code), "%s", err->text);
 }
@@ -78,6 +79,16 @@ static const char *reason_string(uint32_t reason)
 	case BROKER_REASON_ERROR: return "error";
 	case BROKER_REASON_UNPLUG: return "unplug";
 	case BROKER_REASON_SHUTDOWN: return "shutdown";
+	}
+	return "unknown";
+}
+
+static const char *revoke_reason_string(uint32_t reason)
+{
+	switch (reason) {
+	case BROKER_REVOKE_ADMIN: return "admin";
+	case BROKER_REVOKE_POLICY: return "policy";
+	case BROKER_REVOKE_OWNER: return "owner";
 	}
 	return "unknown";
 }
@@ -157,7 +168,7 @@ static int peer_dispatch(struct peer *p, sd_bus_message *m);
 static void peer_fail(struct peer *p, const struct error_info *err)
 {
 	for (size_t i = 0; i < p->n_pending; i++)
-		(void)reply_error(p->pending[i], err);
+		(void)dbus_reply_error(p->pending[i], err);
 	peer_doom(p);
 }
 
@@ -263,6 +274,7 @@ static int on_creds(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
 		return 0;
 	}
 	broker_client_set_name(p->client, p->name);
+	broker_client_set_sharing(p->client, true); /* the interface has Grant and Open */
 	log_info("D-Bus client %s (%s%s%suid %u, pid %d) connected", p->name,
 		 p->client->container ? "container " : "",
 		 p->client->container ? p->client->container->name : "",
@@ -372,43 +384,12 @@ static int read_alloc_options(struct peer *p, sd_bus_message *m, struct alloc_re
 	return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
-/* RequestBuffer's and Reclaim's INFO a{sv}. */
-static int append_lease_info(sd_bus_message *reply, const struct lease *l)
-{
-	char dpath[OBJECT_PATH_MAX];
-
-	dbus_device_path(l->device, dpath, sizeof(dpath));
-	int r = sd_bus_message_open_container(reply, 'a', "{sv}");
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}",
-					  "id", "t", l->id,
-					  "device", "s", l->device->cfg->name,
-					  "address", "s", l->device->info.pci_addr,
-					  "device_path", "o", dpath,
-					  "offset", "t", l->offset,
-					  "size", "t", l->size,
-					  "generation", "t", l->generation,
-					  "exclusive", "b", (int)!!(l->flags & LEASE_EXCLUSIVE));
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'e', "sv");
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "s", "reclaim_token");
-	if (r >= 0)
-		r = sd_bus_message_open_container(reply, 'v', "ay");
-	if (r >= 0)
-		r = sd_bus_message_append_array(reply, 'y', l->token, sizeof(l->token));
-	for (int i = 0; i < 3 && r >= 0; i++) /* the variant, the entry, the array */
-		r = sd_bus_message_close_container(reply);
-	return r;
-}
-
 static int method_request_buffer(struct peer *p, sd_bus_message *m)
 {
 	struct alloc_request ar = {};
 	struct error_info err = {};
 	struct lease *l;
 	const char *dev;
-	char path[OBJECT_PATH_MAX];
 
 	int r = sd_bus_message_read(m, "st", &dev, &ar.size);
 	if (r < 0)
@@ -416,25 +397,17 @@ static int method_request_buffer(struct peer *p, sd_bus_message *m)
 	ar.device = dev;
 	r = read_alloc_options(p, m, &ar, &err);
 	if (r < 0 && err.code)
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	if (r < 0)
 		return r;
 	r = broker_alloc(p->client, &ar, &l, &err);
 	if (r < 0) {
 		log_debug("RequestBuffer from %s refused: %s", p->name, err.text);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	log_debug("lease %" PRIu64 ": %" PRIu64 " bytes at %#" PRIx64 " of %s for %s (uid %u)", l->id,
 		  l->size, l->offset, device_name(l->device), p->name, p->client->creds.uid);
-	dbus_lease_path(l, path, sizeof(path));
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	r = sd_bus_message_new_method_return(m, &reply);
-	if (r >= 0)
-		r = sd_bus_message_append(reply, "oh", path, l->fd);
-	if (r >= 0)
-		r = append_lease_info(reply, l);
-	if (r >= 0)
-		r = sd_bus_send(NULL, reply, NULL);
+	r = dbus_reply_lease(m, l);
 	if (r < 0) /* the caller never saw it: it is not theirs */
 		broker_release(p->client, l->id, NULL);
 	return r;
@@ -458,12 +431,12 @@ static int method_reclaim(struct peer *p, sd_bus_message *m)
 	if (n != BROKER_TOKEN_SIZE) {
 		error_set(&err, EINVAL, "a reclaim token is %d bytes, not %zu", BROKER_TOKEN_SIZE,
 			  n);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	r = broker_reclaim(p->client, id, token, &l, &err);
 	if (r < 0) {
 		log_debug("Reclaim from %s refused: %s", p->name, err.text);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	log_info("lease %" PRIu64 " reclaimed by %s (uid %u)", l->id, p->name,
 		 p->client->creds.uid);
@@ -473,7 +446,7 @@ static int method_reclaim(struct peer *p, sd_bus_message *m)
 	if (r >= 0)
 		r = sd_bus_message_append(reply, "o", path);
 	if (r >= 0)
-		r = append_lease_info(reply, l);
+		r = dbus_append_lease_info(reply, l);
 	return r < 0 ? r : sd_bus_send(NULL, reply, NULL);
 }
 
@@ -488,7 +461,7 @@ static int method_release_buffer(struct peer *p, sd_bus_message *m)
 		return r;
 	if (dbus_path_id(path, LEASE_PREFIX, &id) < 0 || !broker_find_lease(p->client, id)) {
 		error_set(&err, ENOENT, "you hold no lease %s", path);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	/* Answer first, as the socket does: the reuse check is not the caller's wait. */
 	r = sd_bus_reply_method_return(m, NULL);
@@ -516,10 +489,10 @@ static int method_reset_device(struct peer *p, sd_bus_message *m)
 		else if (streq(key, "grace_ms"))
 			r = sd_bus_message_read(m, "v", "u", &grace_ms);
 		else
-			return reply_error(m, &(struct error_info){ EINVAL,
+			return dbus_reply_error(m, &(struct error_info){ EINVAL,
 				"unknown option; ResetDevice knows force (b) and grace_ms (u)" });
 		if (r == -ENXIO)
-			return reply_error(m, &(struct error_info){ EINVAL,
+			return dbus_reply_error(m, &(struct error_info){ EINVAL,
 				"option force is of type b, grace_ms of type u" });
 		if (r >= 0)
 			r = sd_bus_message_exit_container(m);
@@ -528,10 +501,10 @@ static int method_reset_device(struct peer *p, sd_bus_message *m)
 		return r;
 	struct device *d = device_by_key(s->broker, dev, &err);
 	if (!d)
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	if (p->n_resets == RESETS_MAX) {
 		error_set(&err, EBUSY, "you have %d resets waiting; wait for one to finish", RESETS_MAX);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	/* Stored first: the answer may come from inside broker_reset(). */
 	uint32_t id = ++s->next_reset_id;
@@ -540,7 +513,7 @@ static int method_reset_device(struct peer *p, sd_bus_message *m)
 	if (r < 0) {
 		p->n_resets--;
 		sd_bus_message_unref(m);
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	}
 	log_notice("D-Bus client %s (uid %u) asked to reset device %s%s", p->name,
 		   p->client->creds.uid, device_name(d), force ? " at once (force)" : "");
@@ -558,7 +531,7 @@ static int method_acknowledge_pause(struct peer *p, sd_bus_message *m)
 		return r;
 	struct device *d = device_by_key(p->server->broker, dev, &err);
 	if (!d || broker_pause_ack(p->client, d->id, generation, &err) < 0)
-		return reply_error(m, &err);
+		return dbus_reply_error(m, &err);
 	log_debug("D-Bus client %s acknowledged the pause of device %s", p->name, device_name(d));
 	return sd_bus_reply_method_return(m, NULL);
 }
@@ -573,6 +546,9 @@ static const struct {
 	{ "Reclaim", method_reclaim },
 	{ "ResetDevice", method_reset_device },
 	{ "AcknowledgePause", method_acknowledge_pause },
+	{ "Grant", dbus_method_grant },
+	{ "Open", dbus_method_open },
+	{ "RevokeGrant", dbus_method_revoke_grant },
 };
 
 /* Runs one call of a known client; answers it in every case. */
@@ -633,6 +609,7 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 		[BROKER_EVENT_DEVICE_RESUME] = "DeviceResumed",
 		[BROKER_EVENT_DEVICE_GONE] = "DeviceGone",
 		[BROKER_EVENT_LEASE_REVOKED] = "LeaseRevoked",
+		[BROKER_EVENT_GRANT_REVOKED] = "GrantRevoked",
 	};
 	int r;
 
@@ -660,7 +637,11 @@ static int send_event(struct client *c, const struct broker_event *ev, void *use
 		break;
 	case BROKER_EVENT_LEASE_REVOKED:
 		snprintf(lpath, sizeof(lpath), LEASE_PREFIX "/%" PRIu64, ev->lease_id);
-		r = sd_bus_message_append(msg, "oss", lpath, dname, reason_string(ev->reason));
+		r = sd_bus_message_append(msg, "oss", lpath, dname, revoke_reason_string(ev->reason));
+		break;
+	case BROKER_EVENT_GRANT_REVOKED:
+		snprintf(lpath, sizeof(lpath), LEASE_PREFIX "/%" PRIu64, ev->lease_id);
+		r = sd_bus_message_append(msg, "ots", lpath, ev->grant_id, dname);
 		break;
 	}
 	if (r >= 0)
@@ -689,7 +670,7 @@ static void reset_done(struct client *c, uint32_t request_id, int r, const struc
 		if (r == 0)
 			(void)sd_bus_reply_method_return(call, NULL);
 		else
-			(void)reply_error(call, err);
+			(void)dbus_reply_error(call, err);
 		sd_bus_message_unref(call);
 		dbus_server_kick(p->server);
 		return;
@@ -718,6 +699,12 @@ static const sd_bus_vtable broker_vtable[] = {
 				SD_BUS_NO_RESULT, method_call, UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("AcknowledgePause", SD_BUS_ARGS("s", device, "t", generation),
 				SD_BUS_NO_RESULT, method_call, UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Grant", SD_BUS_ARGS("o", lease, "a{sv}", options),
+				SD_BUS_RESULT("t", grant, "s", token), method_call, UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Open", SD_BUS_ARGS("a{sv}", options),
+				SD_BUS_RESULT("o", lease, "h", fd, "a{sv}", info), method_call, UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("RevokeGrant", SD_BUS_ARGS("t", grant), SD_BUS_NO_RESULT,
+				method_call, UNPRIVILEGED),
 	SD_BUS_SIGNAL_WITH_ARGS("DevicePaused",
 				SD_BUS_ARGS("s", device, "o", device_path, "t", generation,
 					    "s", reason, "b", force, "u", deadline_ms), 0),
@@ -728,6 +715,8 @@ static const sd_bus_vtable broker_vtable[] = {
 				SD_BUS_ARGS("s", device, "o", device_path, "s", reason), 0),
 	SD_BUS_SIGNAL_WITH_ARGS("LeaseRevoked",
 				SD_BUS_ARGS("o", lease, "s", device, "s", reason), 0),
+	SD_BUS_SIGNAL_WITH_ARGS("GrantRevoked",
+				SD_BUS_ARGS("o", lease, "t", grant, "s", device), 0),
 	SD_BUS_VTABLE_END,
 };
 

@@ -215,6 +215,11 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 		m.lease_revoked = (struct proto_lease_revoked){ ev->lease_id, ev->device_id,
 			(uint16_t)ev->reason };
 		break;
+	case BROKER_EVENT_GRANT_REVOKED:
+		m.opcode = PROTO_OP_GRANT_REVOKED;
+		m.grant_revoked = (struct proto_grant_revoked){ ev->grant_id, ev->lease_id,
+			ev->device_id, (uint16_t)ev->reason };
+		break;
 	}
 	int r = conn_send(c, &m, -EBADF);
 	if (r < 0 && !c->closing) {
@@ -273,11 +278,12 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 				 "client speaks protocol versions %u-%u, this broker %u-%u",
 				 req->hello.min_version, req->hello.max_version,
 				 PROTO_VERSION_MIN, PROTO_VERSION_MAX);
+	c->knows_shutdown = req->hello.capabilities & PROTO_CAP_RECLAIM;
 	if (req->hello.name[0])
 		broker_client_set_name(c->client, req->hello.name);
 	broker_client_set_events(c->client, req->hello.capabilities & PROTO_CAP_PAUSE_ACK,
 				 req->hello.capabilities & PROTO_CAP_WATCH);
-	c->knows_shutdown = req->hello.capabilities & PROTO_CAP_RECLAIM;
+	broker_client_set_sharing(c->client, req->hello.capabilities & PROTO_CAP_GRANT);
 	c->hello_done = true;
 	event_del(c->ev_timeout);
 	conn_arm_idle(c);
@@ -295,7 +301,7 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
 		.max_queued_events = lim->max_queued_events,
 		.max_lease_bytes = lim->max_bytes_per_uid,
-		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_RECLAIM,
+		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_GRANT | PROTO_CAP_RECLAIM,
 	};
 	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
 	return conn_send(c, &m, -EBADF);
@@ -357,6 +363,20 @@ static int handle_alloc(struct conn *c, const struct proto_msg *req, struct erro
 	return conn_send(c, &m, l->fd);
 }
 
+/* Holder entries, as many as fit in the message after the lease records. */
+struct holder_list {
+	struct proto_holder *entries;
+	uint32_t n, max;
+};
+
+static void add_holder(const struct share_holder_info *h, void *userdata)
+{
+	struct holder_list *hl = userdata;
+	if (hl->n < hl->max)
+		hl->entries[hl->n++] = (struct proto_holder){ h->lease_id, h->holder_lease_id,
+			h->grant_id, h->uid, h->read_only ? PROTO_HOLDER_READ_ONLY : 0 };
+}
+
 _Static_assert(BROKER_TOKEN_SIZE == PROTO_TOKEN_SIZE, "one reclaim token size");
 
 /* RECLAIMED carries the record only: the client kept its fd across the restart. */
@@ -377,6 +397,7 @@ static int handle_reclaim(struct conn *c, const struct proto_msg *req, struct er
 static int handle_list_leases(struct conn *c, const struct proto_msg *req)
 {
 	static struct proto_lease entries[PROTO_MAX_LEASES];
+	static struct proto_holder holders[PROTO_MAX_HOLDERS];
 	struct proto_msg m = { .opcode = PROTO_OP_LEASES, .request_id = req->request_id };
 	struct lease *l;
 	uint32_t n = 0;
@@ -386,9 +407,85 @@ static int handle_list_leases(struct conn *c, const struct proto_msg *req)
 			break;
 		fill_lease(&entries[n++], l);
 	}
-	m.leases.count = n;
-	m.leases.entries = entries;
+	size_t room = PROTO_MAX_MESSAGE - PROTO_HEADER_SIZE - sizeof(struct proto_wire_array) -
+		      n * sizeof(struct proto_wire_lease);
+	struct holder_list hl = { holders, 0,
+				  (uint32_t)MIN(room / sizeof(struct proto_wire_holder), (size_t)PROTO_MAX_HOLDERS) };
+	if (req->list_leases.flags & PROTO_LIST_HOLDERS)
+		list_for_each(l, &c->client->leases, client_link)
+			broker_lease_holders(l, add_holder, &hl);
+	m.leases = (struct proto_leases){ n, entries, hl.n, holders };
 	return conn_send(c, &m, -EBADF);
+}
+
+/* The first 4 hex digits of a token: enough to tell grants apart in the
+ * log, far too few to use one. */
+static const char *token_hint(const uint8_t *t, char buf[static 8])
+{
+	snprintf(buf, 8, "%02x%02x…", t[0], t[1]);
+	return buf;
+}
+
+static int handle_grant(struct conn *c, const struct proto_msg *req, struct error_info *err)
+{
+	const struct proto_grant *g = &req->grant;
+	struct grant_request gr = { .lease_id = g->lease_id, .to = (enum grant_to)g->to_kind,
+				    .to_id = g->to_id, .flags = g->flags, .ttl_ms = g->ttl_ms };
+	struct grant_info info;
+	char hint[8];
+
+	/* PROTO_GRANT_* and GRANT_* share their bits, PROTO_GRANT_TO_* and GRANT_TO_* their values. */
+	int r = broker_grant(c->client, &gr, &info, err);
+	if (r < 0)
+		return r;
+	char to[32];
+	if (gr.to == GRANT_TO_TOKEN)
+		snprintf(to, sizeof(to), "a token %s", token_hint(info.token, hint));
+	else
+		snprintf(to, sizeof(to), "%s %u", gr.to == GRANT_TO_UID ? "uid" : "gid", gr.to_id);
+	log_info("client %s (uid %u) granted lease %llu to %s (grant %llu%s%s)", c->client->name,
+		 c->client->creds.uid, (unsigned long long)g->lease_id, to,
+		 (unsigned long long)info.grant_id, gr.flags & GRANT_READ_ONLY ? ", read-only" : "",
+		 gr.flags & GRANT_OUTLIVE_OWNER ? ", outlives the owner" : "");
+	struct proto_msg m = { .opcode = PROTO_OP_GRANTED, .request_id = req->request_id };
+	m.granted = (struct proto_granted){ .grant_id = info.grant_id, .lease_id = g->lease_id };
+	memcpy(m.granted.token, info.token, sizeof(m.granted.token));
+	r = conn_send(c, &m, -EBADF);
+	explicit_bzero(&m, sizeof(m));
+	explicit_bzero(&info, sizeof(info));
+	return r;
+}
+
+static int handle_open(struct conn *c, const struct proto_msg *req, struct error_info *err)
+{
+	const struct proto_open *o = &req->open;
+	struct open_request orq = { .lease_id = o->lease_id, .by_token = o->by == PROTO_OPEN_BY_TOKEN,
+				    .read_only = o->flags & PROTO_OPEN_READ_ONLY };
+	struct lease *l;
+	uid_t owner_uid;
+
+	memcpy(orq.token, o->token, sizeof(orq.token));
+	int r = broker_open(c->client, &orq, &l, err);
+	explicit_bzero(&orq, sizeof(orq));
+	if (r < 0)
+		return r;
+	struct proto_msg m = { .opcode = PROTO_OP_OPENED, .request_id = req->request_id };
+	broker_opened_info(l, &m.opened.grant_id, &m.opened.shared_lease_id, &owner_uid);
+	m.opened.owner_uid = owner_uid;
+	fill_lease(&m.opened.lease, l);
+	log_info("client %s (uid %u) opened lease %llu of uid %u as lease %llu (grant %llu%s)",
+		 c->client->name, c->client->creds.uid, (unsigned long long)m.opened.shared_lease_id,
+		 owner_uid, (unsigned long long)l->id, (unsigned long long)m.opened.grant_id,
+		 l->flags & LEASE_READ_ONLY ? ", read-only" : "");
+	return conn_send(c, &m, l->fd);
+}
+
+/* Sharing requests and holder lists need capability GRANT in effect. */
+static bool needs_grant_cap(const struct proto_msg *req)
+{
+	return req->opcode == PROTO_OP_GRANT || req->opcode == PROTO_OP_OPEN ||
+	       req->opcode == PROTO_OP_REVOKE_GRANT ||
+	       (req->opcode == PROTO_OP_LIST_LEASES && (req->list_leases.flags & PROTO_LIST_HOLDERS));
 }
 
 static int handle_ok(struct conn *c, const struct proto_msg *req)
@@ -405,6 +502,12 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 
 	if (!c->hello_done && req->opcode != PROTO_OP_HELLO) {
 		error_set(&err, EPROTO, "%s before HELLO; say HELLO first", proto_op_name(req->opcode));
+		conn_send_error(c, req->request_id, req->opcode, &err);
+		return -EPROTO;
+	}
+	if (needs_grant_cap(req) && !c->client->shares) {
+		error_set(&err, EPROTO, "%s needs capability GRANT, which your HELLO did not announce",
+			  proto_op_name(req->opcode));
 		conn_send_error(c, req->request_id, req->opcode, &err);
 		return -EPROTO;
 	}
@@ -455,6 +558,20 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 				   c->client->creds.uid, req->reset.device_id,
 				   req->reset.flags & PROTO_RESET_FORCE ? " at once (force)" : "");
 			return 0; /* answered when the device has resumed */
+		}
+		break;
+	case PROTO_OP_GRANT:
+		r = handle_grant(c, req, &err);
+		break;
+	case PROTO_OP_OPEN:
+		r = handle_open(c, req, &err);
+		break;
+	case PROTO_OP_REVOKE_GRANT:
+		r = broker_revoke_grant(c->client, req->revoke_grant.grant_id, &err);
+		if (r == 0) {
+			log_info("client %s (uid %u) revoked grant %llu", c->client->name,
+				 c->client->creds.uid, (unsigned long long)req->revoke_grant.grant_id);
+			return handle_ok(c, req);
 		}
 		break;
 	case PROTO_OP_PAUSE_ACK:

@@ -20,20 +20,11 @@
 
 #include "common/macro.h"
 #include "daemon/config.h"
+#include "tests/fuzz/fuzz.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int getpwnam_r(const char *name, struct passwd *pw, char *buf, size_t size,
 	       struct passwd **ret);
 int getgrnam_r(const char *name, struct group *gr, char *buf, size_t size, struct group **ret);
-
-#define FUZZ_ASSERT(cond)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                    \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
 
 struct fake_id {
 	const char *name;

@@ -17,17 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/fdstore.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(cond)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                    \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 static int memfd_of(const uint8_t *data, size_t size)
 {

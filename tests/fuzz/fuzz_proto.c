@@ -20,17 +20,7 @@
 
 #include "common/macro.h"
 #include "proto/codec.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(cond)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                    \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 static bool diag_ok(const struct proto_diag *d)
 {
@@ -59,11 +49,16 @@ static bool msg_equal(const struct proto_msg *a, const struct proto_msg *b)
 		n = a->devices.count * sizeof(*a->devices.entries);
 		x.devices.entries = y.devices.entries = NULL;
 	} else if (a->opcode == PROTO_OP_LEASES) {
-		if (a->leases.count != b->leases.count)
+		size_t nh = a->leases.holder_count * sizeof(*a->leases.holders);
+		if (a->leases.count != b->leases.count || a->leases.holder_count != b->leases.holder_count)
+			return false;
+		if (nh > 0 && (!a->leases.holders || !b->leases.holders ||
+			       memcmp(a->leases.holders, b->leases.holders, nh) != 0))
 			return false;
 		ea = a->leases.entries, eb = b->leases.entries;
 		n = a->leases.count * sizeof(*a->leases.entries);
 		x.leases.entries = y.leases.entries = NULL;
+		x.leases.holders = y.leases.holders = NULL;
 	}
 	if (n > 0 && (!ea || !eb || memcmp(ea, eb, n) != 0))
 		return false;
@@ -132,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.opcode == PROTO_OP_DEVICES)
 			FUZZ_ASSERT(m.devices.entries == NULL);
 		if (m.opcode == PROTO_OP_LEASES)
-			FUZZ_ASSERT(m.leases.entries == NULL);
+			FUZZ_ASSERT(m.leases.entries == NULL && m.leases.holders == NULL);
 	}
 	proto_msg_clear(&m);
 	free(pkt);

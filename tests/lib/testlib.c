@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,4 +64,21 @@ int test_count_fds(pid_t pid)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n - (pid ? 0 : 1); /* not the directory fd we hold */
+}
+
+int test_settled_fds(pid_t pid, int want)
+{
+	int n = test_count_fds(pid);
+	for (int i = 0; i < 50 && n != want; i++) {
+		usleep(100 * 1000);
+		n = test_count_fds(pid);
+	}
+	return n;
+}
+
+int test_fds_report(pid_t pid, int baseline)
+{
+	int n = test_settled_fds(pid, baseline);
+	printf("  daemon fds: %d at start, %d at end\n", baseline, n);
+	return n;
 }

@@ -11,3 +11,8 @@ int test_send_fd(int sock, int fd);
 int test_recv_fd(int sock);
 /* Open fds of a process (0: this one), or -errno. */
 int test_count_fds(pid_t pid);
+/* A daemon frees a closed connection's state asynchronously: waits (up to
+ * 5 s) for pid's fd count to come back to want; returns the last count. */
+int test_settled_fds(pid_t pid, int want);
+/* test_settled_fds(pid, baseline), printed as "daemon fds: N at start, N at end". */
+int test_fds_report(pid_t pid, int baseline);

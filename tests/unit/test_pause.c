@@ -141,17 +141,12 @@ static void setup(uint32_t grace_ms)
 		exit(1);
 	b->devices = calloc(2, sizeof(*b->devices));
 	for (uint32_t i = 0; i < 2; i++) {
-		struct device *d = calloc(1, sizeof(*d));
+		struct device *d = device_new(&cfg->devices[i], i);
 		fake[i] = (struct backend_device){ .reset_result = -EOPNOTSUPP,
 						   .bus_reset_result = -EOPNOTSUPP, .block_fd = -1 };
-		*d = (struct device){ .id = i, .cfg = &cfg->devices[i], .ops = &fake_ops,
-				      .backend = &fake[i], .state = DEVICE_READY, .generation = 1,
-				      .error_fd = -EBADF };
+		d->ops = &fake_ops;
+		d->backend = &fake[i];
 		d->info = (struct backend_info){ .bar_size = 16 * MiB, .page_size = 4096 };
-		list_init(&d->leases);
-		list_init(&d->quarantine);
-		list_init(&d->orphans);
-		d->store_slot = -1;
 		if (allocator_new(d->info.bar_size, d->info.page_size, &d->alloc) < 0)
 			exit(1);
 		b->devices[b->n_devices++] = d;

@@ -20,6 +20,7 @@
 static uint8_t buf[PROTO_MAX_MESSAGE + 16];
 static struct proto_device sample_devices[3];
 static struct proto_lease sample_leases[PROTO_MAX_LEASES];
+static struct proto_holder sample_holders[PROTO_MAX_HOLDERS];
 
 static const struct proto_image sample_image = {
 	.fourcc = 0x34325258, /* XR24 */
@@ -152,6 +153,33 @@ static struct proto_msg sample(uint16_t opcode)
 		m.lease_revoked = (struct proto_lease_revoked){
 			.lease_id = 77, .device_id = 9, .reason = PROTO_REVOKE_POLICY };
 		break;
+	case PROTO_OP_GRANT:
+		m.grant = (struct proto_grant){ .lease_id = 77, .to_kind = PROTO_GRANT_TO_GID,
+			.flags = PROTO_GRANT_READ_ONLY | PROTO_GRANT_OUTLIVE_OWNER, .to_id = 1000,
+			.ttl_ms = 60000 };
+		break;
+	case PROTO_OP_GRANTED:
+		m.granted = (struct proto_granted){ .grant_id = 5, .lease_id = 77 };
+		for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
+			m.granted.token[i] = (uint8_t)(0x11 * i + 1);
+		break;
+	case PROTO_OP_OPEN:
+		m.open = (struct proto_open){ .by = PROTO_OPEN_BY_TOKEN, .flags = PROTO_OPEN_READ_ONLY };
+		for (size_t i = 0; i < PROTO_TOKEN_SIZE; i++)
+			m.open.token[i] = (uint8_t)(0x11 * i + 1);
+		break;
+	case PROTO_OP_OPENED:
+		m.opened = (struct proto_opened){ .shared_lease_id = 77, .grant_id = 5,
+			.owner_uid = 1001, .lease = sample_lease(78) };
+		m.opened.lease.flags |= PROTO_LEASE_OPENED | PROTO_LEASE_READ_ONLY;
+		break;
+	case PROTO_OP_REVOKE_GRANT:
+		m.revoke_grant.grant_id = 5;
+		break;
+	case PROTO_OP_GRANT_REVOKED:
+		m.grant_revoked = (struct proto_grant_revoked){ .grant_id = 5, .lease_id = 78,
+			.device_id = 9, .reason = PROTO_GRANT_REVOKED_OWNER };
+		break;
 	}
 	return m;
 }
@@ -161,7 +189,8 @@ static const uint16_t all_opcodes[] = {
 	PROTO_OP_LIST_LEASES, PROTO_OP_RESET, PROTO_OP_PAUSE_ACK, PROTO_OP_WELCOME,
 	PROTO_OP_DEVICES, PROTO_OP_LEASE, PROTO_OP_LEASES, PROTO_OP_OK, PROTO_OP_ERROR,
 	PROTO_OP_DEVICE_PAUSE, PROTO_OP_DEVICE_RESUME, PROTO_OP_DEVICE_GONE,
-	PROTO_OP_LEASE_REVOKED, PROTO_OP_RECLAIM, PROTO_OP_RECLAIMED,
+	PROTO_OP_LEASE_REVOKED, PROTO_OP_GRANT, PROTO_OP_GRANTED, PROTO_OP_OPEN, PROTO_OP_OPENED,
+	PROTO_OP_REVOKE_GRANT, PROTO_OP_GRANT_REVOKED, PROTO_OP_RECLAIM, PROTO_OP_RECLAIMED,
 };
 
 static enum proto_sender sender_of(uint16_t opcode)
@@ -182,7 +211,11 @@ static bool msg_equal(const struct proto_msg *a, const struct proto_msg *b)
 		return a->leases.count == b->leases.count &&
 		       (a->leases.count == 0 ||
 			memcmp(a->leases.entries, b->leases.entries,
-			       a->leases.count * sizeof(*a->leases.entries)) == 0);
+			       a->leases.count * sizeof(*a->leases.entries)) == 0) &&
+		       a->leases.holder_count == b->leases.holder_count &&
+		       (a->leases.holder_count == 0 ||
+			memcmp(a->leases.holders, b->leases.holders,
+			       a->leases.holder_count * sizeof(*a->leases.holders)) == 0);
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
 
@@ -235,8 +268,77 @@ ROUNDTRIP(DEVICE_PAUSE)
 ROUNDTRIP(DEVICE_RESUME)
 ROUNDTRIP(DEVICE_GONE)
 ROUNDTRIP(LEASE_REVOKED)
+ROUNDTRIP(GRANT)
+ROUNDTRIP(GRANTED)
+ROUNDTRIP(OPEN)
+ROUNDTRIP(OPENED)
+ROUNDTRIP(REVOKE_GRANT)
+ROUNDTRIP(GRANT_REVOKED)
 ROUNDTRIP(RECLAIM)
 ROUNDTRIP(RECLAIMED)
+
+/* The sharing messages' own rules, and a LEASES of holders alone at its limit. */
+static void test_sharing_rules(void)
+{
+	struct proto_msg m = sample(PROTO_OP_GRANT);
+	struct proto_diag diag;
+
+	m.grant.to_kind = PROTO_GRANT_TO_TOKEN;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), &diag), -EINVAL);
+	CHECK_CONTAINS(diag.text, "GRANT to a TOKEN has to_id 1000, must be 0");
+	m.grant.to_kind = 4;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
+	m = sample(PROTO_OP_GRANT);
+	m.grant.flags = 1u << 2;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
+
+	m = sample(PROTO_OP_OPEN);
+	m.open.lease_id = 3;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), &diag), -EINVAL);
+	CHECK_CONTAINS(diag.text, "OPEN by token has lease_id 3, must be 0");
+	m.open.by = PROTO_OPEN_BY_LEASE;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), &diag), -EINVAL);
+	CHECK_CONTAINS(diag.text, "OPEN by lease has a token");
+	memset(m.open.token, 0, sizeof(m.open.token));
+	CHECK(roundtrip_msg(&m) > 0);
+
+	m = sample(PROTO_OP_OPENED);
+	m.opened.lease.flags &= ~PROTO_LEASE_OPENED;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), &diag), -EINVAL);
+	CHECK_CONTAINS(diag.text, "lack OPENED");
+
+	m = (struct proto_msg){ .opcode = PROTO_OP_LIST_LEASES, .request_id = 1 };
+	m.list_leases.flags = PROTO_LIST_HOLDERS;
+	CHECK(roundtrip_msg(&m) > 0);
+	m.opcode = PROTO_OP_LIST_DEVICES;
+	m.list_devices.flags = PROTO_LIST_HOLDERS;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
+
+	m = sample(PROTO_OP_LEASES);
+	for (size_t i = 0; i < 3; i++)
+		sample_holders[i] = (struct proto_holder){ .lease_id = 2, .holder_lease_id = 100 + i,
+			.grant_id = 7, .uid = 1000 + (uint32_t)i,
+			.flags = i == 1 ? PROTO_HOLDER_READ_ONLY : 0 };
+	m.leases.holder_count = 3;
+	m.leases.holders = sample_holders;
+	CHECK(roundtrip_msg(&m) > 0);
+	sample_holders[0].flags = 2;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
+
+	m = (struct proto_msg){ .opcode = PROTO_OP_LEASES, .request_id = 1 };
+	for (size_t i = 0; i < PROTO_MAX_HOLDERS; i++)
+		sample_holders[i] = (struct proto_holder){ 1, i + 2, 3, 1000, 0 };
+	m.leases = (struct proto_leases){ 0, NULL, PROTO_MAX_HOLDERS, sample_holders };
+	CHECK(roundtrip_msg(&m) > 0);
+	/* a full lease list leaves room for only some holders */
+	for (size_t i = 0; i < PROTO_MAX_LEASES; i++)
+		sample_leases[i] = sample_lease(i + 1);
+	m.leases = (struct proto_leases){ PROTO_MAX_LEASES, sample_leases, 300, sample_holders };
+	CHECK_EQ(proto_encode(&m, buf, PROTO_MAX_MESSAGE, &diag), -ENOBUFS);
+	CHECK_CONTAINS(diag.text, "LEASES has 512 leases and 300 holders");
+	m.leases.holder_count = 255;
+	CHECK(roundtrip_msg(&m) > 0);
+}
 
 static void test_roundtrip_alloc_selectors(void)
 {
@@ -504,7 +606,7 @@ static void test_reject_unknown_opcode(void)
 
 	put_le16(6, 0x0042);
 	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO, "unknown opcode 0x0042");
-	put_le16(6, 0x0010); /* reserved for GRANT */
+	put_le16(6, 0x0014); /* the first request opcode not in use */
 	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO, NULL);
 	put_le16(6, 0);
 	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO, NULL);
@@ -714,7 +816,7 @@ static void test_encode_errors(void)
 	m = sample(PROTO_OP_LIST_DEVICES);
 	m.list_devices.flags = 1;
 	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
-	m.opcode = 0x0012; /* REVOKE_GRANT: reserved */
+	m.opcode = 0x0014; /* not in use */
 	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), NULL), -EINVAL);
 	m = sample(PROTO_OP_DEVICES);
 	m.devices.entries = NULL;
@@ -787,7 +889,13 @@ static void test_mutations(void)
 static void test_op_helpers(void)
 {
 	CHECK(strcmp(proto_op_name(PROTO_OP_LEASE_REVOKED), "LEASE_REVOKED") == 0);
-	CHECK(strcmp(proto_op_name(0x0011), "unknown") == 0);
+	CHECK(strcmp(proto_op_name(0x0014), "unknown") == 0);
+	CHECK(strcmp(proto_op_name(0x0011), "OPEN") == 0);
+	CHECK_EQ(proto_op_reply(PROTO_OP_OPEN), PROTO_OP_OPENED);
+	CHECK_EQ(proto_op_reply(PROTO_OP_GRANT), PROTO_OP_GRANTED);
+	CHECK_EQ(proto_op_reply(PROTO_OP_REVOKE_GRANT), PROTO_OP_OK);
+	CHECK_EQ(proto_op_fds(PROTO_OP_OPENED), 1);
+	CHECK(proto_op_is_event(PROTO_OP_GRANT_REVOKED));
 	CHECK_EQ(proto_op_reply(PROTO_OP_HELLO), PROTO_OP_WELCOME);
 	CHECK_EQ(proto_op_reply(PROTO_OP_ALLOC), PROTO_OP_LEASE);
 	CHECK_EQ(proto_op_reply(PROTO_OP_PAUSE_ACK), PROTO_OP_OK);
@@ -987,6 +1095,13 @@ int main(void)
 	RUN(test_roundtrip_LEASE_REVOKED);
 	RUN(test_roundtrip_RECLAIM);
 	RUN(test_roundtrip_RECLAIMED);
+	RUN(test_roundtrip_GRANT);
+	RUN(test_roundtrip_GRANTED);
+	RUN(test_roundtrip_OPEN);
+	RUN(test_roundtrip_OPENED);
+	RUN(test_roundtrip_REVOKE_GRANT);
+	RUN(test_roundtrip_GRANT_REVOKED);
+	RUN(test_sharing_rules);
 	RUN(test_roundtrip_alloc_selectors);
 	RUN(test_roundtrip_limits);
 	RUN(test_golden_release);

@@ -10,6 +10,13 @@
                                        then print every signal until killed
     dbus_client.py listen FILE         hold nothing; print every signal of the
                                        interface until killed (FILE: ready mark)
+    dbus_client.py grant DEVICE SIZE FILE
+                                       request, Grant to a token; write the token to
+                                       FILE; hold until killed
+    dbus_client.py open TOKEN [OWNER_LEASE_PATH]
+                                       Open by token: check the fd and the info (and
+                                       the owner's lease object's Holders); a second
+                                       Open with it is refused
     dbus_client.py free DEVICE         print the device's FreeBytes from ListDevices
     dbus_client.py xml FILE DEVICE     FILE (the shipped interface XML) describes
                                        what the live objects introspect as
@@ -196,6 +203,48 @@ def cmd_free(device):
     sys.exit("no device " + device)
 
 
+def cmd_grant(device, size, out):
+    import time
+    b = broker(dbus.SystemBus())
+    path, fd, info = b.RequestBuffer(device, dbus.UInt64(int(size, 0)), opts([]))
+    grant, token = b.Grant(path, dbus.Dictionary({"token": dbus.Boolean(True)}, signature="sv"))
+    with open(out + ".tmp", "w") as f:
+        f.write("%s %d %d %s\n" % (token, grant, info["id"], path))
+    os.rename(out + ".tmp", out)
+    time.sleep(120)
+
+
+def cmd_open(token, owner_path=None):
+    b = broker(dbus.SystemBus())
+    o = dbus.Dictionary({"token": token}, signature="sv")
+    path, fd, info = b.Open(o)
+    fd = fd.take()
+    n = os.lseek(fd, 0, os.SEEK_END)
+    check("python3-dbus: Open by token gives an fd of the window's size", n == info["size"],
+          "lseek %d, info %r" % (n, dict(info)))
+    name = fdinfo(fd).get("name", "")
+    check("python3-dbus: the opened dma-buf is named after the window",
+          name == "barkeep:%d:%d" % (info["shared_lease"], os.getuid()), name)
+    check("python3-dbus: Open's info names the owner and the grant",
+          info["owner_uid"] == 0 and info["grant"] > 0 and not info["read_only"], repr(dict(info)))
+    if owner_path:
+        props = dbus.Interface(dbus.SystemBus().get_object(NAME, owner_path),
+                               "org.freedesktop.DBus.Properties")
+        holders = props.Get(IFACE + ".Lease", "Holders")
+        check("python3-dbus: the owner's lease object lists the holder",
+              [(int(h[0]), int(h[2])) for h in holders] == [(int(info["id"]), os.getuid())],
+              repr(holders))
+    os.close(fd)
+    try:
+        b.Open(o)
+        check("python3-dbus: a used token is refused", False, "it opened again")
+    except dbus.DBusException as e:
+        check("python3-dbus: a used token is refused", e.get_dbus_name() ==
+              IFACE + ".Error.PermissionDenied" and "already used" in e.get_dbus_message(),
+              e.get_dbus_name() + ": " + e.get_dbus_message())
+    b.ReleaseBuffer(path)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "fd":
@@ -209,6 +258,11 @@ def main():
         return
     elif cmd == "listen":
         cmd_listen(*args)
+        return
+    elif cmd == "open":
+        cmd_open(*args)
+    elif cmd == "grant":
+        cmd_grant(*args)
         return
     elif cmd == "free":
         cmd_free(*args)

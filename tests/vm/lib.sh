@@ -199,3 +199,35 @@ suite_end() {
 }
 
 : "${BARKEEP_BUILD:=${BARKEEP_TOP:-.}/build}"
+
+# barkeepd under systemd (the --systemd bed) as a package would install it:
+# the units of systemd/, user barkeep (sysusers.d), /etc/barkeep (tmpfiles.d),
+# the VFIO group nodes of the given devices given to group barkeep as
+# 70-barkeep-vfio.rules would (no udev in the guest), a config lending them
+# to root as gpu0, gpu1, ... and barkeepd under /usr/local/bin (the
+# service's PrivateTmp=/ProtectHome= hide a build tree under /tmp or /home,
+# and CI clones anywhere).
+#   install_units "EXTRA BARKEEPD ARGS" PCI...
+install_units() {
+	local args=$1 a g i=0
+	shift
+	systemd-sysusers "$BARKEEP_TOP/systemd/barkeep.sysusers"
+	systemd-tmpfiles --create "$BARKEEP_TOP/systemd/barkeep.tmpfiles"
+	for a in "$@"; do
+		g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group")")
+		chgrp barkeep "/dev/vfio/$g" && chmod 0660 "/dev/vfio/$g"
+	done
+	chmod 0666 /dev/vfio/vfio # systemd's static node from modules.devname is 0600
+	{
+		printf '[daemon]\nlog-level = debug\n'
+		for a in "$@"; do
+			printf '[device gpu%d]\npci = %s\nallow-users = root\n' "$i" "$a"
+			i=$((i + 1))
+		done
+	} > /etc/barkeep/barkeep.conf
+	install -m 0755 "$BARKEEP_BUILD/barkeepd" /usr/local/bin/barkeepd
+	sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=/usr/local/bin/barkeepd${args:+ $args}|" \
+		"$BARKEEP_TOP/systemd/barkeepd.service" > /etc/systemd/system/barkeepd.service
+	cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
+	systemctl daemon-reload
+}

@@ -4,7 +4,7 @@
  * 30-kernel-patches): the daemon finds the features, clients map their
  * leases (uncached and write-combined) with libbarkeep, and a released
  * window is revoked and reused at once even while a copy of its fd lives
- * elsewhere. Usage: broker_patched_test SOCKET VRAM_FILE_OF_GPU0
+ * elsewhere, also a shared window's holder's own buffer. Usage: broker_patched_test SOCKET VRAM_FILE_OF_GPU0
  * (gpu0 is device 0, open to root).
  */
 #include <errno.h>
@@ -226,6 +226,56 @@ out:
 	barkeep_disconnect(watch);
 }
 
+/* A shared window: the holder's own dma-buf maps the bytes the owner wrote
+ * through its own; the owner's release ends the holder's access by
+ * revoking the holder's buffer alone, and the window is reused at once
+ * although the holder still has its fd. */
+static void test_shared_window_revoked(void)
+{
+	struct barkeep *owner = conn("owner"), *holder = conn("holder");
+	struct barkeep_lease *mine = NULL, *theirs = NULL;
+	struct barkeep_grant g;
+	void *po = NULL, *ph = NULL;
+	CHECK(owner && holder);
+	if (!owner || !holder)
+		goto out;
+	uint64_t before = free_bytes(owner);
+	CHECK_EQ(alloc_on(owner, MiB, 0, &mine), 0);
+	struct barkeep_grant_params gp = { .lease_id = mine ? mine->id : 0,
+					   .to = BARKEEP_GRANT_TO_TOKEN };
+	CHECK_EQ(barkeep_grant(owner, &gp, &g), 0);
+	struct barkeep_open_params op = { .by_token = true };
+	memcpy(op.token, g.token, sizeof(op.token));
+	CHECK_EQ(barkeep_open(holder, &op, &theirs), 0);
+	if (!mine || !theirs)
+		goto out;
+	CHECK(theirs->fd != mine->fd);
+	CHECK_EQ(barkeep_lease_mmap(mine, PROT_READ | PROT_WRITE, &po, NULL), 0);
+	CHECK_EQ(barkeep_lease_mmap(theirs, PROT_READ, &ph, NULL), 0);
+	if (!po || !ph)
+		goto out;
+	((volatile uint32_t *)po)[1] = 0x5eed5eed;
+	__sync_synchronize();
+	CHECK_EQ(((volatile uint32_t *)ph)[1], 0x5eed5eed);
+
+	CHECK_EQ(barkeep_release(owner, mine), 0);
+	mine = NULL;
+	CHECK_EQ(free_bytes(owner), before);           /* reused at once */
+	CHECK_EQ(read_faults((volatile uint32_t *)ph), 1); /* the holder's access is gone */
+	void *q = mmap(NULL, MiB, PROT_READ, MAP_SHARED, theirs->fd, 0);
+	CHECK(q == MAP_FAILED && errno == ENODEV);
+	munmap(po, MiB);
+	munmap(ph, MiB);
+	barkeep_lease_free(theirs); /* its lease has ended: LEASE_REVOKED came */
+	theirs = NULL;
+out:
+	barkeep_lease_free(theirs);
+	if (mine)
+		barkeep_release(owner, mine);
+	barkeep_disconnect(holder);
+	barkeep_disconnect(owner);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -239,5 +289,6 @@ int main(int argc, char **argv)
 	RUN(test_lease_mmap);
 	RUN(test_release_revokes);
 	RUN(test_disconnect_revokes);
+	RUN(test_shared_window_revoked);
 	return UNIT_END();
 }

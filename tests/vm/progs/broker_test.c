@@ -31,18 +31,6 @@ static const char *sock_path, *vram0;
 static pid_t daemon_pid;
 static struct barkeep_device devs[2];
 
-/* The daemon frees a closed connection's state asynchronously: wait (up to
- * 3 s) for its fd count to come back to want, and return the last count. */
-static int settled_fds(pid_t pid, int want)
-{
-	int n = test_count_fds(pid);
-	for (int i = 0; i < 30 && n != want; i++) {
-		usleep(100 * 1000);
-		n = test_count_fds(pid);
-	}
-	return n;
-}
-
 static struct barkeep *conn(const char *name)
 {
 	return test_connect(sock_path, name);
@@ -303,7 +291,7 @@ static void test_malformed(void)
 {
 	uint8_t pkt[PROTO_MAX_MESSAGE];
 	struct proto_msg m = { .opcode = PROTO_OP_LIST_DEVICES, .request_id = 7 };
-	int base = settled_fds(daemon_pid, -1), fd, n;
+	int base = test_settled_fds(daemon_pid, -1), fd, n;
 	int memfds[2] = { memfd_create("x", MFD_CLOEXEC), memfd_create("y", MFD_CLOEXEC) };
 
 	n = encode(&m, pkt);
@@ -356,16 +344,14 @@ static void test_malformed(void)
 		barkeep_release(b, l);
 		barkeep_disconnect(b);
 	}
-	CHECK_EQ(settled_fds(daemon_pid, base), base);
+	CHECK_EQ(test_settled_fds(daemon_pid, base), base);
 }
 
 static int baseline_fds;
 
 static void test_fds_back_to_baseline(void)
 {
-	int n = settled_fds(daemon_pid, baseline_fds);
-	printf("  daemon fds: %d at start, %d at end\n", baseline_fds, n);
-	CHECK_EQ(n, baseline_fds);
+	CHECK_EQ(test_fds_report(daemon_pid, baseline_fds), baseline_fds);
 }
 
 int main(int argc, char **argv)

@@ -13,26 +13,7 @@ sock=/run/barkeep/barkeep.sock
 
 check "the edu device is bound to bk_edu" test -e /dev/bk_edu0
 
-# The units of systemd/ as shipped, as 70-systemd installs them.
-systemd-sysusers "$BARKEEP_TOP/systemd/barkeep.sysusers"
-systemd-tmpfiles --create "$BARKEEP_TOP/systemd/barkeep.tmpfiles"
-g=$(basename "$(readlink "/sys/bus/pci/devices/$gpu0/iommu_group")")
-chgrp barkeep "/dev/vfio/$g" && chmod 0660 "/dev/vfio/$g"
-chmod 0666 /dev/vfio/vfio
-cat > /etc/barkeep/barkeep.conf <<CONF
-[daemon]
-log-level = debug
-[device gpu0]
-pci = $gpu0
-allow-users = root
-CONF
-# Installed as a package would be: the service's PrivateTmp=/ProtectHome=
-# hide a build tree under /tmp or /home (CI clones anywhere).
-install -m 0755 "$BARKEEP_BUILD/barkeepd" /usr/local/bin/barkeepd
-sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=/usr/local/bin/barkeepd --no-bus|" \
-	"$BARKEEP_TOP/systemd/barkeepd.service" > /etc/systemd/system/barkeepd.service
-cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
-systemctl daemon-reload
+install_units --no-bus "$gpu0"
 check "barkeepd starts" systemctl start barkeepd.socket barkeepd.service
 pid=$(systemctl show -P MainPID barkeepd.service)
 

@@ -41,7 +41,7 @@ check "device object: State and FreeBytes" \
 
 out=$(busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' "$gpu1" 1048576 1 exclusive b false 2>&1)
 check "busctl call RequestBuffer receives a lease and an fd" \
-	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 9 '"
+	sh -c "echo '$out' | grep -qE '^oha\{sv\} \"/org/barkeep/Broker1/lease/[0-9]+\" [0-9]+ 10 '"
 check "RequestBuffer's info has the 16-byte reclaim_token" \
 	sh -c "echo '$out' | grep -qE '\"reclaim_token\" ay 16 '"
 echo "     busctl: $out" | cut -c1-160
@@ -126,6 +126,18 @@ run_prog "${as_user[@]}" "${client[@]}" expect-error QuotaExceeded gpu1 4194304
 check "within the shared quota, uid 1000 still gets 2 MiB over D-Bus" \
 	"${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RequestBuffer 'sta{sv}' gpu1 2097152 0
 kill "$ctl"; wait "$ctl" 2> /dev/null
+
+# Sharing over the bus: root grants a token (both in group 1234: the default
+# share-with = same-group), uid 1000 opens it once; nobody else revokes it.
+rm -f /run/dbus-grant.out
+setpriv --groups 1234 "${client[@]}" grant gpu1 1048576 /run/dbus-grant.out &
+granter=$!
+for _ in $(seq 100); do [ -s /run/dbus-grant.out ] && break; sleep 0.1; done
+read -r token grant _ lpath < /run/dbus-grant.out
+run_prog setpriv --reuid 1000 --regid 1000 --groups 1234 "${client[@]}" open "$token" "$lpath"
+out=$("${as_user[@]}" busctl call org.barkeep.Broker1 /org/barkeep/Broker1 org.barkeep.Broker1 RevokeGrant t "$grant" 2>&1)
+check "RevokeGrant of another's grant is refused" sh -c "echo '$out' | grep -q 'you have no grant'"
+kill "$granter"; wait "$granter" 2> /dev/null
 
 daemon_fd_check
 stop_barkeepd

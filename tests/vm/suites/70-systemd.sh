@@ -15,30 +15,7 @@ unit_prop() { systemctl show -P "$2" "$1"; }
 log_since() { journalctl -q -o cat -u barkeepd.service --since "@$1"; }
 
 # ---- install ----------------------------------------------------------------
-systemd-sysusers "$BARKEEP_TOP/systemd/barkeep.sysusers"
-systemd-tmpfiles --create "$BARKEEP_TOP/systemd/barkeep.tmpfiles"
-for a in $gpu0 $gpu1; do
-	g=$(basename "$(readlink "/sys/bus/pci/devices/$a/iommu_group")")
-	chgrp barkeep "/dev/vfio/$g" && chmod 0660 "/dev/vfio/$g"
-done
-chmod 0666 /dev/vfio/vfio # systemd's static node from modules.devname is 0600
-cat > /etc/barkeep/barkeep.conf <<CONF
-[daemon]
-log-level = debug
-[device gpu0]
-pci = $gpu0
-allow-users = root
-[device gpu1]
-pci = $gpu1
-allow-users = root
-CONF
-# Installed as a package would be: the service's PrivateTmp=/ProtectHome=
-# hide a build tree under /tmp or /home (CI clones anywhere).
-install -m 0755 "$BARKEEP_BUILD/barkeepd" /usr/local/bin/barkeepd
-sed "s|^ExecStart=/usr/bin/barkeepd|ExecStart=/usr/local/bin/barkeepd|" \
-	"$BARKEEP_TOP/systemd/barkeepd.service" > /etc/systemd/system/barkeepd.service
-cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
-systemctl daemon-reload
+install_units "" "$gpu0" "$gpu1"
 check "barkeep user exists" id barkeep
 
 # ---- socket activation --------------------------------------------------------
