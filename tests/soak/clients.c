@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -505,13 +506,24 @@ void clients_dispatch_all(void)
 		dispatch(&conns[i]);
 }
 
-size_t clients_pollfds(int *fds, size_t max)
+static unsigned polled[4096]; /* the connection of each pollfd of the last clients_pollfds() */
+
+size_t clients_pollfds(struct pollfd *pfd, size_t max)
 {
 	size_t n = 0;
-	for (unsigned i = 0; i < opts.n_clients && n < max; i++)
-		if (conns[i].bk)
-			fds[n++] = barkeep_get_fd(conns[i].bk);
+	for (unsigned i = 0; i < opts.n_clients && n < max && n < 4096; i++)
+		if (conns[i].bk) {
+			polled[n] = i;
+			pfd[n++] = (struct pollfd){ .fd = barkeep_get_fd(conns[i].bk), .events = POLLIN };
+		}
 	return n;
+}
+
+void clients_dispatch_ready(const struct pollfd *pfd, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pfd[i].revents)
+			dispatch(&conns[polled[i]]);
 }
 
 static bool saw_end_of(const struct devwatch *w, uint64_t gen)

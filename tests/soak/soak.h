@@ -71,8 +71,11 @@ int clients_start(void);
 void clients_step(void);
 /* Delivers the events of every connection (non-blocking). */
 void clients_dispatch_all(void);
-/* Fills fds (up to max) with the connections' fds; returns how many. */
-size_t clients_pollfds(int *fds, size_t max);
+/* Fills pfd (up to max) for the connections' fds; returns how many. */
+struct pollfd;
+size_t clients_pollfds(struct pollfd *pfd, size_t max);
+/* Delivers the events of the connections poll() found readable. */
+void clients_dispatch_ready(const struct pollfd *pfd, size_t n);
 /* A reset of dev that paused generation gen finished at t_done, asked at
  * t_send: checks that every connection that held a lease on dev throughout
  * saw exactly that PAUSE and a RESUME (or GONE when gone). */

@@ -31,7 +31,7 @@ max-clients-per-uid = 1024
 max-leases-per-uid = 8192
 max-queued-events = 256
 pause-grace-ms = 1000
-reclaim-timeout-s = 5
+reclaim-timeout-s = 30
 
 [device gpu0]
 pci = $gpu0
@@ -110,6 +110,10 @@ pid=$(main_pid)
 fd_end=$(settled_fds "$pid" "$fd_base")
 echo "  daemon fds: $fd_base in the first process, $fd_end in the last; RSS $(rss_kib "$pid") KiB"
 check "daemon fds back to the baseline after restarts" test "$fd_end" -eq "$fd_base"
+echo "--- dma-bufs open anywhere:"
+for f in /proc/[0-9]*/fd/*; do
+	case $(readlink "$f" 2>/dev/null) in /dmabuf:*|*dmabuf*) echo "$f $(grep -E '^(size|count|exp_name|name)' "${f/\/fd\//\/fdinfo\/}" | tr '\n' ' ')";; esac
+done | head -n 40
 check "gpu1 is bound to vfio-pci again" test -e "/sys/bus/pci/drivers/vfio-pci/$gpu1"
 
 # ---- the end ---------------------------------------------------------------
@@ -118,6 +122,6 @@ log=$(journalctl -q -o cat -u "$unit" --since "@$t0")
 check "no sanitizer report" sh -c "! echo \"\$1\" | grep -E 'AddressSanitizer|LeakSanitizer|runtime error'" _ "$log"
 echo "--- daemon errors and warnings (counts)"
 echo "$log" | grep -E 'error|warning|Failed' | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -n 15
-echo "--- daemon log (restarts)"
-echo "$log" | grep -E 'Restored from the fd store|closed and gone' | tail -n 8
+echo "--- daemon log (restarts, windows kept out of use)"
+echo "$log" | grep -E 'Restored from the fd store|closed and gone|stays out of use|reclaim timeout|Main process|Stopping|signal|Started' | tail -n 40
 suite_end
