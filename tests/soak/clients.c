@@ -201,8 +201,8 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 			stats.lost_leases++;
 			if (!c->held[i].opened && !c->held[i].shared)
 				soak_violation("reclaim", "connection %u: lease %" PRIu64
-					       " was neither shared nor opened and was not reclaimed",
-					       c->idx, ev->lease_id);
+					       " was neither shared nor opened and was not reclaimed (%s)",
+					       c->idx, ev->lease_id, barkeep_error_message(bk));
 		}
 		if (ev->type == BARKEEP_EVENT_LEASE_REVOKED && ev->reason == BARKEEP_REVOKE_OWNER &&
 		    (!c->held[i].opened || c->held[i].outlives))

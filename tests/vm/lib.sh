@@ -118,3 +118,16 @@ suite_end() {
 }
 
 : "${BARKEEP_BUILD:=${BARKEEP_TOP:-.}/build}"
+
+# root_gpus_conf: the [device] sections for $gpu0 and $gpu1, root only.
+root_gpus_conf() {
+	cat <<CONF
+[device gpu0]
+pci = $gpu0
+allow-users = root
+
+[device gpu1]
+pci = $gpu1
+allow-users = root
+CONF
+}

@@ -33,13 +33,7 @@ max-queued-events = 256
 pause-grace-ms = 1000
 reclaim-timeout-s = 30
 
-[device gpu0]
-pci = $gpu0
-allow-users = root
-
-[device gpu1]
-pci = $gpu1
-allow-users = root
+$(root_gpus_conf)
 
 [device sys0]
 backend = sysmem
