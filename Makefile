@@ -39,6 +39,7 @@ testlib_src := $(wildcard tests/lib/*.c)
 unit_src   := $(wildcard tests/unit/test_*.c)
 vmprog_src := $(wildcard tests/vm/progs/*.c)
 bench_src  := $(wildcard bench/*.c)
+soak_src   := $(wildcard tests/soak/*.c)
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
@@ -52,6 +53,7 @@ vmprog_bin := $(patsubst tests/vm/progs/%.c,$(B)/tests/vm/%,$(vmprog_src))
 bench_bin  := $(patsubst bench/%.c,$(B)/bench/%,$(bench_src))
 
 ALL := $(B)/barkeepd $(B)/$(SONAME) $(B)/barkeepctl $(unit_bin) $(vmprog_bin) $(bench_bin) \
+       $(B)/tests/soak/soak \
        $(B)/libbarkeep.pc $(B)/barkeep-present
 
 all: $(ALL)
@@ -112,6 +114,11 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(daemon_obj) $(lib_obj) $(testlib_obj) $(
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/vm/%: $(B)/obj/tests/vm/progs/%.o $(lib_obj) $(testlib_obj) $(B)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The chaos soak (tests/soak): one program of several files, run in the guest.
+$(B)/tests/soak/soak: $(call obj,$(soak_src)) $(lib_obj) $(testlib_obj) $(B)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -198,6 +205,16 @@ demo:
 bench: all
 	tests/vm/fetch-kernel
 	BARKEEP_BUILD=$(abspath $(B)) tests/vm/run -- bench/run
+
+# The chaos soak in a systemd guest for DURATION seconds (tests/soak/README.md);
+# make check runs a short one as suite 85-soak.
+DURATION ?= 600
+.PHONY: soak
+soak: all
+	tests/vm/fetch-kernel
+	tests/kmod/build
+	BARKEEP_BUILD=$(abspath $(B)) tests/vm/run --systemd --timeout $$(($(DURATION) + 600)) \
+		-- tests/vm/suites/85-soak.sh $(DURATION)
 
 # ---- fuzzing: libFuzzer targets built with clang into build-fuzz/ ----------
 # make fuzz runs each target FUZZ_SECONDS; check-fuzz is make check's short

@@ -355,21 +355,10 @@ static struct range *find_fit(struct allocator *a, uint64_t size, uint64_t align
 	return NULL;
 }
 
-int allocator_alloc(struct allocator *a, uint64_t size, uint64_t align, uint64_t *ret_offset)
+/* Carves [start, start+size) out of the free range r as a live allocation,
+ * which allocator_release() gives back. */
+static int take(struct allocator *a, struct range *r, uint64_t start, uint64_t size)
 {
-	if (!a || !ret_offset || size == 0 || (align != 0 && !IS_POWER_OF_2(align)))
-		return -EINVAL;
-	/* free_bytes is a page multiple, so rounding size up cannot pass it. */
-	if (size > a->free_bytes)
-		return -ENOSPC;
-	size = align_up(size, a->page_size);
-	align = MIN(MAX(align, a->page_size), a->align_cap);
-
-	uint64_t start;
-	struct range *r = find_fit(a, size, align, &start);
-	if (!r)
-		return -ENOSPC;
-
 	_cleanup_free_ struct range *win = malloc(sizeof(*win));
 	_cleanup_free_ struct range *spare = NULL;
 	if (!win)
@@ -386,8 +375,43 @@ int allocator_alloc(struct allocator *a, uint64_t size, uint64_t align, uint64_t
 	a->allocated = avl_insert(a->allocated, &win->by_offset, cmp_by_offset, &a->visits);
 	TAKE_PTR(win);
 	a->n_allocated++;
+	return 0;
+}
+
+int allocator_alloc(struct allocator *a, uint64_t size, uint64_t align, uint64_t *ret_offset)
+{
+	if (!a || !ret_offset || size == 0 || (align != 0 && !IS_POWER_OF_2(align)))
+		return -EINVAL;
+	/* free_bytes is a page multiple, so rounding size up cannot pass it. */
+	if (size > a->free_bytes)
+		return -ENOSPC;
+	size = align_up(size, a->page_size);
+	align = MIN(MAX(align, a->page_size), a->align_cap);
+
+	uint64_t start;
+	struct range *r = find_fit(a, size, align, &start);
+	if (!r)
+		return -ENOSPC;
+
+	int ret = take(a, r, start, size);
+	if (ret < 0)
+		return ret;
 	*ret_offset = start;
 	return 0;
+}
+
+int allocator_claim(struct allocator *a, uint64_t offset, uint64_t size)
+{
+	if (!a || size == 0 || size > a->size || !is_aligned(offset, a->page_size))
+		return -EINVAL;
+	size = align_up(size, a->page_size);
+	if (offset > a->size - size)
+		return -EINVAL;
+
+	struct range *r = offset_floor(a->free_by_offset, offset, &a->visits);
+	if (!r || offset + size > r->offset + r->size)
+		return -EEXIST;
+	return take(a, r, offset, size);
 }
 
 int allocator_release(struct allocator *a, uint64_t offset, uint64_t size)

@@ -47,7 +47,14 @@ int allocator_reserve(struct allocator *a, uint64_t offset, uint64_t length);
 #define ALLOCATOR_ALIGN_CANDIDATES 16
 int allocator_alloc(struct allocator *a, uint64_t size, uint64_t align, uint64_t *ret_offset);
 
-/* Gives back a window from allocator_alloc(); size is what was asked for (it is
+/* Takes the window [offset, offset+size) as if allocator_alloc() had
+ * returned it (size rounded up the same way): the restart path takes up
+ * the windows of the stored lease table with it, and they are released like
+ * any other. Returns 0; -EINVAL for a misaligned or out-of-range window;
+ * -EEXIST if any part of it is not free; -ENOMEM. */
+int allocator_claim(struct allocator *a, uint64_t offset, uint64_t size);
+
+/* Gives back a window from allocator_alloc() or allocator_claim(); size is what was asked for (it is
  * rounded up the same way). Returns 0, or -EINVAL if [offset, size) is not
  * exactly a live allocation: a double free, a wrong size, a reserved range. */
 int allocator_release(struct allocator *a, uint64_t offset, uint64_t size);

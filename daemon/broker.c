@@ -589,7 +589,7 @@ int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROK
 int broker_adopt_lease(struct broker *b, struct device *d, const struct fdstore_lease *rec, int fd,
 		       const struct window_store *ws)
 {
-	int r = allocator_reserve(d->alloc, rec->offset, rec->size);
+	int r = allocator_claim(d->alloc, rec->offset, rec->size);
 	if (r < 0)
 		return r;
 	struct lease *l = calloc(1, sizeof(*l));

@@ -274,7 +274,7 @@ int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, 
 int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int fd,
 			  const struct window_store *ws)
 {
-	int r = allocator_reserve(d->alloc, offset, size);
+	int r = allocator_claim(d->alloc, offset, size);
 	if (r < 0) {
 		safe_close(fd);
 		return r;

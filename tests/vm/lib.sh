@@ -231,3 +231,16 @@ install_units() {
 	cp "$BARKEEP_TOP/systemd/barkeepd.socket" /etc/systemd/system/
 	systemctl daemon-reload
 }
+
+# root_gpus_conf: the [device] sections for $gpu0 and $gpu1, root only.
+root_gpus_conf() {
+	cat <<CONF
+[device gpu0]
+pci = $gpu0
+allow-users = root
+
+[device gpu1]
+pci = $gpu1
+allow-users = root
+CONF
+}

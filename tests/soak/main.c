@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+/*
+ * soak: the chaos soak against a running barkeepd (README.md).
+ *
+ *   soak SOCKET [--clients N] [--seconds S] [--seed X] [--reset-ms MS]
+ *        [--restart-cmd CMD --restart-ms MS] [--unplug PCI]
+ *
+ * Prints its seed first (the same seed makes the same choices; timing
+ * still differs), one line of progress every 10 s, then one ok/FAIL line
+ * per invariant and "N passed, N failed".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/report.h"
+#include "tests/soak/soak.h"
+
+struct soak_opts opts = { .n_clients = 200, .seconds = 60, .reset_ms = 2000, .restart_ms = 15000 };
+struct soak_stats stats;
+
+static uint64_t rng_state;
+
+void soak_srand(uint64_t seed)
+{
+	rng_state = seed ? seed : 0x9e3779b97f4a7c15ull;
+}
+
+uint64_t soak_rand(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+uint64_t soak_below(uint64_t n)
+{
+	return soak_rand() % n;
+}
+
+int64_t soak_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- verdicts ---- */
+
+static const char *const invariants[] = {
+	"exclusivity", "one pause per reset", "pause then resume", "one pause and resume per reset",
+	"pause then gone", "gone", "LIST_LEASES", "reclaim", "owner's release", "expected errors",
+	"free bytes back",
+};
+#define N_INV (sizeof(invariants) / sizeof(invariants[0]))
+static unsigned long violations[N_INV];
+
+void soak_violation(const char *invariant, const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+
+	for (i = 0; i < N_INV - 1 && strcmp(invariants[i], invariant) != 0; i++)
+		;
+	stats.violations++;
+	if (violations[i]++ >= 10)
+		return;
+	printf("  violation (%s, seed %#" PRIx64 "): ", invariant, opts.seed);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void verdicts(void)
+{
+	for (size_t i = 0; i < N_INV; i++)
+		if (violations[i])
+			test_fail(invariants[i], "%lu violation(s), seed %#" PRIx64, violations[i], opts.seed);
+		else
+			test_ok(invariants[i]);
+}
+
+/* ---- what a restart keeps out of use ---- */
+
+static uint64_t initial_free[SOAK_MAX_DEV];
+static uint64_t out_of_use[SOAK_MAX_DEV];
+static uint64_t *counted; /* keys already in out_of_use */
+static size_t n_counted;
+
+static bool was_counted(uint64_t key)
+{
+	for (size_t i = 0; i < n_counted; i++)
+		if (counted[i] == key)
+			return true;
+	return false;
+}
+
+/* Shared windows still open when barkeepd restarts stay out of use. */
+static void count_shared_windows(void)
+{
+	size_t n;
+	const uint64_t *keys = clients_shared_keys(&n);
+	uint32_t dev;
+	uint64_t size;
+
+	for (size_t i = 0; i < n; i++) {
+		if (was_counted(keys[i]) || !ledger_window(keys[i], &dev, &size))
+			continue;
+		uint64_t *p = realloc(counted, (n_counted + 1) * sizeof(*p));
+		if (!p)
+			return;
+		counted = p;
+		counted[n_counted++] = keys[i];
+		out_of_use[dev % SOAK_MAX_DEV] += size;
+	}
+}
+
+/* ---- chaos reports ---- */
+
+static void on_report(int fd)
+{
+	struct chaos_report rep;
+
+	if (recv(fd, &rep, sizeof(rep), MSG_DONTWAIT) != sizeof(rep))
+		return;
+	switch (rep.kind) {
+	case CHAOS_RESET:
+		if (rep.r < 0) {
+			stats.resets_failed++;
+			break;
+		}
+		stats.resets++;
+		clients_check_reset(rep.dev, rep.gen, rep.t_send, rep.gone);
+		if (rep.gone)
+			ledger_drop_device(rep.dev);
+		break;
+	case CHAOS_UNPLUG:
+		stats.unplugs++;
+		printf("  unplugged device %u in %" PRId64 " ms (%s)\n", rep.dev, rep.t_done - rep.t_send,
+		       rep.r < 0 ? strerror(-rep.r) : "ok");
+		clients_check_reset(rep.dev, rep.gen, rep.t_send, true);
+		ledger_drop_device(rep.dev);
+		out_of_use[rep.dev % SOAK_MAX_DEV] = 0; /* a new start opens it afresh */
+		break;
+	case CHAOS_RESTART_BEGIN:
+		clients_hold_grants(true);
+		count_shared_windows();
+		(void)!write(fd, "g", 1);
+		break;
+	case CHAOS_RESTART_END:
+		stats.restarts++;
+		clients_hold_grants(false);
+		printf("  restart %lu took %" PRId64 " ms%s\n", stats.restarts, rep.t_done - rep.t_send,
+		       rep.r < 0 ? " (the restart command failed)" : "");
+		break;
+	}
+	fflush(stdout);
+}
+
+/* ---- the end: every window back ---- */
+
+/* Free bytes per device; gone devices have bit id set in *ret_gone. */
+static bool list_free(uint64_t out[SOAK_MAX_DEV], unsigned *ret_gone)
+{
+	struct barkeep *bk;
+	struct barkeep_device *d;
+	size_t n;
+
+	memset(out, 0, SOAK_MAX_DEV * sizeof(*out));
+	*ret_gone = 0;
+	if (barkeep_connect(opts.sock, "soak-check", &bk) < 0)
+		return false;
+	bool ok = barkeep_list_devices(bk, &d, &n) == 0;
+	for (size_t i = 0; ok && i < n; i++)
+		if (d[i].id < SOAK_MAX_DEV) {
+			out[d[i].id] = d[i].free_bytes;
+			if (d[i].state == BARKEEP_DEVICE_GONE)
+				*ret_gone |= 1u << d[i].id;
+		}
+	if (ok)
+		free(d);
+	barkeep_disconnect(bk);
+	return ok;
+}
+
+/* After an unplug the device is back only after a restart. */
+static void restart_for_unplugged(void)
+{
+	int st = system(opts.restart_cmd);
+	printf("  restarted barkeepd to take the unplugged device up again (status %d)\n", st);
+	for (int i = 0; i < 100; i++) {
+		uint64_t f[SOAK_MAX_DEV];
+		unsigned gone;
+		if (list_free(f, &gone))
+			break;
+		usleep(100 * 1000);
+	}
+}
+
+static void check_free_bytes(void)
+{
+	uint64_t now[SOAK_MAX_DEV];
+	unsigned gone = 0;
+	bool same = false;
+
+	/* Orphans wait reclaim-timeout; quarantined windows wait for the sweep. */
+	for (int i = 0; i < 600 && !same; i++) {
+		if (i)
+			usleep(100 * 1000);
+		same = list_free(now, &gone);
+		for (size_t d = 0; same && d < SOAK_MAX_DEV; d++)
+			same = (gone & (1u << d)) || now[d] + out_of_use[d] == initial_free[d];
+	}
+	for (size_t d = 0; d < SOAK_MAX_DEV; d++)
+		if (initial_free[d])
+			printf("  device %zu: %" PRIu64 " bytes free at start, %" PRIu64 " at end%s, %" PRIu64
+			       " kept out of use by restarts (shared windows)\n", d, initial_free[d], now[d],
+			       gone & (1u << d) ? " (gone)" : "", out_of_use[d]);
+	if (!same)
+		soak_violation("free bytes back", "free bytes did not come back");
+	if (gone && (!stats.unplugs || opts.restart_cmd))
+		soak_violation("free bytes back", "a device is gone at the end (mask %#x)", gone);
+}
+
+/* ---- main ---- */
+
+static int parse(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{ "clients", required_argument, NULL, 'c' },  { "seconds", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },     { "reset-ms", required_argument, NULL, 'r' },
+		{ "restart-cmd", required_argument, NULL, 'R' }, { "restart-ms", required_argument, NULL, 'T' },
+		{ "unplug", required_argument, NULL, 'u' },   {}
+	};
+	int c;
+	bool seeded = false;
+
+	while ((c = getopt_long(argc, argv, "", o, NULL)) >= 0) {
+		switch (c) {
+		case 'c': opts.n_clients = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 's': opts.seconds = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'S': opts.seed = strtoull(optarg, NULL, 0); seeded = true; break;
+		case 'r': opts.reset_ms = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'R': opts.restart_cmd = optarg; break;
+		case 'T': opts.restart_ms = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'u': opts.unplug = optarg; break;
+		default: return -EINVAL;
+		}
+	}
+	if (optind + 1 != argc || opts.n_clients == 0 || opts.restart_ms == 0)
+		return -EINVAL;
+	opts.sock = argv[optind];
+	if (!seeded && getrandom(&opts.seed, sizeof(opts.seed), 0) != sizeof(opts.seed))
+		opts.seed = (uint64_t)time(NULL);
+	return 0;
+}
+
+static void loop(int chaos_fd)
+{
+	static struct pollfd pfd[4097];
+	int64_t start = soak_now_ms(), end = start + (int64_t)opts.seconds * 1000, next_note = start;
+
+	for (int64_t now = start; now < end; now = soak_now_ms()) {
+		size_t n = clients_pollfds(pfd + 1, 4096);
+		pfd[0] = (struct pollfd){ .fd = chaos_fd, .events = POLLIN };
+		if (poll(pfd, n + 1, 0) > 0) {
+			if (pfd[0].revents)
+				on_report(chaos_fd);
+			clients_dispatch_ready(pfd + 1, n);
+		}
+		for (int i = 0; i < 8; i++)
+			clients_step();
+		children_reap();
+		if (now >= next_note) {
+			printf("  %3" PRId64 " s: %lu ops, %lu resets, %lu restarts, %zu windows held, %zu children, %lu violation(s)\n",
+			       (now - start) / 1000, stats.ops, stats.resets, stats.restarts, ledger_live(),
+			       children_live(), stats.violations);
+			fflush(stdout);
+			next_note += 10000;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	int chaos_fd;
+	unsigned gone;
+
+	if (parse(argc, argv) < 0) {
+		fprintf(stderr, "usage: soak SOCKET [--clients N] [--seconds S] [--seed X] [--reset-ms MS] "
+				"[--restart-cmd CMD] [--restart-ms MS] [--unplug PCI]\n");
+		return 2;
+	}
+	soak_srand(opts.seed);
+	printf("soak: seed %#" PRIx64 ", %u clients, %u s, resets every ~%u ms%s%s%s%s\n", opts.seed,
+	       opts.n_clients, opts.seconds, opts.reset_ms, opts.restart_cmd ? ", restarts: " : "",
+	       opts.restart_cmd ? opts.restart_cmd : "", opts.unplug ? ", unplug " : "",
+	       opts.unplug ? opts.unplug : "");
+	fflush(stdout);
+	if (!list_free(initial_free, &gone))
+		return test_fail("connect", "cannot list devices at %s", opts.sock), test_finish();
+	pid_t chaos = chaos_start(&chaos_fd);
+	if (chaos < 0 || clients_start() < 0)
+		return test_fail("start", "cannot start the chaos process or the clients"), test_finish();
+	int64_t t0 = soak_now_ms();
+	loop(chaos_fd);
+	chaos_stop(chaos, chaos_fd);
+	children_stop();
+	clients_stop();
+	int64_t t1 = soak_now_ms();
+	/* Everything back before a restart takes the unplugged device up, so
+	 * that the restart leaves no orphans behind. */
+	check_free_bytes();
+	if (stats.unplugs && opts.restart_cmd) {
+		restart_for_unplugged();
+		check_free_bytes();
+	}
+	printf("soak: seed %#" PRIx64 ": %u clients, %.0f s; %lu ops (%lu alloc, %lu refused, %lu release, "
+	       "%lu grant, %lu open, %lu revoke, %lu list, %lu fd passes, %lu abrupt tenants, %lu disconnects); "
+	       "%lu resets (%lu failed), %lu unplugs, %lu restarts (%lu reconnects, %lu reclaimed, %lu lost, "
+	       "%lu broken connections); checks: %lu overlap, %lu pause/resume, %lu list; %lu violation(s)\n",
+	       opts.seed, opts.n_clients, (double)(t1 - t0) / 1000, stats.ops, stats.allocs,
+	       stats.alloc_refused, stats.releases, stats.grants, stats.opens, stats.revokes, stats.lists,
+	       stats.passes, stats.abrupt, stats.disconnects, stats.resets, stats.resets_failed,
+	       stats.unplugs, stats.restarts, stats.reconnects, stats.reclaimed, stats.lost_leases,
+	       stats.lost_conns, stats.overlap_checks, stats.pair_checks, stats.list_checks,
+	       stats.violations);
+	verdicts();
+	return test_finish();
+}
