@@ -76,6 +76,7 @@ static void start(const char *extra)
 	d->info = (struct backend_info){ .bar_size = 16 * MiB, .page_size = 4096 };
 	list_init(&d->leases);
 	list_init(&d->quarantine);
+	list_init(&d->orphans);
 	if (allocator_new(d->info.bar_size, d->info.page_size, &d->alloc) < 0)
 		exit(1);
 	b->devices[b->n_devices++] = d;
