@@ -18,6 +18,7 @@
 
 #include "daemon/pause.h"
 #include "daemon/persist.h"
+#include "daemon/scrub.h"
 
 struct pause_holder {
 	struct client *client;
@@ -146,6 +147,7 @@ static void pause_finish(struct device_pause *p)
 		d->generation++;
 		persist_device_generation(d->persist, d);
 		d->state = DEVICE_READY;
+		scrub_resume(d);
 		tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_RESUME,
 				.device_id = d->id, .generation = d->generation,
 				.flags = BROKER_RESUME_CONTENTS_LOST });
@@ -186,6 +188,8 @@ static void *worker_main(void *userdata)
 	struct device_pause *p = userdata;
 	struct device *d = p->device;
 
+	/* No zeroing through the BAR while it is reset or closed. */
+	scrub_wait_idle(d);
 	if (p->params.action == PAUSE_THEN_RESET)
 		p->result = device_reset(d, &p->method);
 	else
@@ -268,6 +272,7 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 
 	d->pause = p;
 	d->state = DEVICE_PAUSED;
+	scrub_hold(d);
 	tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
 			.device_id = d->id, .generation = p->generation, .reason = params->reason,
 			.flags = params->flags, .deadline_ms = params->grace_ms });
