@@ -416,13 +416,29 @@ fail_uncharge:
 	return r;
 }
 
+int broker_random(struct broker *b, void *buf, size_t n)
+{
+	if (n > sizeof(b->random))
+		return -EINVAL;
+	if (b->n_random < n) {
+		ssize_t got = getrandom(b->random, sizeof(b->random), 0);
+		if (got != (ssize_t)sizeof(b->random))
+			return -EIO;
+		b->n_random = sizeof(b->random);
+	}
+	b->n_random -= n;
+	memcpy(buf, b->random + b->n_random, n);
+	explicit_bzero(b->random + b->n_random, n); /* each byte is handed out once */
+	return 0;
+}
+
 int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
 		     struct error_info *err)
 {
 	struct broker *b = c->broker;
 	struct device *d = l->device;
 
-	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token))
+	if (broker_random(b, l->token, sizeof(l->token)) < 0)
 		return error_set(err, EIO, "no randomness for the lease token");
 	l->id = b->next_lease_id++;
 	l->owner = c;

@@ -92,9 +92,12 @@ static void *worker_main(void *userdata)
 		if (r == -EINTR) {
 			list_insert_tail(s->queue.next, &w->link); /* first again */
 		} else {
+			/* One wake-up of the loop for all that is done meanwhile. */
+			bool tell = list_empty(&s->done);
 			w->result = r;
 			list_insert_tail(&s->done, &w->link);
-			(void)eventfd_write(s->done_fd, 1);
+			if (tell)
+				(void)eventfd_write(s->done_fd, 1);
 		}
 		pthread_cond_broadcast(&s->settled);
 	}
