@@ -215,13 +215,28 @@ static void on_worker_done(evutil_socket_t fd, short what, void *userdata)
 	pause_finish(p);
 }
 
+/* The eventfd the worker answers on: made only now, so that telling the
+ * holders, which comes first, waits for nothing. Returns a positive errno. */
+static int worker_channel(struct device_pause *p)
+{
+	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->done_fd < 0)
+		return errno;
+	p->ev_done = event_new(p->broker->base, p->done_fd, EV_READ, on_worker_done, p);
+	if (!p->ev_done || event_add(p->ev_done, NULL) < 0)
+		return ENOMEM;
+	return 0;
+}
+
 static void pause_revoke(struct device_pause *p)
 {
 	if (p->worker_running)
 		return;
 	event_del(p->ev_deadline);
 	report(p, BROKER_PAUSE_REVOKING, p->generation);
-	int r = pthread_create(&p->worker, NULL, worker_main, p);
+	int r = worker_channel(p);
+	if (r == 0)
+		r = pthread_create(&p->worker, NULL, worker_main, p);
 	if (r == 0) {
 		p->worker_running = true;
 		return;
@@ -256,15 +271,10 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 	p->device = d;
 	p->params = *params;
 	p->generation = d->generation;
-	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->done_fd = -EBADF;
 	clock_gettime(CLOCK_MONOTONIC, &p->started);
-	if (p->done_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
 	p->ev_deadline = evtimer_new(b->base, on_deadline, p);
-	p->ev_done = event_new(b->base, p->done_fd, EV_READ, on_worker_done, p);
-	if (!p->ev_deadline || !p->ev_done || event_add(p->ev_done, NULL) < 0)
+	if (!p->ev_deadline)
 		goto fail;
 	r = collect_holders(p);
 	if (r < 0)
