@@ -320,6 +320,22 @@ int proto_negotiate_version(uint16_t client_min, uint16_t client_max);
  */
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
 
+/* One packet of proto_send_many(): at most one fd (-EBADF: none). */
+struct proto_packet {
+	const void *buf;
+	size_t len;
+	int fd;
+};
+#define PROTO_SEND_MANY_MAX 16
+
+/*
+ * Sends packets p[0..n) in order with one sendmmsg(): the receiver is woken
+ * once for all of them. Returns how many went (fewer when the socket is
+ * full), -EAGAIN when none could, -EINVAL (n above PROTO_SEND_MANY_MAX) or
+ * the errno as proto_send().
+ */
+int proto_send_many(int sock, const struct proto_packet *p, size_t n);
+
 /*
  * Receives one packet into buf (give it PROTO_MAX_MESSAGE bytes) and up to
  * max_fds fds into fds[] (opened O_CLOEXEC; *ret_n_fds says how many).

@@ -28,30 +28,60 @@ void proto_close_fds(const int *fds, size_t n)
 		safe_close(fds[i]);
 }
 
+/* SCM_RIGHTS for fds[0..n) (none when n is 0), in control. */
+static void attach_fds(struct msghdr *mh, union fd_control *control, const int *fds, size_t n)
+{
+	if (n == 0)
+		return;
+	mh->msg_control = control->bytes;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * n);
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+}
+
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
 	union fd_control control = {};
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
 	ssize_t n;
 
 	if (n_fds > PROTO_PACKET_MAX_FDS)
 		return -EINVAL;
-	if (n_fds > 0) {
-		mh.msg_control = control.bytes;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-	}
+	attach_fds(&mh, &control, fds, n_fds);
 	n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	if (n < 0)
 		return errno_to_result(errno);
 	/* A SEQPACKET send is all or nothing. */
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+int proto_send_many(int sock, const struct proto_packet *p, size_t n)
+{
+	struct mmsghdr mm[PROTO_SEND_MANY_MAX] = {};
+	struct iovec iov[PROTO_SEND_MANY_MAX];
+	union fd_control control[PROTO_SEND_MANY_MAX];
+
+	if (n > PROTO_SEND_MANY_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		struct msghdr *mh = &mm[i].msg_hdr;
+		iov[i] = (struct iovec){ .iov_base = (void *)p[i].buf, .iov_len = p[i].len };
+		mh->msg_iov = &iov[i];
+		mh->msg_iovlen = 1;
+		attach_fds(mh, &control[i], &p[i].fd, p[i].fd >= 0);
+	}
+	int sent = sendmmsg(sock, mm, (unsigned)n, MSG_NOSIGNAL);
+	if (sent < 0)
+		return errno_to_result(errno);
+	/* A SEQPACKET send is all or nothing. */
+	for (int i = 0; i < sent; i++)
+		if (mm[i].msg_len != p[i].len)
+			return -EIO;
+	return sent;
 }
 
 /* Collects the SCM_RIGHTS fds of a received message into fds[]. */

@@ -18,6 +18,8 @@
 #include "proto/codec.h"
 
 #define MESSAGES_PER_WAKEUP 16 /* then yield to other clients */
+#define HELD_MAX 8     /* small replies held while a client's requests are read */
+#define HELD_SIZE 512  /* an OK, an ERROR or an event fits */
 
 struct outgoing {
 	struct list link;
@@ -40,6 +42,20 @@ struct conn {
 	unsigned n_out;
 };
 
+struct held_packet {
+	size_t len;
+	uint8_t buf[HELD_SIZE];
+};
+
+/* An event as last encoded: fan-out encodes it once for every client. */
+struct encoded_event {
+	bool valid;
+	struct broker_event ev;
+	bool old_reasons; /* for a client without capability RECLAIM */
+	size_t len;
+	uint8_t buf[HELD_SIZE];
+};
+
 struct socket_server {
 	struct event_base *base;
 	struct broker *broker;
@@ -47,7 +63,15 @@ struct socket_server {
 	char *path; /* unlinked on exit when we created it */
 	struct event *ev_accept;
 	struct list conns;
+	/* The connection whose requests are being read: its small replies wait
+	 * in held[] to go out with the next packet, or when the reading ends. */
+	struct conn *corked;
+	struct held_packet held[HELD_MAX];
+	size_t n_held;
+	struct encoded_event last_event;
 };
+
+static int conn_flush(struct conn *c, const void *buf, size_t len, int fd);
 
 static void conn_free(struct conn *c)
 {
@@ -57,6 +81,10 @@ static void conn_free(struct conn *c)
 		return;
 	log_debug("client %s (uid %u) disconnected", c->client ? c->client->name : "?",
 		  c->client ? c->client->creds.uid : 0);
+	if (c->server->corked == c) {
+		(void)conn_flush(c, NULL, 0, -EBADF); /* best effort: the last reply says why */
+		c->server->corked = NULL;
+	}
 	list_for_each_safe(o, tmp, &c->out, link) {
 		safe_close(o->fd);
 		free(o);
@@ -97,21 +125,10 @@ static int queue_limit(const struct conn *c)
 	return (int)broker_config(c->server->broker)->limits.max_queued_events;
 }
 
-/* Sends a packet now, or queues it when the socket is full. Returns -ENOBUFS
+/* Queues a packet behind those the socket could not take yet. -ENOBUFS
  * when the client's queue is over its limit: the caller disconnects it. */
-static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
+static int conn_queue(struct conn *c, const void *buf, size_t len, int fd)
 {
-	int r = -EAGAIN;
-
-	if (c->closing)
-		return -ENOBUFS;
-	if (list_empty(&c->out)) {
-		r = proto_send(c->fd, buf, len, fd >= 0 ? &fd : NULL, fd >= 0);
-		if (r == 0)
-			return 0;
-		if (r != -EAGAIN)
-			return r;
-	}
 	if (c->n_out >= (unsigned)queue_limit(c))
 		return -ENOBUFS;
 	struct outgoing *o = malloc(sizeof(*o) + len);
@@ -128,6 +145,55 @@ static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
 	c->n_out++;
 	event_add(c->ev_write, NULL);
 	return 0;
+}
+
+/* Sends the held packets and then buf (when not NULL) in one go, queueing
+ * what the socket cannot take now. */
+static int conn_flush(struct conn *c, const void *buf, size_t len, int fd)
+{
+	struct socket_server *s = c->server;
+	struct proto_packet p[HELD_MAX + 1];
+	size_t n = 0;
+	int sent = 0, r;
+
+	if (s->corked == c) {
+		for (size_t i = 0; i < s->n_held; i++)
+			p[n++] = (struct proto_packet){ s->held[i].buf, s->held[i].len, -EBADF };
+		s->n_held = 0;
+	}
+	if (buf)
+		p[n++] = (struct proto_packet){ buf, len, fd };
+	if (n && list_empty(&c->out)) {
+		sent = proto_send_many(c->fd, p, n);
+		if (sent == -EAGAIN)
+			sent = 0;
+		if (sent < 0)
+			return sent;
+	}
+	for (size_t i = (size_t)sent; i < n; i++)
+		if ((r = conn_queue(c, p[i].buf, p[i].len, p[i].fd)) < 0)
+			return r;
+	return 0;
+}
+
+/* Sends a packet now, or queues it when the socket is full. While the
+ * client's requests are read, a small one without an fd is held, to go out
+ * with the next: one send and one wake-up of the client for both (an fd
+ * never waits: a later request may close it). Returns -ENOBUFS when the
+ * client's queue is over its limit: the caller disconnects it. */
+static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
+{
+	struct socket_server *s = c->server;
+
+	if (c->closing)
+		return -ENOBUFS;
+	if (s->corked == c && fd < 0 && len <= HELD_SIZE && s->n_held < HELD_MAX &&
+	    list_empty(&c->out)) {
+		s->held[s->n_held].len = len;
+		memcpy(s->held[s->n_held++].buf, buf, len);
+		return 0;
+	}
+	return conn_flush(c, buf, len, fd);
 }
 
 static int conn_send(struct conn *c, const struct proto_msg *m, int fd)
@@ -171,10 +237,18 @@ static void on_write(evutil_socket_t fd, short what, void *userdata)
 	event_del(c->ev_write);
 }
 
-static int send_event(struct client *cl, const struct broker_event *ev, void *userdata)
+static bool event_equal(const struct broker_event *a, const struct broker_event *b)
 {
-	struct conn *c = userdata;
+	return a->type == b->type && a->device_id == b->device_id && a->lease_id == b->lease_id &&
+	       a->grant_id == b->grant_id && a->generation == b->generation &&
+	       a->reason == b->reason && a->flags == b->flags && a->deadline_ms == b->deadline_ms;
+}
+
+/* Encodes ev into e; old_reasons: as for a client without capability RECLAIM. */
+static int encode_event(const struct broker_event *ev, bool old_reasons, struct encoded_event *e)
+{
 	struct proto_msg m = { .request_id = 0 };
+	struct proto_diag diag;
 
 	switch (ev->type) {
 	case BROKER_EVENT_DEVICE_PAUSE:
@@ -190,7 +264,7 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 		m.opcode = PROTO_OP_DEVICE_GONE;
 		m.device_gone = (struct proto_device_gone){ ev->device_id, (uint16_t)ev->reason };
 		/* Older clients reject reason values they do not know. */
-		if (ev->reason == BROKER_REASON_SHUTDOWN && !c->knows_shutdown)
+		if (old_reasons)
 			m.device_gone.reason = PROTO_REASON_ADMIN;
 		break;
 	case BROKER_EVENT_LEASE_REVOKED:
@@ -204,7 +278,30 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 			ev->device_id, (uint16_t)ev->reason };
 		break;
 	}
-	int r = conn_send(c, &m, -EBADF);
+	e->valid = false;
+	int n = proto_encode(&m, e->buf, sizeof(e->buf), &diag);
+	if (n < 0)
+		return log_error_errno(n, "Failed to encode %s: %s", proto_op_name(m.opcode), diag.text);
+	e->ev = *ev;
+	e->old_reasons = old_reasons;
+	e->len = (size_t)n;
+	e->valid = true;
+	return 0;
+}
+
+static int send_event(struct client *cl, const struct broker_event *ev, void *userdata)
+{
+	struct conn *c = userdata;
+	struct encoded_event *e = &c->server->last_event;
+	bool old_reasons = ev->type == BROKER_EVENT_DEVICE_GONE &&
+			   ev->reason == BROKER_REASON_SHUTDOWN && !c->knows_shutdown;
+	int r = 0;
+
+	/* The same event for many clients in a row (a pause): encoded once. */
+	if (!e->valid || e->old_reasons != old_reasons || !event_equal(&e->ev, ev))
+		r = encode_event(ev, old_reasons, e);
+	if (r == 0)
+		r = conn_send_packet(c, e->buf, e->len, -EBADF);
 	if (r < 0 && !c->closing) {
 		if (r == -ENOBUFS)
 			log_warning("client %s (uid %u) does not read its events (%u queued); disconnecting it",
@@ -573,9 +670,8 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 	return r;
 }
 
-static void on_read(evutil_socket_t fd, short what, void *userdata)
+static void read_requests(struct conn *c, int fd)
 {
-	struct conn *c = userdata;
 	uint8_t buf[PROTO_MAX_MESSAGE];
 
 	for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
@@ -623,6 +719,21 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 		if (c->closing)
 			return;
 	}
+}
+
+static void on_read(evutil_socket_t fd, short what, void *userdata)
+{
+	struct conn *c = userdata;
+	struct socket_server *s = c->server;
+
+	s->corked = c;
+	read_requests(c, fd);
+	if (s->corked != c)
+		return; /* freed, and flushed first */
+	int r = conn_flush(c, NULL, 0, -EBADF);
+	s->corked = NULL;
+	if (r < 0 && !c->closing)
+		conn_free(c);
 }
 
 static void on_handshake_timeout(evutil_socket_t fd, short what, void *userdata)
