@@ -270,6 +270,7 @@ struct broker_pause_report {
 	const char *method;    /* DONE: how the device was reset, or NULL */
 	int result;            /* DONE */
 	uint64_t elapsed_ms;   /* DONE: since STARTED */
+	const struct client *requester; /* STARTED: who asked for the reset, or NULL */
 };
 struct broker_hooks {
 	void (*pause)(const struct device *d, const struct broker_pause_report *rep, void *userdata);

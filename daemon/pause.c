@@ -63,6 +63,7 @@ static void report(struct device_pause *p, enum broker_pause_stage stage, uint64
 		.grace_ms = p->params.grace_ms, .generation = generation,
 		.n_holders = (unsigned)p->n_holders, .n_unacked = (unsigned)p->n_waiting,
 		.method = p->method, .result = p->result, .elapsed_ms = elapsed_ms(&p->started),
+		.requester = stage == BROKER_PAUSE_STARTED ? p->params.requester : NULL,
 	};
 	b->hooks->pause(p->device, &rep, b->hooks_data);
 }

@@ -61,7 +61,7 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
 
 int proto_send_many(int sock, const struct proto_packet *p, size_t n)
 {
-	struct mmsghdr mm[PROTO_SEND_MANY_MAX] = {};
+	struct mmsghdr mm[PROTO_SEND_MANY_MAX];
 	struct iovec iov[PROTO_SEND_MANY_MAX];
 	union fd_control control[PROTO_SEND_MANY_MAX];
 
@@ -70,8 +70,7 @@ int proto_send_many(int sock, const struct proto_packet *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct msghdr *mh = &mm[i].msg_hdr;
 		iov[i] = (struct iovec){ .iov_base = (void *)p[i].buf, .iov_len = p[i].len };
-		mh->msg_iov = &iov[i];
-		mh->msg_iovlen = 1;
+		*mh = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1 };
 		attach_fds(mh, &control[i], &p[i].fd, p[i].fd >= 0);
 	}
 	int sent = sendmmsg(sock, mm, (unsigned)n, MSG_NOSIGNAL);

@@ -515,9 +515,7 @@ static int method_reset_device(struct peer *p, sd_bus_message *m)
 		sd_bus_message_unref(m);
 		return dbus_reply_error(m, &err);
 	}
-	log_notice("D-Bus client %s (uid %u) asked to reset device %s%s", p->name,
-		   p->client->creds.uid, device_name(d), force ? " at once (force)" : "");
-	return 1; /* answered when the device has resumed */
+	return 1; /* answered when the device has resumed; the pause logs who asked */
 }
 
 static int method_acknowledge_pause(struct peer *p, sd_bus_message *m)

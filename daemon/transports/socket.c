@@ -627,12 +627,8 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 	case PROTO_OP_RESET:
 		r = broker_reset(c->client, req->reset.device_id, req->reset.flags & PROTO_RESET_FORCE,
 				 req->reset.grace_ms, req->request_id, &err);
-		if (r == 0) {
-			log_notice("client %s (uid %u) asked to reset device #%u%s", c->client->name,
-				   c->client->creds.uid, req->reset.device_id,
-				   req->reset.flags & PROTO_RESET_FORCE ? " at once (force)" : "");
-			return 0; /* answered when the device has resumed */
-		}
+		if (r == 0)
+			return 0; /* answered when the device has resumed; the pause logs who asked */
 		break;
 	case PROTO_OP_GRANT:
 		r = handle_grant(c, req, &err);
