@@ -51,6 +51,9 @@ static int zero_window(struct device_scrub *s, struct dirty_window *w)
 {
 	struct device *d = s->device;
 
+	/* Held: the device is pausing; a revoke or a store waits for the resume. */
+	if (__atomic_load_n(&s->held, __ATOMIC_RELAXED))
+		return -EINTR;
 	if (w->n_fds) {
 		if (!device_window_done(d, w->fds, w->n_fds, &w->store))
 			return -EBUSY;
@@ -59,7 +62,7 @@ static int zero_window(struct device_scrub *s, struct dirty_window *w)
 		w->n_fds = 0;
 	}
 	while (w->done < w->size) {
-		if (__atomic_load_n(&s->held, __ATOMIC_RELAXED))
+		if (w->done && __atomic_load_n(&s->held, __ATOMIC_RELAXED))
 			return -EINTR;
 		uint64_t n = MIN(w->size - w->done, (uint64_t)SCRUB_CHUNK);
 		int r = d->ops->scrub(d->backend, w->offset + w->done, n);
