@@ -102,30 +102,19 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
 	return n;
 }
 
-ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
-		   size_t *ret_n_fds)
+/* What proto_recv() returns for a packet of n bytes that came with mh's
+ * control data: the fds go to fds[] (at most max_fds), or are closed with
+ * the packet refused. */
+static ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fds,
+			   size_t *ret_n_fds)
 {
-	union fd_control control;
-	int got[sizeof(control) / sizeof(int)];
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = control.bytes,
-		.msg_controllen = sizeof(control.bytes),
-	};
-	size_t n_got;
-	ssize_t n;
+	int got[sizeof(union fd_control) / sizeof(int)];
+	size_t n_got = collect_fds(mh, got, ARRAY_SIZE(got));
 
 	*ret_n_fds = 0;
-	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return errno_to_result(errno);
-
-	n_got = collect_fds(&mh, got, ARRAY_SIZE(got));
-	if (mh.msg_flags & MSG_TRUNC)
+	if (mh->msg_flags & MSG_TRUNC)
 		n = -EMSGSIZE;
-	else if ((mh.msg_flags & MSG_CTRUNC) || n_got > max_fds)
+	else if ((mh->msg_flags & MSG_CTRUNC) || n_got > max_fds)
 		n = -ETOOMANYREFS;
 	if (n <= 0) {
 		/* error, end of stream, or an empty packet that still brought fds */
@@ -136,4 +125,45 @@ ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		memcpy(fds, got, n_got * sizeof(int));
 	*ret_n_fds = n_got;
 	return n;
+}
+
+ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
+		   size_t *ret_n_fds)
+{
+	union fd_control control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.bytes,
+		.msg_controllen = sizeof(control.bytes),
+	};
+
+	*ret_n_fds = 0;
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno_to_result(errno);
+	return take_packet(&mh, n, fds, max_fds, ret_n_fds);
+}
+
+int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds)
+{
+	struct mmsghdr mm[PROTO_RECV_MANY_MAX];
+	struct iovec iov[PROTO_RECV_MANY_MAX];
+	union fd_control control[PROTO_RECV_MANY_MAX];
+
+	if (n > PROTO_RECV_MANY_MAX || max_fds > PROTO_PACKET_MAX_FDS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		iov[i] = (struct iovec){ .iov_base = s[i].buf, .iov_len = s[i].size };
+		mm[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = control[i].bytes, .msg_controllen = sizeof(control[i].bytes) };
+	}
+	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC, NULL);
+	if (got < 0)
+		return errno_to_result(errno);
+	for (int i = 0; i < got; i++)
+		s[i].len = take_packet(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, s[i].fds, max_fds,
+				       &s[i].n_fds);
+	return got;
 }

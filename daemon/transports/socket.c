@@ -20,6 +20,7 @@
 #define MESSAGES_PER_WAKEUP 16 /* then yield to other clients */
 #define HELD_MAX 8     /* small replies held while a client's requests are read */
 #define HELD_SIZE 512  /* an OK, an ERROR or an event fits */
+_Static_assert(MESSAGES_PER_WAKEUP <= PROTO_RECV_MANY_MAX, "one recvmmsg() per wake-up");
 
 struct outgoing {
 	struct list link;
@@ -69,6 +70,7 @@ struct socket_server {
 	struct held_packet held[HELD_MAX];
 	size_t n_held;
 	struct encoded_event last_event;
+	uint8_t *inbox; /* MESSAGES_PER_WAKEUP packets of PROTO_MAX_MESSAGE bytes */
 };
 
 static int conn_flush(struct conn *c, const void *buf, size_t len, int fd);
@@ -666,55 +668,72 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 	return r;
 }
 
+/* Handles one received packet. Returns false when the connection was freed
+ * or is closing: nothing more is read from it. */
+static bool handle_packet(struct conn *c, const struct proto_slot *p)
+{
+	struct proto_msg m;
+	struct proto_diag diag = { "" };
+	ssize_t n = p->len;
+
+	if (n <= 0) {
+		if (n < 0) {
+			struct error_info err;
+			error_set(&err, (int)-n, "message refused: %s", n == -ETOOMANYREFS ?
+				  "more fds than any message carries" : n == -EMSGSIZE ?
+				  "larger than the 65536-byte limit" : strerror((int)-n));
+			log_warning("Protocol error from %s: %s", c->client->name, err.text);
+			conn_send_error(c, 0, 0, &err);
+		}
+		conn_free(c);
+		return false;
+	}
+	int r = proto_decode(p->buf, (size_t)n, p->n_fds, PROTO_FROM_CLIENT, &m, &diag);
+	/* No request takes fds: whatever came is closed here. */
+	proto_close_fds(p->fds, p->n_fds);
+	if (r < 0) {
+		struct error_info err;
+		error_set(&err, -r, "Protocol error: %s", diag.text);
+		log_warning("Protocol error from %s (uid %u): %s", c->client->name,
+			    c->client->creds.uid, diag.text);
+		conn_send_error(c, m.request_id, m.opcode, &err);
+		conn_free(c);
+		return false;
+	}
+	r = dispatch(c, &m);
+	proto_msg_clear(&m);
+	if (r < 0) {
+		if (r == -ENOBUFS)
+			log_warning("client %s does not read its replies; disconnecting it",
+				    c->client->name);
+		conn_free(c);
+		return false;
+	}
+	return !c->closing;
+}
+
 static void read_requests(struct conn *c, int fd)
 {
-	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct proto_slot slot[MESSAGES_PER_WAKEUP];
 
-	for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
-		int fds[PROTO_MAX_FDS];
-		size_t n_fds = 0;
-		struct proto_msg m;
-		struct proto_diag diag = { "" };
-
-		ssize_t n = proto_recv(fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
-		if (n == -EAGAIN)
-			return;
-		if (n <= 0) {
-			if (n < 0) {
-				struct error_info err;
-				error_set(&err, (int)-n, "message refused: %s", n == -ETOOMANYREFS ?
-					  "more fds than any message carries" : n == -EMSGSIZE ?
-					  "larger than the 65536-byte limit" : strerror((int)-n));
-				log_warning("Protocol error from %s: %s", c->client->name, err.text);
-				conn_send_error(c, 0, 0, &err);
-			}
-			conn_free(c);
-			return;
-		}
-		int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_CLIENT, &m, &diag);
-		/* No request takes fds: whatever came is closed here. */
-		proto_close_fds(fds, n_fds);
-		if (r < 0) {
-			struct error_info err;
-			error_set(&err, -r, "Protocol error: %s", diag.text);
-			log_warning("Protocol error from %s (uid %u): %s", c->client->name,
-				    c->client->creds.uid, diag.text);
-			conn_send_error(c, m.request_id, m.opcode, &err);
-			conn_free(c);
-			return;
-		}
-		r = dispatch(c, &m);
-		proto_msg_clear(&m);
-		if (r < 0) {
-			if (r == -ENOBUFS)
-				log_warning("client %s does not read its replies; disconnecting it",
-					    c->client->name);
-			conn_free(c);
-			return;
-		}
-		if (c->closing)
-			return;
+	for (size_t i = 0; i < MESSAGES_PER_WAKEUP; i++)
+		slot[i] = (struct proto_slot){ .buf = c->server->inbox + i * PROTO_MAX_MESSAGE,
+					       .size = PROTO_MAX_MESSAGE };
+	/* One recvmmsg() for all the client has sent (a pipelined RELEASE and
+	 * ALLOC): no second read only to learn that nothing more is there. */
+	int got = proto_recv_many(fd, slot, MESSAGES_PER_WAKEUP, PROTO_MAX_FDS);
+	if (got == -EAGAIN)
+		return;
+	if (got < 0) {
+		slot[0] = (struct proto_slot){ .len = got };
+		got = 1;
 	}
+	for (int i = 0; i < got; i++)
+		if (!handle_packet(c, &slot[i])) {
+			while (++i < got)
+				proto_close_fds(slot[i].fds, slot[i].n_fds);
+			return;
+		}
 }
 
 static void on_read(evutil_socket_t fd, short what, void *userdata)
@@ -856,6 +875,11 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 	s->base = base;
 	s->broker = b;
 	list_init(&s->conns);
+	s->inbox = malloc((size_t)MESSAGES_PER_WAKEUP * PROTO_MAX_MESSAGE);
+	if (!s->inbox) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (opts->listen_fd >= 0) {
 		s->listen_fd = opts->listen_fd;
 		(void)fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK);
@@ -863,6 +887,7 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 		s->listen_fd = listen_on(opts);
 		if (s->listen_fd < 0) {
 			r = s->listen_fd;
+			free(s->inbox);
 			free(s);
 			return r;
 		}
@@ -892,6 +917,7 @@ struct socket_server *socket_server_free(struct socket_server *s)
 		unlink(s->path);
 		free(s->path);
 	}
+	free(s->inbox);
 	free(s);
 	return NULL;
 }
