@@ -542,6 +542,13 @@ int broker_pause_ack(struct client *c, uint32_t device_id, uint64_t generation,
 	return 0;
 }
 
+void broker_settle(struct broker *b)
+{
+	for (size_t i = 0; i < b->n_devices; i++)
+		if (b->devices[i]->dirty_bytes)
+			scrub_wait(b->devices[i]);
+}
+
 unsigned broker_sweep(struct broker *b)
 {
 	unsigned n = 0;

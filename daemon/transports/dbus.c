@@ -328,6 +328,7 @@ static int method_list_devices(struct peer *p, sd_bus_message *m)
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	char path[OBJECT_PATH_MAX];
 
+	broker_settle(b);
 	int r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(uossssttttb)");

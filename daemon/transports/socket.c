@@ -393,6 +393,7 @@ static int handle_list_devices(struct conn *c, const struct proto_msg *req)
 	struct proto_msg m = { .opcode = PROTO_OP_DEVICES, .request_id = req->request_id };
 	size_t n = MIN(broker_n_devices(b), (size_t)PROTO_MAX_DEVICES);
 
+	broker_settle(b);
 	for (size_t i = 0; i < n; i++) {
 		const struct device *d = broker_device(b, i);
 		struct proto_device *e = &entries[i];
