@@ -244,15 +244,22 @@ uint64_t scrub_wait(struct device *d)
 	return collect(s);
 }
 
-void scrub_hold(struct device *d)
+static void set_held(struct device *d, bool held)
 {
 	struct device_scrub *s = d->scrub;
 
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
-	__atomic_store_n(&s->held, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->held, held, __ATOMIC_RELAXED);
+	if (!held)
+		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
+}
+
+void scrub_hold(struct device *d)
+{
+	set_held(d, true);
 }
 
 void scrub_wait_idle(struct device *d)
@@ -269,14 +276,7 @@ void scrub_wait_idle(struct device *d)
 
 void scrub_resume(struct device *d)
 {
-	struct device_scrub *s = d->scrub;
-
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	__atomic_store_n(&s->held, false, __ATOMIC_RELAXED);
-	pthread_cond_signal(&s->wake);
-	pthread_mutex_unlock(&s->lock);
+	set_held(d, false);
 }
 
 void scrub_drop(struct device *d)
