@@ -25,7 +25,13 @@ struct broker {
 	size_t n_orphans;           /* restored leases nobody reclaimed yet (device.orphans) */
 	struct event *ev_orphans;   /* ends them at the reclaim timeout */
 	size_t n_unkept;            /* leases made while the fd store had no room */
+	uint8_t random[4096];       /* unused randomness for tokens, from the end */
+	size_t n_random;
 };
+
+/* Fills buf (at most sizeof(b->random)) with fresh random bytes for a
+ * token: one getrandom() serves many tokens. -EIO without randomness. */
+int broker_random(struct broker *b, void *buf, size_t n);
 
 /* Ends a restored lease nobody took back: its window goes to quarantine
  * (the old holder may still have the buffer open). */

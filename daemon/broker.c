@@ -15,6 +15,7 @@
 #include "daemon/pause.h"
 #include "daemon/persist.h"
 #include "daemon/policy.h"
+#include "daemon/scrub.h"
 #include "daemon/share.h"
 
 int broker_new(struct config *cfg, struct broker **ret)
@@ -172,9 +173,12 @@ void broker_client_set_sharing(struct client *c, bool shares)
 void broker_set_event_base(struct broker *b, struct event_base *base)
 {
 	b->base = base;
-	/* A device that cannot be watched still lends; main.c says so. */
-	for (size_t i = 0; i < b->n_devices; i++)
+	/* A device that cannot be watched still lends; main.c says so. One
+	 * without a scrub worker zeroes released windows in place. */
+	for (size_t i = 0; i < b->n_devices; i++) {
 		(void)pause_watch(b, b->devices[i]);
+		(void)scrub_start(b->devices[i], base);
+	}
 }
 
 void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *userdata)
@@ -263,16 +267,18 @@ static struct device *find_device(struct broker *b, const struct alloc_request *
 	return NULL;
 }
 
-/* "Any device": the first allowed, ready one with room. */
+/* "Any device": the first allowed, ready one with room; else one whose
+ * released windows, once zeroed, may make room (the ALLOC waits for them). */
 static struct device *pick_device(struct client *c, uint64_t size)
 {
 	struct broker *b = c->broker;
-	for (size_t i = 0; i < b->n_devices; i++) {
-		struct device *d = b->devices[i];
-		if (d->state == DEVICE_READY && broker_may_use(c, d) && !d->n_exclusive &&
-		    allocator_largest_free(d->alloc) >= size)
-			return d;
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < b->n_devices; i++) {
+			struct device *d = b->devices[i];
+			if (d->state == DEVICE_READY && broker_may_use(c, d) && !d->n_exclusive &&
+			    (pass ? d->dirty_bytes > 0 : allocator_largest_free(d->alloc) >= size))
+				return d;
+		}
 	return NULL;
 }
 
@@ -410,13 +416,29 @@ fail_uncharge:
 	return r;
 }
 
+int broker_random(struct broker *b, void *buf, size_t n)
+{
+	if (n > sizeof(b->random))
+		return -EINVAL;
+	if (b->n_random < n) {
+		ssize_t got = getrandom(b->random, sizeof(b->random), 0);
+		if (got != (ssize_t)sizeof(b->random))
+			return -EIO;
+		b->n_random = sizeof(b->random);
+	}
+	b->n_random -= n;
+	memcpy(buf, b->random + b->n_random, n);
+	explicit_bzero(b->random + b->n_random, n); /* each byte is handed out once */
+	return 0;
+}
+
 int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
 		     struct error_info *err)
 {
 	struct broker *b = c->broker;
 	struct device *d = l->device;
 
-	if (getrandom(l->token, sizeof(l->token), 0) != sizeof(l->token))
+	if (broker_random(b, l->token, sizeof(l->token)) < 0)
 		return error_set(err, EIO, "no randomness for the lease token");
 	l->id = b->next_lease_id++;
 	l->owner = c;
@@ -518,6 +540,13 @@ int broker_pause_ack(struct client *c, uint32_t device_id, uint64_t generation,
 				 (unsigned long long)generation);
 	}
 	return 0;
+}
+
+void broker_settle(struct broker *b)
+{
+	for (size_t i = 0; i < b->n_devices; i++)
+		if (b->devices[i]->dirty_bytes)
+			scrub_wait(b->devices[i]);
 }
 
 unsigned broker_sweep(struct broker *b)

@@ -273,6 +273,7 @@ struct broker_pause_report {
 	const char *method;    /* DONE: how the device was reset, or NULL */
 	int result;            /* DONE */
 	uint64_t elapsed_ms;   /* DONE: since STARTED */
+	const struct client *requester; /* STARTED: who asked for the reset, or NULL */
 };
 struct broker_hooks {
 	void (*pause)(const struct device *d, const struct broker_pause_report *rep, void *userdata);
@@ -299,6 +300,11 @@ unsigned broker_shutdown(struct broker *b);
 size_t broker_n_unkept(const struct broker *b);
 
 /* Frees quarantined windows whose buffers were closed; returns how many. */
+/* Waits for the released windows being zeroed to be free again, so that a
+ * listing shows what an ALLOC gets (a release then a listing sees the
+ * window free, as before zeroing moved off the loop). Blocks the loop while
+ * the scrub workers finish: for listings, never for lending. */
+void broker_settle(struct broker *b);
 unsigned broker_sweep(struct broker *b);
 /* Bytes waiting in quarantine on all devices. */
 uint64_t broker_quarantined_bytes(const struct broker *b);

@@ -8,6 +8,7 @@
 #include "daemon/allocator.h"
 #include "daemon/device.h"
 #include "daemon/persist.h"
+#include "daemon/scrub.h"
 
 /* A released window still referenced by some dma-buf outside the daemon. */
 struct window {
@@ -118,6 +119,7 @@ struct device *device_free(struct device *d)
 
 	if (!d)
 		return NULL;
+	scrub_stop(d); /* before the backend goes */
 	list_for_each_safe(w, tmp, &d->quarantine, link)
 		window_free(w);
 	allocator_free(d->alloc);
@@ -144,11 +146,16 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 	r = allocator_alloc(d->alloc, size, align, &offset);
 	if (r == -ENOSPC && device_sweep(d) > 0)
 		r = allocator_alloc(d->alloc, size, align, &offset);
+	/* Only when nothing else fits does a request wait for the zeroing. */
+	uint64_t zeroed = 0;
+	if (r == -ENOSPC && d->dirty_bytes && (zeroed = scrub_wait(d)) > 0)
+		r = allocator_alloc(d->alloc, size, align, &offset);
 	if (r == -ENOSPC)
 		return error_set(err, ENOSPC,
-				 "device %s has %s free (largest free window %s%s); asked for %s",
+				 "device %s has %s free (largest free window %s%s%s); asked for %s",
 				 device_name(d), config_format_size(allocator_free_bytes(d->alloc), free_b),
 				 config_format_size(allocator_largest_free(d->alloc), largest),
+				 zeroed ? ", after waiting for released windows to be zeroed" : "",
 				 d->quarantined_bytes ? ", more waits for released buffers to be closed" : "",
 				 config_format_size(size, want));
 	if (r < 0)
@@ -205,9 +212,7 @@ bool device_buffer_done(struct device *d, int fd)
 	return window_unreferenced(fd, false) || (d->state == DEVICE_READY && window_revoke(d, fd));
 }
 
-/* True when no export of the window reaches it any more: each is either
- * referenced by the daemon alone or revoked. */
-static bool window_done(struct device *d, const int *fds, size_t n, const struct window_store *ws)
+bool device_window_done(struct device *d, const int *fds, size_t n, const struct window_store *ws)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!window_unreferenced(fds[i], i == 0 && ws->stored) && !window_revoke(d, fds[i]))
@@ -215,8 +220,11 @@ static bool window_done(struct device *d, const int *fds, size_t n, const struct
 	return true;
 }
 
-static void window_reclaim(struct device *d, uint64_t offset, uint64_t size)
+/* The window's buffers are gone: zeroed in place, then free again. */
+static void window_reclaim(struct device *d, uint64_t offset, uint64_t size,
+			   const struct window_store *ws)
 {
+	persist_window_forget(d->persist, ws);
 	/* A window that cannot be scrubbed stays out of use: never hand one
 	 * tenant's bytes to the next. */
 	if (d->ops->scrub(d->backend, offset, size) < 0)
@@ -260,15 +268,33 @@ int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, 
 		close_all(fds, n);
 		return 0;
 	}
-	if (d->state == DEVICE_READY && window_done(d, fds, n, ws)) {
-		persist_window_forget(d->persist, ws);
+	/* Until it is zeroed, a restart must not lend it: out of use in the table. */
+	persist_window_quarantined(d->persist, ws);
+	if (d->state == DEVICE_READY && scrub_queue(d, offset, size, fds, n, ws) == 0)
+		return 0;
+	if (d->state == DEVICE_READY && device_window_done(d, fds, n, ws)) {
 		close_all(fds, n);
-		window_reclaim(d, offset, size);
+		window_reclaim(d, offset, size, ws);
 		return 1;
 	}
-	persist_window_quarantined(d->persist, ws);
 	window_quarantine(d, offset, size, fds, n, ws);
 	return 0;
+}
+
+bool device_window_settled(struct device *d, uint64_t offset, uint64_t size, const int *fds,
+			   size_t n, const struct window_store *ws, int result)
+{
+	if (result == -EBUSY && d->state != DEVICE_GONE) {
+		window_quarantine(d, offset, size, fds, n, ws);
+		return false;
+	}
+	persist_window_forget(d->persist, ws);
+	close_all(fds, n);
+	/* One that could not be zeroed stays out of use; a gone device lends nothing. */
+	if (result < 0 || d->state == DEVICE_GONE)
+		return false;
+	allocator_release(d->alloc, offset, size);
+	return true;
 }
 
 int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int fd,
@@ -293,6 +319,7 @@ void device_drop_quarantine(struct device *d)
 		d->quarantined_bytes -= w->size;
 		window_free(w);
 	}
+	scrub_drop(d);
 }
 
 unsigned device_sweep(struct device *d)
@@ -303,11 +330,13 @@ unsigned device_sweep(struct device *d)
 	if (d->state != DEVICE_READY)
 		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
-		if (!window_done(d, w->fds, w->n_fds, &w->store))
+		if (!device_window_done(d, w->fds, w->n_fds, &w->store))
 			continue;
-		persist_window_forget(d->persist, &w->store);
 		d->quarantined_bytes -= w->size;
-		window_reclaim(d, w->offset, w->size);
+		close_all(w->fds, w->n_fds);
+		w->n_fds = 0;
+		if (scrub_queue(d, w->offset, w->size, NULL, 0, &w->store) < 0)
+			window_reclaim(d, w->offset, w->size, &w->store);
 		window_free(w);
 		n++;
 	}

@@ -7,7 +7,8 @@
  * that covered it is alive anywhere. Clients may pass their fd on, and the
  * kernel gives no notice when the last copy closes, so the daemon keeps its
  * own reference to every export and reads the file's reference count from
- * fdinfo: at 1 (ours alone) the window is zeroed and freed; above 1 it
+ * fdinfo: at 1 (ours alone) the window is zeroed (off the loop, scrub.h)
+ * and then freed; above 1 it
  * waits in quarantine and is looked at again on every sweep. Where the
  * kernel can revoke one buffer (DEVICE_FEATURE_REVOKE, kernel-patches/),
  * the daemon revokes it instead: no copy reaches the window any more, so it
@@ -27,6 +28,7 @@
 
 struct allocator;
 struct device_pause;
+struct device_scrub;
 struct device_watch;
 struct persist;
 
@@ -58,6 +60,8 @@ struct device {
 	unsigned n_leases;
 	unsigned n_exclusive;
 	uint64_t quarantined_bytes;
+	uint64_t dirty_bytes;         /* released, unreferenced, waiting to be zeroed */
+	struct device_scrub *scrub;   /* the worker that zeroes them (daemon/scrub.c); NULL: in place */
 	struct device_pause *pause; /* while PAUSED: the pause under way (daemon/pause.c) */
 	struct device_watch *watch; /* device errors, release requests (daemon/pause.c) */
 	int error_fd;               /* eventfd: a write means a device error; -EBADF */
@@ -85,9 +89,10 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 int device_window_export(struct device *d, uint64_t offset, uint64_t size, int open_flags,
 			 int *ret_fd, struct error_info *err);
 
-/* Ends the daemon's use of a window: frees it at once when fd holds the last
- * reference, else quarantines it (takes fd either way). Returns 1 when freed,
- * 0 when quarantined. */
+/* Ends the daemon's use of a window: hands it to the scrub worker (which
+ * frees it when fd holds the last reference, else quarantines it), or
+ * without one does that here (takes fd either way). Returns 1 when freed
+ * here, 0 otherwise. */
 int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd,
 			  const struct window_store *ws);
 /* Puts a window a previous process had released back into quarantine
@@ -108,6 +113,17 @@ void device_drop_quarantine(struct device *d);
  * only reference, or the kernel revoked it now (DEVICE_FEATURE_REVOKE, on a
  * READY device). fd may then be closed. */
 bool device_buffer_done(struct device *d, int fd);
+
+/* True when no export of the window reaches it any more: each of fds is
+ * referenced by the daemon alone (ws->stored counts for fds[0]) or revoked
+ * now. Reads fdinfo and may revoke: safe off the loop while the device is
+ * READY (the scrub worker calls it). */
+bool device_window_done(struct device *d, const int *fds, size_t n, const struct window_store *ws);
+/* On the loop, a window back from the scrub worker (daemon/scrub.h) with
+ * the fds it did not close: result 0 zeroed, it is freed (returns true);
+ * -EBUSY still referenced, it waits in quarantine; else it stays out of use. */
+bool device_window_settled(struct device *d, uint64_t offset, uint64_t size, const int *fds,
+			   size_t n, const struct window_store *ws, int result);
 
 /* Frees quarantined windows whose last outside reference has gone. Returns
  * the number freed. */

@@ -125,14 +125,21 @@ static const char *reason_name(enum broker_reason r)
 static void on_pause(const struct device *dev, const struct broker_pause_report *rep, void *userdata)
 {
 	switch (rep->stage) {
-	case BROKER_PAUSE_STARTED:
+	case BROKER_PAUSE_STARTED: {
+		/* One line: a fan-out to many clients waits for nothing else. */
+		char who[sizeof(rep->requester->name) + 32] = "";
+		if (rep->requester)
+			snprintf(who, sizeof(who), " (client %s, uid %u)", rep->requester->name,
+				 rep->requester->creds.uid);
 		if (rep->flags & BROKER_PAUSE_FORCE)
-			log_notice("device %s: paused for %s, no grace; told %u client(s)", device_name(dev),
-				   reason_name(rep->reason), rep->n_holders);
+			log_notice("device %s: paused for %s%s, no grace; told %u client(s)",
+				   device_name(dev), reason_name(rep->reason), who, rep->n_holders);
 		else
-			log_notice("device %s: paused for %s; told %u client(s), waiting up to %u ms for them",
-				   device_name(dev), reason_name(rep->reason), rep->n_holders, rep->grace_ms);
+			log_notice("device %s: paused for %s%s; told %u client(s), waiting up to %u ms for them",
+				   device_name(dev), reason_name(rep->reason), who, rep->n_holders,
+				   rep->grace_ms);
 		break;
+	}
 	case BROKER_PAUSE_REVOKING:
 		if (rep->flags & BROKER_PAUSE_FORCE)
 			log_info("device %s: revoking its buffers at once (forced)", device_name(dev));

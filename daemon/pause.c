@@ -18,6 +18,7 @@
 
 #include "daemon/pause.h"
 #include "daemon/persist.h"
+#include "daemon/scrub.h"
 
 struct pause_holder {
 	struct client *client;
@@ -62,6 +63,7 @@ static void report(struct device_pause *p, enum broker_pause_stage stage, uint64
 		.grace_ms = p->params.grace_ms, .generation = generation,
 		.n_holders = (unsigned)p->n_holders, .n_unacked = (unsigned)p->n_waiting,
 		.method = p->method, .result = p->result, .elapsed_ms = elapsed_ms(&p->started),
+		.requester = stage == BROKER_PAUSE_STARTED ? p->params.requester : NULL,
 	};
 	b->hooks->pause(p->device, &rep, b->hooks_data);
 }
@@ -146,6 +148,7 @@ static void pause_finish(struct device_pause *p)
 		d->generation++;
 		persist_device_generation(d->persist, d);
 		d->state = DEVICE_READY;
+		scrub_resume(d);
 		tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_RESUME,
 				.device_id = d->id, .generation = d->generation,
 				.flags = BROKER_RESUME_CONTENTS_LOST });
@@ -186,6 +189,8 @@ static void *worker_main(void *userdata)
 	struct device_pause *p = userdata;
 	struct device *d = p->device;
 
+	/* No zeroing through the BAR while it is reset or closed. */
+	scrub_wait_idle(d);
 	if (p->params.action == PAUSE_THEN_RESET)
 		p->result = device_reset(d, &p->method);
 	else
@@ -211,13 +216,28 @@ static void on_worker_done(evutil_socket_t fd, short what, void *userdata)
 	pause_finish(p);
 }
 
+/* The eventfd the worker answers on: made only now, so that telling the
+ * holders, which comes first, waits for nothing. Returns a positive errno. */
+static int worker_channel(struct device_pause *p)
+{
+	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->done_fd < 0)
+		return errno;
+	p->ev_done = event_new(p->broker->base, p->done_fd, EV_READ, on_worker_done, p);
+	if (!p->ev_done || event_add(p->ev_done, NULL) < 0)
+		return ENOMEM;
+	return 0;
+}
+
 static void pause_revoke(struct device_pause *p)
 {
 	if (p->worker_running)
 		return;
 	event_del(p->ev_deadline);
 	report(p, BROKER_PAUSE_REVOKING, p->generation);
-	int r = pthread_create(&p->worker, NULL, worker_main, p);
+	int r = worker_channel(p);
+	if (r == 0)
+		r = pthread_create(&p->worker, NULL, worker_main, p);
 	if (r == 0) {
 		p->worker_running = true;
 		return;
@@ -252,15 +272,10 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 	p->device = d;
 	p->params = *params;
 	p->generation = d->generation;
-	p->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	p->done_fd = -EBADF;
 	clock_gettime(CLOCK_MONOTONIC, &p->started);
-	if (p->done_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
 	p->ev_deadline = evtimer_new(b->base, on_deadline, p);
-	p->ev_done = event_new(b->base, p->done_fd, EV_READ, on_worker_done, p);
-	if (!p->ev_deadline || !p->ev_done || event_add(p->ev_done, NULL) < 0)
+	if (!p->ev_deadline)
 		goto fail;
 	r = collect_holders(p);
 	if (r < 0)
@@ -268,6 +283,7 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 
 	d->pause = p;
 	d->state = DEVICE_PAUSED;
+	scrub_hold(d);
 	tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
 			.device_id = d->id, .generation = p->generation, .reason = params->reason,
 			.flags = params->flags, .deadline_ms = params->grace_ms });

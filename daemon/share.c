@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "daemon/policy.h"
@@ -346,7 +345,7 @@ int broker_grant(struct client *c, const struct grant_request *req, struct grant
 	*g = (struct grant){ .share = s, .to = req->to, .to_id = req->to_id, .flags = req->flags,
 			     .expires_ms = req->ttl_ms ? now_ms() + req->ttl_ms : 0 };
 	if (req->to == GRANT_TO_TOKEN &&
-	    getrandom(g->token, sizeof(g->token), 0) != sizeof(g->token)) {
+	    broker_random(b, g->token, sizeof(g->token)) < 0) {
 		free(g);
 		return error_set(err, EIO, "no randomness for the grant token");
 	}

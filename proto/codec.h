@@ -320,6 +320,22 @@ int proto_negotiate_version(uint16_t client_min, uint16_t client_max);
  */
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
 
+/* One packet of proto_send_many(): at most one fd (-EBADF: none). */
+struct proto_packet {
+	const void *buf;
+	size_t len;
+	int fd;
+};
+#define PROTO_SEND_MANY_MAX 16
+
+/*
+ * Sends packets p[0..n) in order with one sendmmsg(): the receiver is woken
+ * once for all of them. Returns how many went (fewer when the socket is
+ * full), -EAGAIN when none could, -EINVAL (n above PROTO_SEND_MANY_MAX) or
+ * the errno as proto_send().
+ */
+int proto_send_many(int sock, const struct proto_packet *p, size_t n);
+
 /*
  * Receives one packet into buf (give it PROTO_MAX_MESSAGE bytes) and up to
  * max_fds fds into fds[] (opened O_CLOEXEC; *ret_n_fds says how many).
@@ -333,6 +349,25 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
  */
 ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		   size_t *ret_n_fds);
+
+/* One packet of proto_recv_many(). */
+struct proto_slot {
+	void *buf;   /* in: room for size bytes (PROTO_MAX_MESSAGE) */
+	size_t size;
+	ssize_t len; /* out: as proto_recv() returns for one packet */
+	int fds[PROTO_PACKET_MAX_FDS];
+	size_t n_fds;
+};
+#define PROTO_RECV_MANY_MAX 16
+
+/*
+ * Receives up to n packets with one recvmmsg(), each as proto_recv() does
+ * (max_fds at most PROTO_PACKET_MAX_FDS). Returns how many slots were
+ * filled (what was there: fewer than n means the socket was empty),
+ * -EAGAIN when nothing was, or -errno. After end of stream, every later
+ * slot says so too.
+ */
+int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds);
 
 /* Closes fds[0..n) (for fds that came with a message that failed to decode). */
 void proto_close_fds(const int *fds, size_t n);

@@ -28,30 +28,59 @@ void proto_close_fds(const int *fds, size_t n)
 		safe_close(fds[i]);
 }
 
+/* SCM_RIGHTS for fds[0..n) (none when n is 0), in control. */
+static void attach_fds(struct msghdr *mh, union fd_control *control, const int *fds, size_t n)
+{
+	if (n == 0)
+		return;
+	mh->msg_control = control->bytes;
+	mh->msg_controllen = CMSG_SPACE(sizeof(int) * n);
+	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+}
+
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
 	union fd_control control = {};
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
 	ssize_t n;
 
 	if (n_fds > PROTO_PACKET_MAX_FDS)
 		return -EINVAL;
-	if (n_fds > 0) {
-		mh.msg_control = control.bytes;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
-	}
+	attach_fds(&mh, &control, fds, n_fds);
 	n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	if (n < 0)
 		return errno_to_result(errno);
 	/* A SEQPACKET send is all or nothing. */
 	return (size_t)n == len ? 0 : -EIO;
+}
+
+int proto_send_many(int sock, const struct proto_packet *p, size_t n)
+{
+	struct mmsghdr mm[PROTO_SEND_MANY_MAX];
+	struct iovec iov[PROTO_SEND_MANY_MAX];
+	union fd_control control[PROTO_SEND_MANY_MAX];
+
+	if (n > PROTO_SEND_MANY_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		struct msghdr *mh = &mm[i].msg_hdr;
+		iov[i] = (struct iovec){ .iov_base = (void *)p[i].buf, .iov_len = p[i].len };
+		*mh = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1 };
+		attach_fds(mh, &control[i], &p[i].fd, p[i].fd >= 0);
+	}
+	int sent = sendmmsg(sock, mm, (unsigned)n, MSG_NOSIGNAL);
+	if (sent < 0)
+		return errno_to_result(errno);
+	/* A SEQPACKET send is all or nothing. */
+	for (int i = 0; i < sent; i++)
+		if (mm[i].msg_len != p[i].len)
+			return -EIO;
+	return sent;
 }
 
 /* Collects the SCM_RIGHTS fds of a received message into fds[]. */
@@ -73,30 +102,19 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
 	return n;
 }
 
-ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
-		   size_t *ret_n_fds)
+/* What proto_recv() returns for a packet of n bytes that came with mh's
+ * control data: the fds go to fds[] (at most max_fds), or are closed with
+ * the packet refused. */
+static ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fds,
+			   size_t *ret_n_fds)
 {
-	union fd_control control;
-	int got[sizeof(control) / sizeof(int)];
-	struct iovec iov = { .iov_base = buf, .iov_len = size };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = control.bytes,
-		.msg_controllen = sizeof(control.bytes),
-	};
-	size_t n_got;
-	ssize_t n;
+	int got[sizeof(union fd_control) / sizeof(int)];
+	size_t n_got = collect_fds(mh, got, ARRAY_SIZE(got));
 
 	*ret_n_fds = 0;
-	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return errno_to_result(errno);
-
-	n_got = collect_fds(&mh, got, ARRAY_SIZE(got));
-	if (mh.msg_flags & MSG_TRUNC)
+	if (mh->msg_flags & MSG_TRUNC)
 		n = -EMSGSIZE;
-	else if ((mh.msg_flags & MSG_CTRUNC) || n_got > max_fds)
+	else if ((mh->msg_flags & MSG_CTRUNC) || n_got > max_fds)
 		n = -ETOOMANYREFS;
 	if (n <= 0) {
 		/* error, end of stream, or an empty packet that still brought fds */
@@ -107,4 +125,45 @@ ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		memcpy(fds, got, n_got * sizeof(int));
 	*ret_n_fds = n_got;
 	return n;
+}
+
+ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
+		   size_t *ret_n_fds)
+{
+	union fd_control control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.bytes,
+		.msg_controllen = sizeof(control.bytes),
+	};
+
+	*ret_n_fds = 0;
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno_to_result(errno);
+	return take_packet(&mh, n, fds, max_fds, ret_n_fds);
+}
+
+int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds)
+{
+	struct mmsghdr mm[PROTO_RECV_MANY_MAX];
+	struct iovec iov[PROTO_RECV_MANY_MAX];
+	union fd_control control[PROTO_RECV_MANY_MAX];
+
+	if (n > PROTO_RECV_MANY_MAX || max_fds > PROTO_PACKET_MAX_FDS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		iov[i] = (struct iovec){ .iov_base = s[i].buf, .iov_len = s[i].size };
+		mm[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = control[i].bytes, .msg_controllen = sizeof(control[i].bytes) };
+	}
+	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC, NULL);
+	if (got < 0)
+		return errno_to_result(errno);
+	for (int i = 0; i < got; i++)
+		s[i].len = take_packet(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, s[i].fds, max_fds,
+				       &s[i].n_fds);
+	return got;
 }

@@ -116,18 +116,24 @@ int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 	return 0;
 }
 
-/* Reads one message; blocks when `block`. The fd that rides with it (if any) goes to *ret_fd. */
-static int read_message(struct barkeep *bk, bool block, struct proto_msg *ret, int *ret_fd)
+enum read_mode {
+	READ_NOW,        /* what is there, else -EAGAIN */
+	READ_WAIT,       /* poll first: a reply just asked for is rarely there yet */
+	READ_WAIT_AFTER, /* read first: more often follows what was just read */
+};
+
+/* Reads one message. The fd that rides with it (if any) goes to *ret_fd. */
+static int read_message(struct barkeep *bk, enum read_mode mode, struct proto_msg *ret, int *ret_fd)
 {
 	uint8_t buf[PROTO_MAX_MESSAGE];
 	struct proto_diag diag;
 	int fds[PROTO_MAX_FDS];
 	size_t n_fds = 0;
 	ssize_t n;
+	bool block = mode != READ_NOW, poll_next = mode == READ_WAIT;
 
-	for (;;) {
-		/* Waiting for a reply: poll first, the answer is rarely there yet. */
-		if (block) {
+	for (;; poll_next = true) {
+		if (poll_next && block) {
 			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
 			if (poll(&p, 1, -1) < 0 && errno != EINTR)
 				return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
@@ -214,8 +220,8 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 	if (r < 0)
 		return error_before_hangup(bk, r);
 
-	for (;;) {
-		r = read_message(bk, true, ret, &fd);
+	for (enum read_mode mode = READ_WAIT;; mode = READ_WAIT_AFTER) {
+		r = read_message(bk, mode, ret, &fd);
 		if (r < 0)
 			return r;
 		struct barkeep_event ev;
@@ -408,7 +414,7 @@ int barkeep_dispatch(struct barkeep *bk)
 		} else {
 			struct proto_msg m;
 			int fd = -EBADF;
-			int r = read_message(bk, false, &m, &fd);
+			int r = read_message(bk, READ_NOW, &m, &fd);
 			if (r == -EAGAIN)
 				return delivered;
 			if (bk_should_reconnect(bk, r)) {

@@ -328,6 +328,7 @@ static int method_list_devices(struct peer *p, sd_bus_message *m)
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	char path[OBJECT_PATH_MAX];
 
+	broker_settle(b);
 	int r = sd_bus_message_new_method_return(m, &reply);
 	if (r >= 0)
 		r = sd_bus_message_open_container(reply, 'a', "(uossssttttb)");
@@ -515,9 +516,7 @@ static int method_reset_device(struct peer *p, sd_bus_message *m)
 		sd_bus_message_unref(m);
 		return dbus_reply_error(m, &err);
 	}
-	log_notice("D-Bus client %s (uid %u) asked to reset device %s%s", p->name,
-		   p->client->creds.uid, device_name(d), force ? " at once (force)" : "");
-	return 1; /* answered when the device has resumed */
+	return 1; /* answered when the device has resumed; the pause logs who asked */
 }
 
 static int method_acknowledge_pause(struct peer *p, sd_bus_message *m)

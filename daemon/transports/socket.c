@@ -18,6 +18,9 @@
 #include "proto/codec.h"
 
 #define MESSAGES_PER_WAKEUP 16 /* then yield to other clients */
+#define HELD_MAX 8     /* small replies held while a client's requests are read */
+#define HELD_SIZE 512  /* an OK, an ERROR or an event fits */
+_Static_assert(MESSAGES_PER_WAKEUP <= PROTO_RECV_MANY_MAX, "one recvmmsg() per wake-up");
 
 struct outgoing {
 	struct list link;
@@ -42,6 +45,20 @@ struct conn {
 	unsigned resets_waiting; /* RESETs answered when their device resumes */
 };
 
+struct held_packet {
+	size_t len;
+	uint8_t buf[HELD_SIZE];
+};
+
+/* An event as last encoded: fan-out encodes it once for every client. */
+struct encoded_event {
+	bool valid;
+	struct broker_event ev;
+	bool old_reasons; /* for a client without capability RECLAIM */
+	size_t len;
+	uint8_t buf[HELD_SIZE];
+};
+
 struct socket_server {
 	struct event_base *base;
 	struct broker *broker;
@@ -49,7 +66,16 @@ struct socket_server {
 	char *path; /* unlinked on exit when we created it */
 	struct event *ev_accept;
 	struct list conns;
+	/* The connection whose requests are being read: its small replies wait
+	 * in held[] to go out with the next packet, or when the reading ends. */
+	struct conn *corked;
+	struct held_packet held[HELD_MAX];
+	size_t n_held;
+	struct encoded_event last_event;
+	uint8_t *inbox; /* MESSAGES_PER_WAKEUP packets of PROTO_MAX_MESSAGE bytes */
 };
+
+static int conn_flush(struct conn *c, const void *buf, size_t len, int fd);
 
 static void conn_free(struct conn *c)
 {
@@ -59,6 +85,10 @@ static void conn_free(struct conn *c)
 		return;
 	log_debug("client %s (uid %u) disconnected", c->client ? c->client->name : "?",
 		  c->client ? c->client->creds.uid : 0);
+	if (c->server->corked == c) {
+		(void)conn_flush(c, NULL, 0, -EBADF); /* best effort: the last reply says why */
+		c->server->corked = NULL;
+	}
 	list_for_each_safe(o, tmp, &c->out, link) {
 		safe_close(o->fd);
 		free(o);
@@ -114,21 +144,10 @@ static void conn_arm_idle(struct conn *c)
 		event_add(c->ev_timeout, &tv);
 }
 
-/* Sends a packet now, or queues it when the socket is full. Returns -ENOBUFS
+/* Queues a packet behind those the socket could not take yet. -ENOBUFS
  * when the client's queue is over its limit: the caller disconnects it. */
-static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
+static int conn_queue(struct conn *c, const void *buf, size_t len, int fd)
 {
-	int r = -EAGAIN;
-
-	if (c->closing)
-		return -ENOBUFS;
-	if (list_empty(&c->out)) {
-		r = proto_send(c->fd, buf, len, fd >= 0 ? &fd : NULL, fd >= 0);
-		if (r == 0)
-			return 0;
-		if (r != -EAGAIN)
-			return r;
-	}
 	if (c->n_out >= (unsigned)queue_limit(c))
 		return -ENOBUFS;
 	struct outgoing *o = malloc(sizeof(*o) + len);
@@ -145,6 +164,55 @@ static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
 	c->n_out++;
 	event_add(c->ev_write, NULL);
 	return 0;
+}
+
+/* Sends the held packets and then buf (when not NULL) in one go, queueing
+ * what the socket cannot take now. */
+static int conn_flush(struct conn *c, const void *buf, size_t len, int fd)
+{
+	struct socket_server *s = c->server;
+	struct proto_packet p[HELD_MAX + 1];
+	size_t n = 0;
+	int sent = 0, r;
+
+	if (s->corked == c) {
+		for (size_t i = 0; i < s->n_held; i++)
+			p[n++] = (struct proto_packet){ s->held[i].buf, s->held[i].len, -EBADF };
+		s->n_held = 0;
+	}
+	if (buf)
+		p[n++] = (struct proto_packet){ buf, len, fd };
+	if (n && list_empty(&c->out)) {
+		sent = proto_send_many(c->fd, p, n);
+		if (sent == -EAGAIN)
+			sent = 0;
+		if (sent < 0)
+			return sent;
+	}
+	for (size_t i = (size_t)sent; i < n; i++)
+		if ((r = conn_queue(c, p[i].buf, p[i].len, p[i].fd)) < 0)
+			return r;
+	return 0;
+}
+
+/* Sends a packet now, or queues it when the socket is full. While the
+ * client's requests are read, a small one without an fd is held, to go out
+ * with the next: one send and one wake-up of the client for both (an fd
+ * never waits: a later request may close it). Returns -ENOBUFS when the
+ * client's queue is over its limit: the caller disconnects it. */
+static int conn_send_packet(struct conn *c, const void *buf, size_t len, int fd)
+{
+	struct socket_server *s = c->server;
+
+	if (c->closing)
+		return -ENOBUFS;
+	if (s->corked == c && fd < 0 && len <= HELD_SIZE && s->n_held < HELD_MAX &&
+	    list_empty(&c->out)) {
+		s->held[s->n_held].len = len;
+		memcpy(s->held[s->n_held++].buf, buf, len);
+		return 0;
+	}
+	return conn_flush(c, buf, len, fd);
 }
 
 static int conn_send(struct conn *c, const struct proto_msg *m, int fd)
@@ -188,10 +256,18 @@ static void on_write(evutil_socket_t fd, short what, void *userdata)
 	event_del(c->ev_write);
 }
 
-static int send_event(struct client *cl, const struct broker_event *ev, void *userdata)
+static bool event_equal(const struct broker_event *a, const struct broker_event *b)
 {
-	struct conn *c = userdata;
+	return a->type == b->type && a->device_id == b->device_id && a->lease_id == b->lease_id &&
+	       a->grant_id == b->grant_id && a->generation == b->generation &&
+	       a->reason == b->reason && a->flags == b->flags && a->deadline_ms == b->deadline_ms;
+}
+
+/* Encodes ev into e; old_reasons: as for a client without capability RECLAIM. */
+static int encode_event(const struct broker_event *ev, bool old_reasons, struct encoded_event *e)
+{
 	struct proto_msg m = { .request_id = 0 };
+	struct proto_diag diag;
 
 	switch (ev->type) {
 	case BROKER_EVENT_DEVICE_PAUSE:
@@ -207,7 +283,7 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 		m.opcode = PROTO_OP_DEVICE_GONE;
 		m.device_gone = (struct proto_device_gone){ ev->device_id, (uint16_t)ev->reason };
 		/* Older clients reject reason values they do not know. */
-		if (ev->reason == BROKER_REASON_SHUTDOWN && !c->knows_shutdown)
+		if (old_reasons)
 			m.device_gone.reason = PROTO_REASON_ADMIN;
 		break;
 	case BROKER_EVENT_LEASE_REVOKED:
@@ -221,7 +297,30 @@ static int send_event(struct client *cl, const struct broker_event *ev, void *us
 			ev->device_id, (uint16_t)ev->reason };
 		break;
 	}
-	int r = conn_send(c, &m, -EBADF);
+	e->valid = false;
+	int n = proto_encode(&m, e->buf, sizeof(e->buf), &diag);
+	if (n < 0)
+		return log_error_errno(n, "Failed to encode %s: %s", proto_op_name(m.opcode), diag.text);
+	e->ev = *ev;
+	e->old_reasons = old_reasons;
+	e->len = (size_t)n;
+	e->valid = true;
+	return 0;
+}
+
+static int send_event(struct client *cl, const struct broker_event *ev, void *userdata)
+{
+	struct conn *c = userdata;
+	struct encoded_event *e = &c->server->last_event;
+	bool old_reasons = ev->type == BROKER_EVENT_DEVICE_GONE &&
+			   ev->reason == BROKER_REASON_SHUTDOWN && !c->knows_shutdown;
+	int r = 0;
+
+	/* The same event for many clients in a row (a pause): encoded once. */
+	if (!e->valid || e->old_reasons != old_reasons || !event_equal(&e->ev, ev))
+		r = encode_event(ev, old_reasons, e);
+	if (r == 0)
+		r = conn_send_packet(c, e->buf, e->len, -EBADF);
 	if (r < 0 && !c->closing) {
 		if (r == -ENOBUFS)
 			log_warning("client %s (uid %u) does not read its events (%u queued, limit is %u "
@@ -314,6 +413,7 @@ static int handle_list_devices(struct conn *c, const struct proto_msg *req)
 	struct proto_msg m = { .opcode = PROTO_OP_DEVICES, .request_id = req->request_id };
 	size_t n = MIN(broker_n_devices(b), (size_t)PROTO_MAX_DEVICES);
 
+	broker_settle(b);
 	for (size_t i = 0; i < n; i++) {
 		const struct device *d = broker_device(b, i);
 		struct proto_device *e = &entries[i];
@@ -553,12 +653,8 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 				 req->reset.grace_ms, req->request_id, &err);
 		if (r < 0)
 			c->resets_waiting--;
-		if (r == 0) {
-			log_notice("client %s (uid %u) asked to reset device #%u%s", c->client->name,
-				   c->client->creds.uid, req->reset.device_id,
-				   req->reset.flags & PROTO_RESET_FORCE ? " at once (force)" : "");
-			return 0; /* answered when the device has resumed */
-		}
+		if (r == 0)
+			return 0; /* answered when the device has resumed; the pause logs who asked */
 		break;
 	case PROTO_OP_GRANT:
 		r = handle_grant(c, req, &err);
@@ -596,65 +692,95 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 	return r;
 }
 
+/* Handles one received packet. Returns false when the connection was freed
+ * or is closing: nothing more is read from it. */
+static bool handle_packet(struct conn *c, const struct proto_slot *p)
+{
+	struct proto_msg m;
+	struct proto_diag diag = { "" };
+	ssize_t n = p->len;
+
+	if (n <= 0) {
+		if (n < 0) {
+			struct error_info err;
+			if (n == -ETOOMANYREFS)
+				error_set(&err, E2BIG, "message refused: more than %d fd attached, "
+					  "the most any message carries", PROTO_MAX_FDS);
+			else if (n == -EMSGSIZE)
+				error_set(&err, E2BIG, "message refused: larger than the %d-byte "
+					  "limit", PROTO_MAX_MESSAGE);
+			else
+				error_set(&err, (int)-n, "message refused: %s", strerror((int)-n));
+			log_warning("Protocol error from %s: %s", c->client->name, err.text);
+			conn_send_error(c, 0, 0, &err);
+		}
+		conn_free(c);
+		return false;
+	}
+	int r = proto_decode(p->buf, (size_t)n, p->n_fds, PROTO_FROM_CLIENT, &m, &diag);
+	/* No request takes fds: whatever came is closed here. */
+	proto_close_fds(p->fds, p->n_fds);
+	if (r < 0) {
+		struct error_info err;
+		error_set(&err, -r, "Protocol error: %s", diag.text);
+		log_warning("Protocol error from %s (uid %u): %s", c->client->name,
+			    c->client->creds.uid, diag.text);
+		conn_send_error(c, m.request_id, m.opcode, &err);
+		conn_free(c);
+		return false;
+	}
+	r = dispatch(c, &m);
+	proto_msg_clear(&m);
+	if (r < 0) {
+		if (r == -ENOBUFS)
+			log_warning("client %s does not read its replies (%u queued, limit is "
+				    "%u (max-queued-events)); disconnecting it", c->client->name,
+				    c->n_out, conn_limits(c)->max_queued_events);
+		conn_free(c);
+		return false;
+	}
+	return !c->closing;
+}
+
+static void read_requests(struct conn *c, int fd)
+{
+	struct proto_slot slot[MESSAGES_PER_WAKEUP];
+
+	for (size_t i = 0; i < MESSAGES_PER_WAKEUP; i++)
+		slot[i] = (struct proto_slot){ .buf = c->server->inbox + i * PROTO_MAX_MESSAGE,
+					       .size = PROTO_MAX_MESSAGE };
+	/* One recvmmsg() for all the client has sent (a pipelined RELEASE and
+	 * ALLOC): no second read only to learn that nothing more is there. */
+	int got = proto_recv_many(fd, slot, MESSAGES_PER_WAKEUP, PROTO_MAX_FDS);
+	if (got == -EAGAIN)
+		return;
+	if (got < 0) {
+		slot[0] = (struct proto_slot){ .len = got };
+		got = 1;
+	}
+	for (int i = 0; i < got; i++)
+		if (!handle_packet(c, &slot[i])) {
+			while (++i < got)
+				proto_close_fds(slot[i].fds, slot[i].n_fds);
+			return;
+		}
+}
+
 static void on_read(evutil_socket_t fd, short what, void *userdata)
 {
 	struct conn *c = userdata;
-	uint8_t buf[PROTO_MAX_MESSAGE];
+	struct socket_server *s = c->server;
 
 	if (c->hello_done)
 		conn_arm_idle(c);
-
-	for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
-		int fds[PROTO_MAX_FDS];
-		size_t n_fds = 0;
-		struct proto_msg m;
-		struct proto_diag diag = { "" };
-
-		ssize_t n = proto_recv(fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
-		if (n == -EAGAIN)
-			return;
-		if (n <= 0) {
-			if (n < 0) {
-				struct error_info err;
-				if (n == -ETOOMANYREFS)
-					error_set(&err, E2BIG, "message refused: more than %d fd attached, "
-						  "the most any message carries", PROTO_MAX_FDS);
-				else if (n == -EMSGSIZE)
-					error_set(&err, E2BIG, "message refused: larger than the %d-byte "
-						  "limit", PROTO_MAX_MESSAGE);
-				else
-					error_set(&err, (int)-n, "message refused: %s", strerror((int)-n));
-				log_warning("Protocol error from %s: %s", c->client->name, err.text);
-				conn_send_error(c, 0, 0, &err);
-			}
-			conn_free(c);
-			return;
-		}
-		int r = proto_decode(buf, (size_t)n, n_fds, PROTO_FROM_CLIENT, &m, &diag);
-		/* No request takes fds: whatever came is closed here. */
-		proto_close_fds(fds, n_fds);
-		if (r < 0) {
-			struct error_info err;
-			error_set(&err, -r, "Protocol error: %s", diag.text);
-			log_warning("Protocol error from %s (uid %u): %s", c->client->name,
-				    c->client->creds.uid, diag.text);
-			conn_send_error(c, m.request_id, m.opcode, &err);
-			conn_free(c);
-			return;
-		}
-		r = dispatch(c, &m);
-		proto_msg_clear(&m);
-		if (r < 0) {
-			if (r == -ENOBUFS)
-				log_warning("client %s does not read its replies (%u queued, limit is "
-					    "%u (max-queued-events)); disconnecting it", c->client->name,
-					    c->n_out, conn_limits(c)->max_queued_events);
-			conn_free(c);
-			return;
-		}
-		if (c->closing)
-			return;
-	}
+	s->corked = c;
+	read_requests(c, fd);
+	if (s->corked != c)
+		return; /* freed, and flushed first */
+	int r = conn_flush(c, NULL, 0, -EBADF);
+	s->corked = NULL;
+	if (r < 0 && !c->closing)
+		conn_free(c);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *userdata)
@@ -791,6 +917,11 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 	s->base = base;
 	s->broker = b;
 	list_init(&s->conns);
+	s->inbox = malloc((size_t)MESSAGES_PER_WAKEUP * PROTO_MAX_MESSAGE);
+	if (!s->inbox) {
+		free(s);
+		return -ENOMEM;
+	}
 	if (opts->listen_fd >= 0) {
 		s->listen_fd = opts->listen_fd;
 		(void)fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK);
@@ -798,6 +929,7 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 		s->listen_fd = listen_on(opts);
 		if (s->listen_fd < 0) {
 			r = s->listen_fd;
+			free(s->inbox);
 			free(s);
 			return r;
 		}
@@ -827,6 +959,7 @@ struct socket_server *socket_server_free(struct socket_server *s)
 		unlink(s->path);
 		free(s->path);
 	}
+	free(s->inbox);
 	free(s);
 	return NULL;
 }

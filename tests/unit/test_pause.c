@@ -29,6 +29,7 @@ struct backend_device {
 	int bus_reset_result; /* -EOPNOTSUPP takes the memory-disable fallback */
 	int block_fd;      /* >= 0: reset waits until this is readable, like a revoke */
 	int n_resets, n_bus_resets, n_memory_off, n_memory_on, n_closes;
+	uint64_t scrubbed; /* bytes, by the scrub worker */
 };
 
 static struct backend_device *fake_close(struct backend_device *dev)
@@ -43,7 +44,15 @@ static int fake_export(struct backend_device *dev, uint64_t offset, uint64_t siz
 	return fd < 0 ? -errno : fd;
 }
 
-static int fake_scrub(struct backend_device *dev, uint64_t offset, uint64_t size) { return 0; }
+static int fake_scrub(struct backend_device *dev, uint64_t offset, uint64_t size)
+{
+	__atomic_add_fetch(&dev->scrubbed, size, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* With DEVICE_FEATURE_REVOKE a released window is done at once (the fake
+ * buffers are memfds, which fdinfo never counts). */
+static int fake_revoke(struct backend_device *dev, int fd) { return 0; }
 
 static int fake_reset(struct backend_device *dev)
 {
@@ -78,7 +87,7 @@ static int fake_notify(struct backend_device *dev, enum backend_notify which, in
 static const struct backend_ops fake_ops = {
 	.name = "fake", .close = fake_close, .export = fake_export, .scrub = fake_scrub,
 	.reset = fake_reset, .bus_reset = fake_bus_reset, .set_memory = fake_set_memory,
-	.notify = fake_notify,
+	.notify = fake_notify, .revoke = fake_revoke,
 };
 
 /* ---- fake clients -------------------------------------------------------- */
@@ -439,6 +448,40 @@ static void test_loop_serves_during_reset(void)
 	teardown();
 }
 
+/* Released windows are zeroed by the worker, not on the loop; an ALLOC that
+ * fits nowhere else waits for it. */
+static void test_scrub_worker(void)
+{
+	struct rec holder;
+	struct error_info err;
+	struct lease *l;
+
+	setup(2000);
+	struct device *d = b->devices[0];
+	d->info.features |= DEVICE_FEATURE_REVOKE;
+	client(&holder, 1000, true, false);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(lease_on(holder.c, 0), 0);
+	while (!list_empty(&holder.c->leases)) {
+		l = container_of(holder.c->leases.next, struct lease, client_link);
+		CHECK_EQ(broker_release(holder.c, l->id, &err), 0);
+	}
+	CHECK_EQ(d->quarantined_bytes, 0);
+	for (int i = 0; i < 50 && d->dirty_bytes; i++)
+		run_briefly();
+	CHECK_EQ(d->dirty_bytes, 0);
+	CHECK_EQ(fake[0].scrubbed, 4 * MiB);
+	CHECK_EQ(allocator_free_bytes(d->alloc), 16 * MiB);
+
+	/* The whole BAR, released and asked for again at once. */
+	struct alloc_request all = { .device_by_id = true, .device_id = 0, .size = 16 * MiB };
+	CHECK_EQ(broker_alloc(holder.c, &all, &l, &err), 0);
+	CHECK_EQ(broker_release(holder.c, l->id, &err), 0);
+	CHECK_EQ(broker_alloc(holder.c, &all, &l, &err), 0);
+	CHECK_EQ(fake[0].scrubbed, 20 * MiB);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_reset_waits_for_acks);
@@ -448,5 +491,6 @@ int main(void)
 	RUN(test_reset_fails_gone);
 	RUN(test_device_error);
 	RUN(test_loop_serves_during_reset);
+	RUN(test_scrub_worker);
 	return UNIT_END();
 }

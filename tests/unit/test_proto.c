@@ -1074,6 +1074,35 @@ static void test_socket_eagain_and_eof(void)
 	close(sv[1]);
 }
 
+/* Several packets in one call each way, in order, an fd riding with one. */
+static void test_socket_many(void)
+{
+	static uint8_t rbuf[3][PROTO_MAX_MESSAGE];
+	uint8_t a[8] = "a", b[16] = "bb", c[24] = "ccc";
+	struct proto_slot slot[3];
+	int sv[2];
+
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	for (int i = 0; i < 3; i++)
+		slot[i] = (struct proto_slot){ .buf = rbuf[i], .size = sizeof(rbuf[i]) };
+	CHECK_EQ(proto_recv_many(sv[1], slot, 3, 1), -EAGAIN);
+	struct proto_packet p[3] = { { a, sizeof(a), -EBADF }, { b, sizeof(b), sv[0] },
+				     { c, sizeof(c), -EBADF } };
+	CHECK_EQ(proto_send_many(sv[0], p, 2), 2);
+	CHECK_EQ(proto_send_many(sv[0], p + 2, 1), 1);
+	CHECK_EQ(proto_recv_many(sv[1], slot, 3, 1), 3);
+	CHECK_EQ(slot[0].len, (ssize_t)sizeof(a));
+	CHECK_EQ(slot[0].n_fds, 0);
+	CHECK_EQ(slot[1].len, (ssize_t)sizeof(b));
+	CHECK_EQ(slot[1].n_fds, 1);
+	CHECK(memcmp(rbuf[2], c, sizeof(c)) == 0);
+	close(slot[1].fds[0]);
+	close(sv[0]);
+	CHECK_EQ(proto_recv_many(sv[1], slot, 3, 1), 3);
+	CHECK_EQ(slot[0].len, 0);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip_HELLO);
@@ -1133,5 +1162,6 @@ int main(void)
 	RUN(test_socket_extra_fds_closed);
 	RUN(test_socket_truncation_closes_fds);
 	RUN(test_socket_eagain_and_eof);
+	RUN(test_socket_many);
 	return UNIT_END();
 }
