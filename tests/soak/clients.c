@@ -220,6 +220,11 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 			c->dev[d].paused = false;
 			c->dev[d].hold_since = c->since;
 		}
+		/* Opened leases are not reclaimed (barkeep.h: open them again);
+		 * the library says nothing of them. */
+		for (unsigned k = c->n_held; k-- > 0;)
+			if (c->held[k].opened)
+				unhold(c, k, false);
 		for (unsigned k = 0; k < c->n_held; k++) {
 			struct held *h = &c->held[k];
 			if (h->lease->bar_offset != h->off || h->lease->size != h->size)
@@ -385,6 +390,16 @@ static void op_grant(struct conn *c)
 	after(c, "GRANT", r);
 }
 
+/* OPEN by lease id takes any grant to the caller's uid: the broker says
+ * which, and that one's OUTLIVE_OWNER counts. */
+static bool grant_outlives(const struct grant_rec *used, uint64_t grant_id)
+{
+	for (size_t i = 0; !used->token && i < n_grants; i++)
+		if (grants[i].grant_id == grant_id)
+			return grants[i].outlives;
+	return used->outlives;
+}
+
 static void op_open(struct conn *c)
 {
 	if (n_grants == 0 || c->n_held == MAX_HELD)
@@ -401,7 +416,7 @@ static void op_open(struct conn *c)
 	int r = barkeep_open(c->bk, &p, &l);
 	stats.opens++;
 	if (r == 0)
-		hold(c, l, g.key, true, g.outlives);
+		hold(c, l, g.key, true, grant_outlives(&g, l->grant_id));
 	after(c, "OPEN", r);
 }
 
