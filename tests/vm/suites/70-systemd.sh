@@ -25,12 +25,7 @@ chmod 0666 /dev/vfio/vfio # systemd's static node from modules.devname is 0600
 cat > /etc/barkeep/barkeep.conf <<CONF
 [daemon]
 log-level = debug
-[device gpu0]
-pci = $gpu0
-allow-users = root
-[device gpu1]
-pci = $gpu1
-allow-users = root
+$(root_gpus_conf)
 CONF
 # Installed as a package would be: the service's PrivateTmp=/ProtectHome=
 # hide a build tree under /tmp or /home (CI clones anywhere).
