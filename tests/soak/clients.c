@@ -131,6 +131,43 @@ static int unhold(struct conn *c, unsigned i, bool release)
 	return r;
 }
 
+/* Leases that ended with a restart, their fds still open for a while. */
+#define MAX_LINGER 512
+static struct lingering {
+	struct barkeep_lease *lease;
+	int span;
+	int64_t close_at;
+} lingering[MAX_LINGER];
+static size_t n_lingering;
+
+static void linger(struct conn *c, unsigned i)
+{
+	struct held *h = &c->held[i];
+
+	if (n_lingering == MAX_LINGER) {
+		unhold(c, i, false);
+		return;
+	}
+	lingering[n_lingering++] = (struct lingering){ h->lease, h->span,
+						      soak_now_ms() + (int64_t)soak_below(3000) };
+	c->dev[h->lease->device_id % SOAK_MAX_DEV].held--;
+	c->held[i] = c->held[--c->n_held];
+}
+
+/* Closes the lingering fds whose time has come (all with force). */
+static void lingering_close(bool force)
+{
+	int64_t now = soak_now_ms();
+	for (size_t i = 0; i < n_lingering;)
+		if (force || now >= lingering[i].close_at) {
+			ledger_drop(lingering[i].span);
+			barkeep_lease_free(lingering[i].lease);
+			lingering[i] = lingering[--n_lingering];
+		} else {
+			i++;
+		}
+}
+
 static int held_by_id(struct conn *c, uint64_t lease_id)
 {
 	for (unsigned i = 0; i < c->n_held; i++)
@@ -220,6 +257,12 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 			c->dev[d].paused = false;
 			c->dev[d].hold_since = c->since;
 		}
+		/* Opened leases are not reclaimed (barkeep.h: open them again);
+		 * the library says nothing of them. Their fds linger a while:
+		 * the restarted broker must keep the window out of use meanwhile. */
+		for (unsigned k = c->n_held; k-- > 0;)
+			if (c->held[k].opened)
+				linger(c, k);
 		for (unsigned k = 0; k < c->n_held; k++) {
 			struct held *h = &c->held[k];
 			if (h->lease->bar_offset != h->off || h->lease->size != h->size)
@@ -385,6 +428,16 @@ static void op_grant(struct conn *c)
 	after(c, "GRANT", r);
 }
 
+/* OPEN by lease id takes any grant to the caller's uid: the broker says
+ * which, and that one's OUTLIVE_OWNER counts. */
+static bool grant_outlives(const struct grant_rec *used, uint64_t grant_id)
+{
+	for (size_t i = 0; !used->token && i < n_grants; i++)
+		if (grants[i].grant_id == grant_id)
+			return grants[i].outlives;
+	return used->outlives;
+}
+
 static void op_open(struct conn *c)
 {
 	if (n_grants == 0 || c->n_held == MAX_HELD)
@@ -401,7 +454,7 @@ static void op_open(struct conn *c)
 	int r = barkeep_open(c->bk, &p, &l);
 	stats.opens++;
 	if (r == 0)
-		hold(c, l, g.key, true, g.outlives);
+		hold(c, l, g.key, true, grant_outlives(&g, l->grant_id));
 	after(c, "OPEN", r);
 }
 
@@ -470,6 +523,7 @@ void clients_step(void)
 {
 	struct conn *c = &conns[soak_below(opts.n_clients)];
 
+	lingering_close(false);
 	if (!c->bk) {
 		conn_open(c);
 		return;
@@ -568,6 +622,7 @@ void clients_hold_grants(bool hold_them)
 
 void clients_stop(void)
 {
+	lingering_close(true);
 	for (unsigned i = 0; i < opts.n_clients; i++) {
 		struct conn *c = &conns[i];
 		while (c->bk && c->n_held)

@@ -24,13 +24,7 @@ socket = $sock
 socket-mode = 0666
 log-level = debug
 
-[device gpu0]
-pci = $gpu0
-allow-users = root
-
-[device gpu1]
-pci = $gpu1
-allow-users = root
+$(root_gpus_conf)
 
 # podman's containers: under systemd (machine.slice), or with cgroupfs and
 # --cgroup-parent /podman as below
