@@ -201,7 +201,8 @@ static int check_lease(const struct fdstore_table *t, size_t i, char **ret_error
 	const struct fdstore_lease *l = &t->leases[i];
 	unsigned long long id = (unsigned long long)l->id;
 
-	if (l->state != FDSTORE_LEASE_LIVE && l->state != FDSTORE_LEASE_QUARANTINED)
+	if (l->state != FDSTORE_LEASE_LIVE && l->state != FDSTORE_LEASE_QUARANTINED &&
+	    l->state != FDSTORE_LEASE_SHARED)
 		return fail(ret_error, -EBADMSG, "lease %llu: state %u is not a state", id, l->state);
 	if (l->id == 0 || l->id >= t->next_lease_id)
 		return fail(ret_error, -EBADMSG, "lease %llu: the id is not below the next id %llu", id,
@@ -230,7 +231,7 @@ static int check_lease(const struct fdstore_table *t, size_t i, char **ret_error
 			return fail(ret_error, -EBADMSG, "lease %llu is listed twice", id);
 		if (o->device != l->device)
 			continue;
-		if (o->state != FDSTORE_LEASE_QUARANTINED && l->state != FDSTORE_LEASE_QUARANTINED &&
+		if (o->state == FDSTORE_LEASE_LIVE && l->state == FDSTORE_LEASE_LIVE &&
 		    ((o->flags | l->flags) & LEASE_EXCLUSIVE))
 			return fail(ret_error, -EBADMSG, "lease %llu: device %s has an exclusive lease and another",
 				    id, d->name);

@@ -50,7 +50,13 @@ struct fdstore_device {
 	uint64_t generation;
 };
 
-enum { FDSTORE_LEASE_FREE = 0, FDSTORE_LEASE_LIVE = 1, FDSTORE_LEASE_QUARANTINED = 2 };
+enum {
+	FDSTORE_LEASE_FREE = 0,
+	FDSTORE_LEASE_LIVE = 1,        /* held (or orphaned): reclaimable after a restart */
+	FDSTORE_LEASE_QUARANTINED = 2, /* released; a copy of the buffer may be open somewhere */
+	FDSTORE_LEASE_SHARED = 3,      /* other holders have exports the store does not keep:
+					* a restart keeps the window out of use */
+};
 
 struct fdstore_lease {
 	uint32_t slot;
@@ -103,7 +109,7 @@ void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint
 /* l->device is a device slot here; l->slot and l->state are ignored. Returns
  * the slot (live from now on), or -ENOSPC. */
 int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l);
-/* FDSTORE_LEASE_QUARANTINED, or FDSTORE_LEASE_FREE to give the slot back. */
+/* FDSTORE_LEASE_QUARANTINED, _SHARED, or FDSTORE_LEASE_FREE to give the slot back. */
 void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state);
 void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id);
 

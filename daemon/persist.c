@@ -216,9 +216,13 @@ void persist_lease_shared(struct persist *p, struct window_store *ws)
 {
 	char name[FDSTORE_NAME_MAX];
 
-	if (!active(p) || !ws->stored)
+	if (!active(p))
 		return;
-	if (fdstore_name_lease(name, ws->lease_id) == 0)
+	/* The table says so first, with one store: the holder's export leaves
+	 * the daemon only after it, and the unstore below is asynchronous. */
+	if (ws->slot >= 0)
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_SHARED);
+	if (ws->stored && fdstore_name_lease(name, ws->lease_id) == 0)
 		unstore(p, name);
 	ws->stored = false;
 }

@@ -54,10 +54,11 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 /* A lease taken back from the previous process: already in both. */
 void persist_lease_adopted(struct persist *p, const struct window_store *ws);
 void persist_window_quarantined(struct persist *p, const struct window_store *ws);
-/* The lease's window is exported to other holders, whose buffers the store
- * does not keep: its fd leaves the store (ws->stored becomes false) and its
- * slot stays, so a restart keeps the window out of use instead of lending
- * it while those buffers may be open. Not reclaimable after a restart. */
+/* The lease's window is about to be exported to another holder, whose
+ * buffer the store does not keep: the slot becomes FDSTORE_LEASE_SHARED
+ * (a restart keeps the window out of use instead of lending it while such
+ * buffers may be open) and the fd leaves the store (ws->stored becomes
+ * false). Not reclaimable after a restart. Call before the export leaves. */
 void persist_lease_shared(struct persist *p, struct window_store *ws);
 /* The window is free again: no slot, no stored fd. */
 void persist_window_forget(struct persist *p, const struct window_store *ws);

@@ -215,7 +215,7 @@ static struct device *broker_device_named(struct broker *b, const char *name)
 }
 
 struct counts {
-	size_t orphans, quarantined, lost, dropped;
+	size_t orphans, quarantined, shared, lost, dropped;
 };
 
 static void restore_lease(struct restore *rs, struct broker *b, const struct fdstore_lease *l,
@@ -236,6 +236,19 @@ static void restore_lease(struct restore *rs, struct broker *b, const struct fds
 			release_entry(rs, (size_t)i);
 		persist_window_forget(rs->persist, &ws);
 		n->dropped++;
+		return;
+	}
+	if (l->state == FDSTORE_LEASE_SHARED) {
+		/* Other holders' exports may be open and nothing here counts
+		 * them: out of use for as long as this table lives. */
+		if (i >= 0)
+			release_entry(rs, (size_t)i);
+		r = device_window_restore(d, l->offset, l->size, -EBADF, &ws);
+		if (r < 0)
+			log_error_errno(r, "Failed to keep shared window %#llx+%llu of device %s out of use: %m",
+					(unsigned long long)l->offset, (unsigned long long)l->size,
+					rec->name);
+		n->shared++;
 		return;
 	}
 	if (i >= 0 && (dmabuf_query(rs->inh.fds[i], &size, NULL, NULL, 0) < 0 || size != l->size)) {
@@ -294,8 +307,9 @@ void restore_finish(struct restore *rs, struct broker *b)
 		for (size_t i = 0; i < rs->table->n_leases; i++)
 			restore_lease(rs, b, &rs->table->leases[i], &n);
 		log_notice("Restored from the fd store: %zu device(s); %zu lease(s) wait for their holders to reclaim them, "
-			   "%zu released window(s) back in quarantine, %zu lost, %zu ended with their device",
-			   b->n_devices, n.orphans, n.quarantined, n.lost, n.dropped);
+			   "%zu released window(s) back in quarantine, %zu shared window(s) kept out of use, "
+			   "%zu lost, %zu ended with their device",
+			   b->n_devices, n.orphans, n.quarantined, n.shared, n.lost, n.dropped);
 	}
 	size_t leftover = 0;
 	for (size_t i = 0; i < rs->inh.n; i++)

@@ -307,10 +307,6 @@ static struct share *share_get(struct lease *l)
 			     .size = l->size, .owner_uid = l->owner->creds.uid,
 			     .owner_container = l->owner->container, .owner_lease_id = l->id,
 			     .owner = l };
-	/* Holders' exports are not in the fd store: a restart cannot see them,
-	 * so the table keeps the window out of use (persist.h) rather than
-	 * letting the next process hand it out while they may be open. */
-	persist_lease_shared(l->device->persist, &l->store);
 	s->store = l->store;
 	list_init(&s->grants);
 	list_init(&s->holders);
@@ -537,6 +533,13 @@ int broker_open(struct client *c, const struct open_request *req, struct lease *
 	if (r < 0)
 		return r;
 
+	/* Holders' exports are not in the fd store: a restart cannot see them,
+	 * so the table keeps the window out of use (persist.h) rather than
+	 * letting the next process hand it out while they may be open. */
+	if (s->owner && s->owner->store.stored) {
+		persist_lease_shared(s->device->persist, &s->owner->store);
+		s->store = s->owner->store;
+	}
 	bool read_only = req->read_only || (g->flags & GRANT_READ_ONLY);
 	struct lease *l = calloc(1, sizeof(*l));
 	if (!l)
