@@ -185,7 +185,8 @@ static int send_request(struct barkeep *bk, struct proto_msg *req)
 	return 0;
 }
 
-/* A send failed with r because the broker hung up. It may have said why just
+/* A send or read failed with r because the broker hung up (a read reports
+ * the hang-up once, before what is still queued). It may have said why just
  * before (a connection it refuses at once, e.g. over max-clients): then
  * that ERROR is the failure, else r stays. */
 static int error_before_hangup(struct barkeep *bk, int r)
@@ -197,7 +198,7 @@ static int error_before_hangup(struct barkeep *bk, int r)
 	if (r != -EPIPE && r != -ECONNRESET)
 		return r;
 	memcpy(why, bk->error, sizeof(why));
-	if (read_message(bk, false, &m, &fd) < 0) {
+	if (read_message(bk, READ_NOW, &m, &fd) < 0) {
 		memcpy(bk->error, why, sizeof(why));
 		return r;
 	}
@@ -222,6 +223,8 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 
 	for (enum read_mode mode = READ_WAIT;; mode = READ_WAIT_AFTER) {
 		r = read_message(bk, mode, ret, &fd);
+		if (r == -ECONNRESET)
+			return error_before_hangup(bk, r);
 		if (r < 0)
 			return r;
 		struct barkeep_event ev;
