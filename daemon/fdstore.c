@@ -689,19 +689,27 @@ void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint
 		store_u64(device_slot(w->map, slot) + DEVICE_GENERATION, generation);
 }
 
-int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l)
+int fdstore_writer_stage_lease(struct fdstore_writer *w, const struct fdstore_lease *l)
 {
 	if (w->n_free == 0)
 		return -ENOSPC;
 	uint32_t i = w->free_leases[--w->n_free];
-	uint8_t *slot = lease_slot(w->map, w->n_device_slots, i);
-	encode_lease(slot, l, l->device);
-	store_state(slot, FDSTORE_LEASE_LIVE);
+	encode_lease(lease_slot(w->map, w->n_device_slots, i), l, l->device);
 	return (int)i;
+}
+
+int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l)
+{
+	int slot = fdstore_writer_stage_lease(w, l);
+	if (slot >= 0)
+		store_state(lease_slot(w->map, w->n_device_slots, (uint32_t)slot), FDSTORE_LEASE_LIVE);
+	return slot;
 }
 
 void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state)
 {
+	/* A staged slot is written and taken but still free: it may be given
+	 * any state, FREE included, once. */
 	if (slot >= w->n_lease_slots)
 		return;
 	store_state(lease_slot(w->map, w->n_device_slots, slot), state);

@@ -109,6 +109,9 @@ void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint
 /* l->device is a device slot here; l->slot and l->state are ignored. Returns
  * the slot (live from now on), or -ENOSPC. */
 int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_lease *l);
+/* The same, but the slot stays free (a restart ignores it) until
+ * fdstore_writer_set_lease_state() makes it live or gives it back. */
+int fdstore_writer_stage_lease(struct fdstore_writer *w, const struct fdstore_lease *l);
 /* FDSTORE_LEASE_QUARANTINED, _SHARED, or FDSTORE_LEASE_FREE to give the slot back. */
 void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state);
 void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id);

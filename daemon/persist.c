@@ -186,16 +186,19 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	};
 	memcpy(rec.token, l->token, sizeof(rec.token));
 	fdstore_writer_set_next_id(p->table, next_lease_id);
-	int slot = fdstore_writer_put_lease(p->table, &rec);
+	/* The fd goes to systemd before the slot turns live: a crash between
+	 * the two leaves an fd the table does not name, which the next process
+	 * releases (the client never got the buffer), not a live slot whose
+	 * buffer it cannot see. */
+	int slot = fdstore_writer_stage_lease(p->table, &rec);
 	if (slot < 0)
 		return;
-	l->store.slot = slot;
 	if (fdstore_name_lease(name, l->id) < 0 || !store(p, l->fd, name)) {
-		/* Not stored: the next process must not meet this slot. */
 		fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_FREE);
-		l->store.slot = -1;
 		return;
 	}
+	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_LIVE);
+	l->store.slot = slot;
 	l->store.stored = true;
 	*ret_unkept = false;
 }

@@ -304,6 +304,9 @@ void restore_finish(struct restore *rs, struct broker *b)
 					   rs->table->devices[i].name);
 				persist_drop_device_slot(rs->persist, rs->table->devices[i].slot);
 			}
+		/* Ids never repeat within a table's life: a stored fd's name
+		 * (bk-lease-ID) must not meet a new lease's. */
+		b->next_lease_id = MAX(b->next_lease_id, rs->table->next_lease_id);
 		for (size_t i = 0; i < rs->table->n_leases; i++)
 			restore_lease(rs, b, &rs->table->leases[i], &n);
 		log_notice("Restored from the fd store: %zu device(s); %zu lease(s) wait for their holders to reclaim them, "

@@ -417,10 +417,7 @@ static void op_grant(struct conn *c)
 	int r = barkeep_grant(c->bk, &p, &out);
 	stats.grants++;
 	if (r == 0) {
-		/* A shared window stays out of use after a restart. */
-		if (!h->shared && n_shared < MAX_SHARED)
-			shared_keys[n_shared++] = h->key;
-		h->shared = true;
+		h->shared = true; /* the owner's reclaim is no longer certain */
 		g->grant_id = out.grant_id;
 		memcpy(g->secret, out.token, sizeof(g->secret));
 		n_grants++;
@@ -453,8 +450,15 @@ static void op_open(struct conn *c)
 	struct barkeep_lease *l;
 	int r = barkeep_open(c->bk, &p, &l);
 	stats.opens++;
-	if (r == 0)
+	if (r == 0) {
 		hold(c, l, g.key, true, grant_outlives(&g, l->grant_id));
+		/* A window a holder opened stays out of use after a restart. */
+		bool known = false;
+		for (size_t i = 0; i < n_shared && !known; i++)
+			known = shared_keys[i] == g.key;
+		if (!known && n_shared < MAX_SHARED)
+			shared_keys[n_shared++] = g.key;
+	}
 	after(c, "OPEN", r);
 }
 
