@@ -524,6 +524,10 @@ static int decode(uint8_t *p, size_t size, struct fdstore_table *t, char **ret_e
 		for (size_t d = 0; d < t->n_devices; d++)
 			if (t->devices[d].slot == dslot)
 				l->device = (uint32_t)d;
+		/* A slot of a device that left the table (gone, unplugged): its
+		 * buffers died with the device's fds. Stale, not corrupt. */
+		if (l->device == UINT32_MAX && dslot < n_device_slots)
+			continue;
 		t->n_leases++;
 	}
 	return check_table(t, ret_error);
@@ -694,7 +698,11 @@ int fdstore_writer_stage_lease(struct fdstore_writer *w, const struct fdstore_le
 	if (w->n_free == 0)
 		return -ENOSPC;
 	uint32_t i = w->free_leases[--w->n_free];
-	encode_lease(lease_slot(w->map, w->n_device_slots, i), l, l->device);
+	uint8_t *slot = lease_slot(w->map, w->n_device_slots, i);
+	/* A stale slot (fdstore_table_deserialize skips them) may still say
+	 * live: free first, so that a half-written body is never read. */
+	store_state(slot, FDSTORE_LEASE_FREE);
+	encode_lease(slot, l, l->device);
 	return (int)i;
 }
 
