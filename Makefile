@@ -214,7 +214,7 @@ soak: all
 	tests/vm/fetch-kernel
 	tests/kmod/build
 	BARKEEP_BUILD=$(abspath $(B)) tests/vm/run --systemd --timeout $$(($(DURATION) + 600)) \
-		-- tests/vm/suites/85-soak.sh $(DURATION)
+		-- tests/vm/suites/85-soak.sh $(DURATION) --restarts
 
 # ---- fuzzing: libFuzzer targets built with clang into build-fuzz/ ----------
 # make fuzz runs each target FUZZ_SECONDS; check-fuzz is make check's short
