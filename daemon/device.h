@@ -57,6 +57,8 @@ struct device {
 	unsigned n_orphans;
 	struct persist *persist; /* NULL: no fd store */
 	int32_t store_slot;      /* in the fd store's table; -1: not in it */
+	const char *stored_kinds[BACKEND_STORED_MAX]; /* its fds in the store, by kind */
+	size_t n_stored_kinds;
 	unsigned n_leases;
 	unsigned n_exclusive;
 	uint64_t quarantined_bytes;

@@ -117,6 +117,7 @@ int persist_device_added(struct persist *p, struct device *d)
 		int r = fdstore_name_device(name, d->cfg->name, fds[i].kind);
 		if (r < 0 || !store(p, fds[i].fd, name))
 			return r < 0 ? r : -EIO;
+		d->stored_kinds[d->n_stored_kinds++] = fds[i].kind;
 	}
 	fill_device(d, &rec);
 	int slot = fdstore_writer_put_device(p->table, &rec);
@@ -132,8 +133,11 @@ void persist_device_adopted(struct persist *p, struct device *d, uint32_t slot)
 
 	d->persist = p;
 	d->store_slot = (int32_t)slot;
+	size_t n = d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0;
+	for (size_t i = 0; i < n; i++)
+		d->stored_kinds[d->n_stored_kinds++] = fds[i].kind;
 	if (p)
-		p->n_stored += (unsigned)(d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0);
+		p->n_stored += (unsigned)n;
 }
 
 void persist_device_generation(struct persist *p, const struct device *d)
@@ -144,19 +148,17 @@ void persist_device_generation(struct persist *p, const struct device *d)
 
 void persist_device_removed(struct persist *p, struct device *d)
 {
-	struct backend_stored fds[BACKEND_STORED_MAX];
 	char name[FDSTORE_NAME_MAX];
 
 	if (!active(p) || d->store_slot < 0)
 		return;
 	fdstore_writer_drop_device(p->table, (uint32_t)d->store_slot);
 	d->store_slot = -1;
-	size_t n = d->backend && d->ops->stored_fds ? d->ops->stored_fds(d->backend, fds) : 0;
-	/* A closed backend no longer says which kinds it had: name them all. */
-	static const char *const kinds[] = { "container", "group", "device", "memory" };
-	for (size_t i = 0; i < (n ? n : ARRAY_SIZE(kinds)); i++)
-		if (fdstore_name_device(name, d->cfg->name, n ? fds[i].kind : kinds[i]) == 0)
+	/* What was stored, by name: the backend may be closed by now. */
+	for (size_t i = 0; i < d->n_stored_kinds; i++)
+		if (fdstore_name_device(name, d->cfg->name, d->stored_kinds[i]) == 0)
 			unstore(p, name);
+	d->n_stored_kinds = 0;
 }
 
 void persist_drop_device_slot(struct persist *p, uint32_t slot)
