@@ -233,29 +233,33 @@ static void *array_push(void *array_ptr, size_t *n, size_t elem)
 	return a + (*n)++ * elem;
 }
 
-/* Levenshtein distance, for "did you mean"; large for long strings. */
-static unsigned edit_distance(const char *a, const char *b)
+/* Levenshtein distance, for "did you mean", if it is below limit; limit
+ * otherwise (also for strings too long to be worth suggesting). */
+static unsigned edit_distance(const char *a, const char *b, unsigned limit)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	unsigned row[64];
 
-	if (la >= ARRAY_SIZE(row) || lb >= ARRAY_SIZE(row))
-		return UINT32_MAX;
+	if (la >= ARRAY_SIZE(row) || lb >= ARRAY_SIZE(row) || MAX(la, lb) - MIN(la, lb) >= limit)
+		return limit;
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = (unsigned)j;
 	for (size_t i = 1; i <= la; i++) {
-		unsigned diag = row[0];
-		row[0] = (unsigned)i;
+		unsigned diag = row[0], row_min;
+		row[0] = row_min = (unsigned)i;
 		for (size_t j = 1; j <= lb; j++) {
 			unsigned up = row[j];
 			unsigned best = diag + (a[i - 1] != b[j - 1]);
 			best = MIN(best, up + 1);
 			best = MIN(best, row[j - 1] + 1);
 			row[j] = best;
+			row_min = MIN(row_min, best);
 			diag = up;
 		}
+		if (row_min >= limit) /* distances never shrink down the rows */
+			return limit;
 	}
-	return row[lb];
+	return MIN(row[lb], limit);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -1001,8 +1005,10 @@ static void unknown_key(struct parser *p, const char *name)
 				     section_names[p->section], section_names[keys[i].section]);
 			return;
 		}
-		unsigned d = edit_distance(name, keys[i].name);
-		if (keys[i].section == p->section && d < best_d) {
+		if (keys[i].section != p->section)
+			continue;
+		unsigned d = edit_distance(name, keys[i].name, best_d);
+		if (d < best_d) {
 			best = &keys[i];
 			best_d = d;
 		}
@@ -1152,11 +1158,11 @@ static void section_begin(struct parser *p, const char *text, size_t len)
 		device_begin(p, skip_space(s + 6));
 	else if (strncmp(s, "container", 9) == 0 && (s[9] == '\0' || isspace((unsigned char)s[9])))
 		container_begin(p, skip_space(s + 9));
-	else if (edit_distance(s, "daemon") <= 2 || edit_distance(s, "limits") <= 2 ||
-		 edit_distance(s, "device") <= 2)
+	else if (edit_distance(s, "daemon", 3) <= 2 || edit_distance(s, "limits", 3) <= 2 ||
+		 edit_distance(s, "device", 3) <= 2)
 		line_error(p, p->line, "unknown section [%s]; did you mean [%s]?", s,
-			   edit_distance(s, "daemon") <= 2 ? "daemon" :
-			   edit_distance(s, "limits") <= 2 ? "limits" : "device NAME");
+			   edit_distance(s, "daemon", 3) <= 2 ? "daemon" :
+			   edit_distance(s, "limits", 3) <= 2 ? "limits" : "device NAME");
 	else
 		line_error(p, p->line, "unknown section [%s]; the sections are [daemon], [limits], "
 			   "[device NAME] and [container NAME]", s);
