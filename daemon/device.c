@@ -260,6 +260,23 @@ static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, 
 	d->quarantined_bytes += size;
 }
 
+/* Small windows nobody else holds are settled at once, on the loop: a
+ * reference count from fdinfo and a few KiB of zeroes cost less than the
+ * two thread switches of the worker, and they must never pile up behind a
+ * busy worker with an fd each. */
+#define WINDOW_INLINE_MAX (16u * 1024u)
+
+static bool window_small_and_unreferenced(const struct device *d, uint64_t size, const int *fds,
+					  size_t n, const struct window_store *ws)
+{
+	if (d->state != DEVICE_READY || size > WINDOW_INLINE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!window_unreferenced(fds[i], i == 0 && ws->stored))
+			return false;
+	return true;
+}
+
 int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, const int *fds,
 			      size_t n, const struct window_store *ws)
 {
@@ -270,6 +287,13 @@ int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, 
 	}
 	/* Until it is zeroed, a restart must not lend it: out of use in the table. */
 	persist_window_quarantined(d->persist, ws);
+	if (window_small_and_unreferenced(d, size, fds, n, ws)) {
+		close_all(fds, n);
+		window_reclaim(d, offset, size, ws);
+		return 1;
+	}
+	/* Larger ones, and any still referenced (whose revoke waits for its
+	 * importers), are the worker's. */
 	if (d->state == DEVICE_READY && scrub_queue(d, offset, size, fds, n, ws) == 0)
 		return 0;
 	if (d->state == DEVICE_READY && device_window_done(d, fds, n, ws)) {

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -77,8 +76,6 @@ static void *worker_main(void *userdata)
 {
 	struct device_scrub *s = userdata;
 
-	/* Zeroing is background work: requests on the loop come first. */
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->stopping && (s->held || list_empty(&s->queue)))

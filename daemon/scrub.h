@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Zeroing released windows off the event loop (internal to the core).
+ * Small unreferenced windows never come here (device.c settles them on
+ * the loop); the worker runs at the loop's priority, so that under load
+ * it keeps up instead of piling windows up with an fd each.
  *
  * A released window goes to a worker thread of the device with the
  * daemon's references to its buffers: the worker applies the reuse rule
