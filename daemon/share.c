@@ -533,13 +533,6 @@ int broker_open(struct client *c, const struct open_request *req, struct lease *
 	if (r < 0)
 		return r;
 
-	/* Holders' exports are not in the fd store: a restart cannot see them,
-	 * so the table keeps the window out of use (persist.h) rather than
-	 * letting the next process hand it out while they may be open. */
-	if (s->owner && s->owner->store.stored) {
-		persist_lease_shared(s->device->persist, &s->owner->store);
-		s->store = s->owner->store;
-	}
 	bool read_only = req->read_only || (g->flags & GRANT_READ_ONLY);
 	struct lease *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -561,6 +554,15 @@ int broker_open(struct client *c, const struct open_request *req, struct lease *
 	g->n_holders++;
 	if (g->to == GRANT_TO_TOKEN)
 		g->used = true;
+	/* Holders' exports are not in the fd store: a restart cannot see them,
+	 * so the table keeps the window out of use (persist.h) rather than
+	 * letting the next process hand it out while they may be open. Only
+	 * once the open succeeded (a refused one shares nothing), and before
+	 * the export leaves the daemon with the reply. */
+	if (s->owner && s->owner->store.stored) {
+		persist_lease_shared(s->device->persist, &s->owner->store);
+		s->store = s->owner->store;
+	}
 	*ret = l;
 	return 0;
 }
