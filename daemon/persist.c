@@ -6,6 +6,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "common/log.h"
 #include "daemon/broker.h"
 #include "daemon/persist.h"
 
@@ -15,6 +16,7 @@ struct persist {
 	unsigned n_stored; /* fds we gave systemd and did not take back */
 	bool detached;
 	bool table_published;
+	bool said_unkept;  /* warned of a lease without its fd since the last stored one */
 };
 
 int persist_new(unsigned max_fds, struct fdstore_writer *writer, struct persist **ret)
@@ -179,8 +181,6 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	if (!active(p) || d->store_slot < 0)
 		return;
 	*ret_unkept = true;
-	if (p->n_stored >= p->max_fds)
-		return;
 	struct fdstore_lease rec = {
 		.id = l->id, .device = (uint32_t)d->store_slot, .flags = l->flags,
 		.uid = l->owner->creds.uid, .offset = l->offset, .size = l->size,
@@ -193,16 +193,25 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	 * releases (the client never got the buffer), not a live slot whose
 	 * buffer it cannot see. */
 	int slot = fdstore_writer_stage_lease(p->table, &rec);
-	if (slot < 0)
-		return;
-	if (fdstore_name_lease(name, l->id) < 0 || !store(p, l->fd, name)) {
-		fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_FREE);
+	if (slot < 0) {
+		log_warning("Lease %llu is not in the lease table (%s): a restart will not know "
+			    "its window", (unsigned long long)l->id, strerror(-slot));
 		return;
 	}
+	bool stored = fdstore_name_lease(name, l->id) == 0 && store(p, l->fd, name);
+	/* Live either way: without its fd (the store is full or refused it) a
+	 * restart cannot give the lease back, but it keeps the window out of
+	 * use, as the client still holds the buffer. */
 	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_LIVE);
 	l->store.slot = slot;
-	l->store.stored = true;
-	*ret_unkept = false;
+	l->store.stored = stored;
+	*ret_unkept = !stored;
+	if (!stored && !p->said_unkept)
+		log_warning("Lease %llu's buffer is not in the fd store (%u of %u fds used): after a "
+			    "restart its holder cannot reclaim it, and its window stays out of use "
+			    "(said once until a buffer fits again)",
+			    (unsigned long long)l->id, p->n_stored, p->max_fds);
+	p->said_unkept = !stored;
 }
 
 void persist_lease_adopted(struct persist *p, const struct window_store *ws)
