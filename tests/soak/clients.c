@@ -237,9 +237,7 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 		if (ev->type == BARKEEP_EVENT_LEASE_REVOKED && ev->reason == BARKEEP_REVOKE_LOST) {
 			stats.lost_leases++;
 			if (!c->held[i].opened && !c->held[i].shared)
-				soak_violation("reclaim", "connection %u: lease %" PRIu64
-					       " was neither shared nor opened and was not reclaimed (%s)",
-					       c->idx, ev->lease_id, barkeep_error_message(bk));
+				soak_lost_plain(ev->device_id, c->idx, ev->lease_id, barkeep_error_message(bk));
 		}
 		if (ev->type == BARKEEP_EVENT_LEASE_REVOKED && ev->reason == BARKEEP_REVOKE_OWNER &&
 		    (!c->held[i].opened || c->held[i].outlives))

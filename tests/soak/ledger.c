@@ -20,6 +20,7 @@ struct span {
 	bool live;
 	uint64_t off, size, key;
 	pid_t child; /* holder process, SPAN_CHILD_NONE: this one */
+	int64_t ended_ms; /* when it stopped being live */
 };
 
 static struct span *spans;
@@ -62,12 +63,14 @@ static bool overlap(const struct span *a, uint32_t dev, uint64_t off, uint64_t s
 int ledger_add(uint32_t dev, uint64_t off, uint64_t size, uint64_t key, pid_t child)
 {
 	size_t slot = n_spans;
+	int64_t now = soak_now_ms();
 
 	stats.overlap_checks++;
 	for (size_t i = 0; i < n_spans; i++) {
 		struct span *s = &spans[i];
 		if (!s->live) {
-			slot = slot == n_spans ? i : slot;
+			if (now - s->ended_ms >= LEDGER_KEEP_MS)
+				slot = slot == n_spans ? i : slot;
 			continue;
 		}
 		if (s->key == key || !overlap(s, dev, off, size))
@@ -104,6 +107,7 @@ void ledger_drop(int handle)
 	if (handle < 0 || (size_t)handle >= n_spans || !spans[handle].live)
 		return;
 	spans[handle].live = false;
+	spans[handle].ended_ms = soak_now_ms();
 	n_live--;
 }
 
@@ -135,4 +139,22 @@ bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size)
 			return true;
 		}
 	return false;
+}
+
+bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_size)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < n_spans; i++) {
+		if (spans[i].key != key)
+			continue;
+		if (spans[i].live)
+			return false;
+		if (spans[i].ended_ms >= since_ms) {
+			*ret_dev = spans[i].dev;
+			*ret_size = spans[i].size;
+			found = true;
+		}
+	}
+	return found;
 }

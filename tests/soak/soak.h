@@ -32,7 +32,7 @@ extern struct soak_opts opts;
 /* Counters printed at the end. */
 struct soak_stats {
 	unsigned long ops, allocs, alloc_refused, releases, grants, opens, revokes, lists, passes,
-		abrupt, disconnects, lost_conns, reconnects, reclaimed, lost_leases;
+		abrupt, disconnects, lost_conns, reconnects, reclaimed, lost_leases, lost_to_unplug;
 	unsigned long resets, resets_failed, restarts, unplugs;
 	unsigned long overlap_checks, pair_checks, list_checks, violations;
 };
@@ -44,6 +44,12 @@ uint64_t soak_rand(void);
 /* Uniform in [0, n); n > 0. */
 uint64_t soak_below(uint64_t n);
 int64_t soak_now_ms(void);
+/* A plain lease the broker did not give back after a restart: a violation
+ * unless its device was unplugged after that restart began (the orphan
+ * ended with the device while its holder was away). Judged at the end by
+ * soak_judge_lost(), when every unplug has been reported. */
+void soak_lost_plain(uint32_t dev, unsigned conn, uint64_t lease_id, const char *why);
+void soak_judge_lost(void);
 /* Counts an invariant violation and prints it (the first few in full). */
 __attribute__((format(printf, 2, 3))) void soak_violation(const char *invariant, const char *fmt,
 							  ...);
@@ -64,6 +70,10 @@ void ledger_drop_device(uint32_t dev);
 size_t ledger_live(void);
 /* The window of key, if a span of it is live: its device and size. */
 bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size);
+/* The same for a window whose last span ended at or after since_ms (spans
+ * are not reused for LEDGER_KEEP_MS after they end). */
+#define LEDGER_KEEP_MS 10000
+bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_size);
 
 /* ---- clients.c: the connections ---- */
 int clients_start(void);
