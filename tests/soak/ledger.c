@@ -130,15 +130,19 @@ void ledger_drop_device(uint32_t dev)
 			ledger_drop((int)i);
 }
 
-bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size)
+bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *ret_children)
 {
+	bool found = false;
+
+	*ret_children = true;
 	for (size_t i = 0; i < n_spans; i++)
 		if (spans[i].live && spans[i].key == key) {
 			*ret_dev = spans[i].dev;
 			*ret_size = spans[i].size;
-			return true;
+			*ret_children &= spans[i].child != SPAN_CHILD_NONE;
+			found = true;
 		}
-	return false;
+	return found;
 }
 
 bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_size)

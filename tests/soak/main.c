@@ -98,7 +98,8 @@ static void verdicts(void)
  * exports are not in the fd store). One whose last reference ended just
  * before the restart may or may not: barkeepd settles a released window
  * after its sweep (250 ms) and the zeroing, and keeps it if the restart
- * came first. Such windows widen the expected free bytes to a range. */
+ * came first; so may one that only children still hold. Such windows widen
+ * the expected free bytes to a range. */
 #define SETTLE_MS 3000
 
 static uint64_t initial_free[SOAK_MAX_DEV];
@@ -127,8 +128,11 @@ static void count_shared_windows(void)
 		if (was_counted(keys[i]))
 			continue;
 		uint64_t *sum;
-		if (ledger_window(keys[i], &dev, &size))
-			sum = &out_of_use[dev % SOAK_MAX_DEV];
+		bool children;
+		/* Children hold copies for moments and may have closed them
+		 * already (exited, not reaped yet). */
+		if (ledger_window(keys[i], &dev, &size, &children))
+			sum = children ? &maybe_out[dev % SOAK_MAX_DEV] : &out_of_use[dev % SOAK_MAX_DEV];
 		else if (ledger_window_ended_since(keys[i], since, &dev, &size))
 			sum = &maybe_out[dev % SOAK_MAX_DEV];
 		else

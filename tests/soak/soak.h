@@ -68,8 +68,9 @@ void ledger_drop_child(pid_t child);
 /* Drops every span on a device that went away (its buffers died with it). */
 void ledger_drop_device(uint32_t dev);
 size_t ledger_live(void);
-/* The window of key, if a span of it is live: its device and size. */
-bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size);
+/* The window of key, if a span of it is live: its device and size, and in
+ * *ret_children whether only children hold it (they may be exiting). */
+bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *ret_children);
 /* The same for a window whose last span ended at or after since_ms (spans
  * are not reused for LEDGER_KEEP_MS after they end). */
 #define LEDGER_KEEP_MS 10000
