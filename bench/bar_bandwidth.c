@@ -253,13 +253,12 @@ int main(int argc, char **argv)
 	struct vfio_dev vd = { .container_fd = -1, .group_fd = -1,
 			       .num_regions = VFIO_PCI_NUM_REGIONS };
 	void *region = NULL;
-	uint64_t region_size = 0, at[N_KINDS] = { 0 };
+	uint64_t region_size = 0, at = 0;
 	int r = daemon_device_fd(bk, bar_index, bar_size);
 	if (r >= 0) {
 		vd.device_fd = r;
 		r = vfio_region_mmap(&vd, bar_index, &region, &region_size);
-		for (int i = 0; i < 2; i++)
-			at[K_LEASE_NC + i] = lease[i] ? lease[i]->bar_offset : 0;
+		at = lease[0]->bar_offset;
 		printf("bar_bandwidth: limit: the daemon's VFIO device fd, BAR%u region mmap, "
 		       "at the uncached lease's offset\n", bar_index);
 	} else {
@@ -271,15 +270,14 @@ int main(int argc, char **argv)
 			r = bar < 0 ? bar : vfio_region_mmap(&vd, (uint32_t)bar, &region, &region_size);
 		}
 	}
-	for (int k = K_LEASE_NC; k < N_KINDS && r >= 0; k++)
-		if (at[k] + size > region_size)
-			r = -ERANGE;
+	if (r >= 0 && at + size > region_size)
+		r = -ERANGE;
 	if (r < 0 || region_size < size) {
 		fprintf(stderr, "bar_bandwidth: region mmap: %s\n",
 			r < 0 ? strerror(-r) : "BAR smaller than the window");
 		return 1;
 	}
-	map[K_REGION] = (uint8_t *)region + at[K_LEASE_NC];
+	map[K_REGION] = (uint8_t *)region + at;
 
 	uint8_t *ram[N_KINDS] = { NULL };
 	if (ram_buffers(map, size, ram) < 0)
