@@ -300,7 +300,7 @@ static int fdinfo_field(const char *text, const char *key, char *ret, size_t len
 
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len)
 {
-	char path[64], text[1024], value[64];
+	char path[64], text[1024];
 
 	if (ret_size) {
 		off_t end = lseek(fd, 0, SEEK_END);
@@ -322,6 +322,13 @@ int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name
 	if (r < 0)
 		return r;
 	text[n] = '\0';
+	return dmabuf_fdinfo_parse(text, ret_count, ret_exp_name, exp_name_len);
+}
+
+int dmabuf_fdinfo_parse(const char *text, long *ret_count, char *ret_exp_name, size_t exp_name_len)
+{
+	char value[64];
+
 	if (ret_count) {
 		if (fdinfo_field(text, "count", value, sizeof(value)) < 0)
 			return -ENOTTY; /* not a dma-buf */

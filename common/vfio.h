@@ -75,6 +75,9 @@ int dmabuf_set_name(int fd, const char *name);
 /* Reads the dma-buf's size (lseek end) and fdinfo fields; any may be NULL.
  * ret_count is the number of file references (fdinfo "count"). */
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len);
+/* The same fields from fdinfo text already read; -ENOTTY when they are
+ * missing (not a dma-buf). */
+int dmabuf_fdinfo_parse(const char *text, long *ret_count, char *ret_exp_name, size_t exp_name_len);
 
 /* VFIO_DEVICE_FEATURE_PROBE of feature for ops (VFIO_DEVICE_FEATURE_GET and/or
  * _SET): 0 when the kernel has it, -ENOTTY when it does not. */

@@ -19,6 +19,7 @@ struct broker {
 	uint32_t next_client_id;
 	struct policy_usage *usage;
 	struct event_base *base;
+	struct fdinfo_cache *fdinfo; /* the devices' loop-side reference counts (fdinfo.h) */
 	const struct broker_hooks *hooks;
 	void *hooks_data;
 	struct persist *persist;    /* NULL: no fd store */

@@ -11,6 +11,7 @@
 #include "common/vfio.h"
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
+#include "daemon/fdinfo.h"
 #include "daemon/image.h"
 #include "daemon/pause.h"
 #include "daemon/persist.h"
@@ -57,6 +58,7 @@ struct broker *broker_free(struct broker *b)
 		device_free(b->devices[i]);
 	}
 	free(b->devices);
+	fdinfo_cache_free(b->fdinfo);
 	share_forget_all(b);
 	policy_usage_free(b->usage);
 	free(b);
@@ -173,9 +175,12 @@ void broker_client_set_sharing(struct client *c, bool shares)
 void broker_set_event_base(struct broker *b, struct event_base *base)
 {
 	b->base = base;
+	/* Without the cache (no memory) reference counts are read the plain way. */
+	b->fdinfo = fdinfo_cache_new(base);
 	/* A device that cannot be watched still lends; main.c says so. One
 	 * without a scrub worker zeroes released windows in place. */
 	for (size_t i = 0; i < b->n_devices; i++) {
+		b->devices[i]->fdinfo = b->fdinfo;
 		(void)pause_watch(b, b->devices[i]);
 		(void)scrub_start(b->devices[i], base);
 	}

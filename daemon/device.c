@@ -8,6 +8,7 @@
 #include "daemon/allocator.h"
 #include "daemon/device.h"
 #include "daemon/persist.h"
+#include "daemon/fdinfo.h"
 #include "daemon/scrub.h"
 
 /* A released window still referenced by some dma-buf outside the daemon. */
@@ -189,11 +190,11 @@ int device_window_export(struct device *d, uint64_t offset, uint64_t size, int o
 }
 
 /* True when fd (and systemd's copy of it, when stored) is the only
- * reference to its dma-buf. */
-static bool window_unreferenced(int fd, bool stored)
+ * reference to its dma-buf. cache: the loop's (NULL on the worker). */
+static bool window_unreferenced(struct fdinfo_cache *cache, int fd, bool stored)
 {
 	long count = 0;
-	return dmabuf_query(fd, NULL, &count, NULL, 0) == 0 && count <= 1 + (long)stored;
+	return fdinfo_dmabuf_count(cache, fd, &count) == 0 && count <= 1 + (long)stored;
 }
 
 /* Revokes the buffer for good where the kernel can (DEVICE_FEATURE_REVOKE):
@@ -209,15 +210,23 @@ static bool window_revoke(struct device *d, int fd)
 
 bool device_buffer_done(struct device *d, int fd)
 {
-	return window_unreferenced(fd, false) || (d->state == DEVICE_READY && window_revoke(d, fd));
+	return window_unreferenced(d->fdinfo, fd, false) ||
+	       (d->state == DEVICE_READY && window_revoke(d, fd));
+}
+
+static bool window_done(struct device *d, struct fdinfo_cache *cache, const int *fds, size_t n,
+			const struct window_store *ws)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!window_unreferenced(cache, fds[i], i == 0 && ws->stored) &&
+		    !window_revoke(d, fds[i]))
+			return false;
+	return true;
 }
 
 bool device_window_done(struct device *d, const int *fds, size_t n, const struct window_store *ws)
 {
-	for (size_t i = 0; i < n; i++)
-		if (!window_unreferenced(fds[i], i == 0 && ws->stored) && !window_revoke(d, fds[i]))
-			return false;
-	return true;
+	return window_done(d, NULL, fds, n, ws);
 }
 
 /* The window's buffers are gone: zeroed in place, then free again. */
@@ -272,7 +281,7 @@ static bool window_small_and_unreferenced(const struct device *d, uint64_t size,
 	if (d->state != DEVICE_READY || size > WINDOW_INLINE_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!window_unreferenced(fds[i], i == 0 && ws->stored))
+		if (!window_unreferenced(d->fdinfo, fds[i], i == 0 && ws->stored))
 			return false;
 	return true;
 }
@@ -296,7 +305,7 @@ int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, 
 	 * importers), are the worker's. */
 	if (d->state == DEVICE_READY && scrub_queue(d, offset, size, fds, n, ws) == 0)
 		return 0;
-	if (d->state == DEVICE_READY && device_window_done(d, fds, n, ws)) {
+	if (d->state == DEVICE_READY && window_done(d, d->fdinfo, fds, n, ws)) {
 		close_all(fds, n);
 		window_reclaim(d, offset, size, ws);
 		return 1;
@@ -354,7 +363,7 @@ unsigned device_sweep(struct device *d)
 	if (d->state != DEVICE_READY)
 		return 0;
 	list_for_each_safe(w, tmp, &d->quarantine, link) {
-		if (!device_window_done(d, w->fds, w->n_fds, &w->store))
+		if (!window_done(d, d->fdinfo, w->fds, w->n_fds, &w->store))
 			continue;
 		d->quarantined_bytes -= w->size;
 		close_all(w->fds, w->n_fds);

@@ -64,6 +64,7 @@ struct device {
 	uint64_t quarantined_bytes;
 	uint64_t dirty_bytes;         /* released, unreferenced, waiting to be zeroed */
 	struct device_scrub *scrub;   /* the worker that zeroes them (daemon/scrub.c); NULL: in place */
+	struct fdinfo_cache *fdinfo;  /* the loop's reads of reference counts (the broker's); NULL: plain */
 	struct device_pause *pause; /* while PAUSED: the pause under way (daemon/pause.c) */
 	struct device_watch *watch; /* device errors, release requests (daemon/pause.c) */
 	int error_fd;               /* eventfd: a write means a device error; -EBADF */
