@@ -21,6 +21,26 @@ struct barkeep *test_connect(const char *sock, const char *name)
 	return bk;
 }
 
+struct barkeep_device *test_devices(const char *sock, size_t want)
+{
+	struct barkeep *bk = test_connect(sock, "list");
+	struct barkeep_device *d = NULL;
+	size_t n = 0;
+
+	if (!bk)
+		return NULL;
+	if (barkeep_list_devices(bk, &d, &n) < 0)
+		fprintf(stderr, "  list devices: %s\n", barkeep_error_message(bk));
+	else if (n != want)
+		fprintf(stderr, "  list devices: %zu devices, want %zu\n", n, want);
+	barkeep_disconnect(bk);
+	if (d && n != want) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
 int test_alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret)
 {
 	struct barkeep_alloc_params p = { .by_id = true, .device_id = dev, .size = size };

@@ -9,6 +9,9 @@
 
 /* Connects to the daemon at sock; NULL on failure, with why on stderr. */
 struct barkeep *test_connect(const char *sock, const char *name);
+/* LIST_DEVICES on a connection of its own: the array (free() it) when
+ * exactly want devices came, else NULL with why on stderr. */
+struct barkeep_device *test_devices(const char *sock, size_t want);
 /* ALLOC of size bytes on the device with that id. 0 or -errno. */
 int test_alloc_on(struct barkeep *bk, uint32_t dev, uint64_t size, struct barkeep_lease **ret);
 /* The device's free bytes as LIST_DEVICES says; 0 on error. */

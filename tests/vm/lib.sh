@@ -79,6 +79,22 @@ wait_for_socket() {
 # Under valgrind, each barkeepd writes its report here (%p: its pid).
 valgrind_log=/run/barkeepd-valgrind.%p.log
 
+# two_gpus_setup: what suites of both GPUs start from: $gpu0, $gpu1, $sock
+# and $conf set, the config (both devices, 64 leases per uid) written and
+# checked.
+two_gpus_setup() {
+	read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
+	conf=/run/barkeep-test.conf
+	sock=/run/barkeep/barkeep.sock
+	write_conf "$conf" <<CONF
+[limits]
+max-leases-per-uid = 64
+
+$(two_gpus_conf)
+CONF
+	check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
+}
+
 # start_barkeepd LOG ARGS...: starts barkeepd with ARGS in the background
 # (behind $BARKEEP_DAEMON_WRAPPER, if set), its stderr in LOG, sets pid;
 # waits for $sock and checks "daemon listens".

@@ -54,29 +54,22 @@ static void wait_sweep(void)
 /* LIST_DEVICES says what each device really is. */
 static void test_list_devices(void)
 {
-	struct barkeep *bk = conn("list");
-	struct barkeep_device *d;
-	size_t n = 0;
-	CHECK(bk);
-	if (!bk)
+	struct barkeep_device *d = test_devices(sock_path, 2);
+	CHECK(d);
+	if (!d)
 		return;
-	CHECK_EQ(barkeep_list_devices(bk, &d, &n), 0);
-	CHECK_EQ(n, 2);
-	if (n == 2) {
-		CHECK_EQ(d[0].backend, BARKEEP_BACKEND_VFIO);
-		CHECK(strcmp(d[0].pci_address, "0000:00:03.0") == 0);
-		CHECK(!(d[0].features & BARKEEP_FEATURE_DMABUF_MMAP));
-		CHECK_EQ(d[1].backend, BARKEEP_BACKEND_SYSMEM);
-		CHECK(strcmp(d[1].pci_address, "") == 0);
-		CHECK_EQ(d[1].pci_vendor, 0);
-		CHECK_EQ(d[1].bar_size, 128 * MiB);
-		CHECK_EQ(d[1].free_bytes, 128 * MiB);
-		CHECK(d[1].features & BARKEEP_FEATURE_DMABUF_EXPORT);
-		CHECK(d[1].features & BARKEEP_FEATURE_DMABUF_MMAP);
-		CHECK(strcmp(d[1].label, "system memory") == 0);
-		free(d);
-	}
-	barkeep_disconnect(bk);
+	CHECK_EQ(d[0].backend, BARKEEP_BACKEND_VFIO);
+	CHECK(strcmp(d[0].pci_address, "0000:00:03.0") == 0);
+	CHECK(!(d[0].features & BARKEEP_FEATURE_DMABUF_MMAP));
+	CHECK_EQ(d[1].backend, BARKEEP_BACKEND_SYSMEM);
+	CHECK(strcmp(d[1].pci_address, "") == 0);
+	CHECK_EQ(d[1].pci_vendor, 0);
+	CHECK_EQ(d[1].bar_size, 128 * MiB);
+	CHECK_EQ(d[1].free_bytes, 128 * MiB);
+	CHECK(d[1].features & BARKEEP_FEATURE_DMABUF_EXPORT);
+	CHECK(d[1].features & BARKEEP_FEATURE_DMABUF_MMAP);
+	CHECK(strcmp(d[1].label, "system memory") == 0);
+	free(d);
 }
 
 /* A sysmem lease is a udmabuf dma-buf of the asked (page-rounded) size. */

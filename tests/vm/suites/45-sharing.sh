@@ -7,17 +7,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../lib.sh
 . "$here/../lib.sh"
 
-read -r gpu0 gpu1 _ <<< "$BARKEEP_GPUS"
-conf=/run/barkeep-test.conf
-sock=/run/barkeep/barkeep.sock
-write_conf "$conf" <<CONF
-[limits]
-max-leases-per-uid = 64
-
-$(two_gpus_conf)
-CONF
-
-check "config validates" "$BARKEEP_BUILD/barkeepd" --check-config "$conf"
+two_gpus_setup
 check "default share-with is same-group" sh -c \
 	"'$BARKEEP_BUILD/barkeepd' --check-config '$conf' | grep -q 'share with: same-group'"
 start_barkeepd /run/barkeepd.log --config "$conf"
