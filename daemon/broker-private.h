@@ -25,7 +25,6 @@ struct broker {
 	struct persist *persist;    /* NULL: no fd store */
 	size_t n_orphans;           /* restored leases nobody reclaimed yet (device.orphans) */
 	struct event *ev_orphans;   /* ends them at the reclaim timeout */
-	size_t n_unkept;            /* leases made while the fd store had no room */
 	uint8_t random[4096];       /* unused randomness for tokens, from the end */
 	size_t n_random;
 };

@@ -458,9 +458,7 @@ int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t
 	/* A restart keeps the owner's lease; holders open theirs again. */
 	l->store = WINDOW_STORE_NONE;
 	if (!(l->flags & LEASE_OPENED)) {
-		bool unkept;
-		persist_lease_added(b->persist, l, b->next_lease_id, &unkept);
-		b->n_unkept += unkept;
+		persist_lease_added(b->persist, l, b->next_lease_id);
 	}
 	lease_link(b, c, l);
 	return 0;
@@ -699,4 +697,3 @@ void broker_set_persist(struct broker *b, struct persist *p)
 }
 
 size_t broker_n_orphans(const struct broker *b) { return b->n_orphans; }
-size_t broker_n_unkept(const struct broker *b) { return b->n_unkept; }

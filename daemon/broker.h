@@ -296,8 +296,6 @@ size_t broker_n_orphans(const struct broker *b);
 /* barkeepd stops for good: DEVICE_GONE (SHUTDOWN) to every client holding a
  * lease on a device, or watching. Returns the number of events queued. */
 unsigned broker_shutdown(struct broker *b);
-/* Leases made while the fd store had no room: a restart ends them. */
-size_t broker_n_unkept(const struct broker *b);
 
 /* Frees quarantined windows whose buffers were closed; returns how many. */
 /* Waits for the released windows being zeroed to be free again, so that a

@@ -17,6 +17,7 @@ struct persist {
 	bool detached;
 	bool table_published;
 	bool said_unkept;  /* warned of a lease without its fd since the last stored one */
+	unsigned n_unkept; /* leases without their fd since then */
 };
 
 int persist_new(unsigned max_fds, struct fdstore_writer *writer, struct persist **ret)
@@ -169,18 +170,15 @@ void persist_drop_device_slot(struct persist *p, uint32_t slot)
 		fdstore_writer_drop_device(p->table, slot);
 }
 
-void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease_id,
-			 bool *ret_unkept)
+void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease_id)
 {
 	struct device *d = l->device;
 	char name[FDSTORE_NAME_MAX];
 
 	l->store = WINDOW_STORE_NONE;
 	l->store.lease_id = l->id;
-	*ret_unkept = false;
 	if (!active(p) || d->store_slot < 0)
 		return;
-	*ret_unkept = true;
 	struct fdstore_lease rec = {
 		.id = l->id, .device = (uint32_t)d->store_slot, .flags = l->flags,
 		.uid = l->owner->creds.uid, .offset = l->offset, .size = l->size,
@@ -205,12 +203,15 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_LIVE);
 	l->store.slot = slot;
 	l->store.stored = stored;
-	*ret_unkept = !stored;
 	if (!stored && !p->said_unkept)
 		log_warning("Lease %llu's buffer is not in the fd store (%u of %u fds used): after a "
 			    "restart its holder cannot reclaim it, and its window stays out of use "
 			    "(said once until a buffer fits again)",
 			    (unsigned long long)l->id, p->n_stored, p->max_fds);
+	if (stored && p->said_unkept)
+		log_notice("Buffers fit in the fd store again; %u lease(s) made meanwhile are not "
+			   "in it", p->n_unkept);
+	p->n_unkept = stored ? 0 : p->n_unkept + 1;
 	p->said_unkept = !stored;
 }
 

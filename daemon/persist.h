@@ -47,10 +47,10 @@ void persist_device_removed(struct persist *p, struct device *d);
 void persist_drop_device_slot(struct persist *p, uint32_t slot);
 
 /* A new lease, before its buffer leaves the daemon: the table slot first,
- * then the fd in the store. Fills l->store; leases beyond the store's room
- * are not kept (they end at a restart) and *ret_unkept says so. */
-void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease_id,
-			 bool *ret_unkept);
+ * then the fd in the store. Fills l->store; a lease beyond the store's room
+ * gets a live slot without its fd (a restart keeps its window out of use
+ * but cannot give it back), and the log says so once per episode. */
+void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease_id);
 /* A lease taken back from the previous process: already in both. */
 void persist_lease_adopted(struct persist *p, const struct window_store *ws);
 void persist_window_quarantined(struct persist *p, const struct window_store *ws);
