@@ -228,25 +228,6 @@ static double pct(struct samples *s, double p)
 	return (double)s->ns[i] / 1000.0;
 }
 
-/* utime + stime of a process, in microseconds; 0 when unknown. */
-static uint64_t cpu_us(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long long ut = 0, st = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command may contain spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (ut + st) * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
-}
-
 static pid_t name_pid(sd_bus *bus, const char *name)
 {
 	_cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
@@ -329,14 +310,14 @@ int main(int argc, char **argv)
 		/* Each round in a different order, so no kind always runs first. */
 		for (int k0 = 0; k0 < N_KINDS; k0++) {
 			int k = (k0 + round) % N_KINDS;
-			uint64_t c0 = k == BARKEEP ? cpu_us(broker_pid) : k == LIMIT ? cpu_us(server) : 0;
+			uint64_t c0 = k == BARKEEP ? bench_cpu_us(broker_pid) : k == LIMIT ? bench_cpu_us(server) : 0;
 			for (size_t i = 0; i < per_round; i++)
 				s[k].ns[s[k].n++] = k == BARKEEP ? barkeep_once(bus, device, size, &req.ns[req.n++])
 								 : limit_once(bus, size, k == LIMIT_ONEWAY);
 			if (k == BARKEEP)
-				cpu_barkeepd += cpu_us(broker_pid) - c0;
+				cpu_barkeepd += bench_cpu_us(broker_pid) - c0;
 			else if (k == LIMIT)
-				cpu_bare += cpu_us(server) - c0;
+				cpu_bare += bench_cpu_us(server) - c0;
 		}
 	}
 

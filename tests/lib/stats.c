@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/lib/stats.h"
 
@@ -47,4 +49,22 @@ uint64_t bench_percentile_u64(uint64_t *v, size_t n, unsigned p)
 
 	bench_sort_u64(v, n);
 	return v[rank ? rank - 1 : 0];
+}
+
+uint64_t bench_cpu_us(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut = 0, st = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the command may contain spaces */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (ut + st) * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
 }

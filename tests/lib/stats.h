@@ -14,5 +14,8 @@ _noreturn_ _printf_(2, 3) void bench_die(const char *name, const char *fmt, ...)
 uint64_t bench_now_ns(void);
 /* Sorts n samples in ascending order. */
 void bench_sort_u64(uint64_t *v, size_t n);
+/* utime + stime of process pid in microseconds (clock-tick granularity);
+ * 0 when unknown. */
+uint64_t bench_cpu_us(int pid);
 /* The nearest-rank p-th percentile (1..100) of n > 0 samples; sorts v. */
 uint64_t bench_percentile_u64(uint64_t *v, size_t n, unsigned p);
