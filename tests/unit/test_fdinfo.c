@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The loop's fdinfo handles (daemon/fdinfo.c): what they answer for files
+ * that are not dma-bufs, that they stay bounded, and that they close when
+ * idle. Real dma-bufs are the VM suites' (10-barkeepd's window reuse rule).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/macro.h"
+#include "daemon/fdinfo.h"
+#include "tests/unit/unit.h"
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own fd */
+}
+
+static void test_not_a_dmabuf(void)
+{
+	struct event_base *base = event_base_new();
+	struct fdinfo_cache *c = fdinfo_cache_new(base);
+	int p[2];
+	long count = 42;
+
+	CHECK(c);
+	CHECK_EQ(pipe(p), 0);
+	CHECK_EQ(fdinfo_dmabuf_count(c, p[0], &count), -ENOTTY);
+	CHECK_EQ(fdinfo_dmabuf_count(c, p[0], &count), -ENOTTY); /* through the kept handle */
+	CHECK_EQ(fdinfo_dmabuf_count(NULL, p[0], &count), -ENOTTY);
+	CHECK_EQ(count, 42);
+	close(p[0]);
+	close(p[1]);
+	fdinfo_cache_free(c);
+	event_base_free(base);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *userdata)
+{
+	event_base_loopbreak(userdata);
+}
+
+static void test_bounded_then_closed_when_idle(void)
+{
+	struct event_base *base = event_base_new();
+	struct fdinfo_cache *c = fdinfo_cache_new(base);
+	int p[8][2];
+	long count;
+
+	for (size_t i = 0; i < ARRAY_SIZE(p); i++)
+		CHECK_EQ(pipe(p[i]), 0);
+	int before = open_fds();
+	for (size_t i = 0; i < ARRAY_SIZE(p); i++)
+		(void)fdinfo_dmabuf_count(c, p[i][0], &count);
+	/* At most FDINFO_HANDLES_MAX handles and the directory. */
+	int held = open_fds() - before;
+	CHECK(held >= 1 && held <= FDINFO_HANDLES_MAX + 1);
+
+	struct event *stop = evtimer_new(base, on_stop, base);
+	const struct timeval later = { (FDINFO_IDLE_MS + 300) / 1000, (FDINFO_IDLE_MS + 300) % 1000 * 1000 };
+	evtimer_add(stop, &later);
+	event_base_dispatch(base);
+	CHECK_EQ(open_fds(), before);
+
+	event_free(stop);
+	for (size_t i = 0; i < ARRAY_SIZE(p); i++) {
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	fdinfo_cache_free(c);
+	event_base_free(base);
+}
+
+int main(void)
+{
+	RUN(test_not_a_dmabuf);
+	RUN(test_bounded_then_closed_when_idle);
+	return UNIT_END();
+}
