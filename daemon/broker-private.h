@@ -4,6 +4,20 @@
 
 #include "daemon/broker.h"
 
+/* Why a restored lease ended before anyone took it back. */
+enum orphan_end { ORPHAN_END_TIMEOUT = 1, ORPHAN_END_DEVICE_GONE, ORPHAN_END_SHUTDOWN };
+
+/* A restored lease that ended unclaimed, so that a late RECLAIM with its
+ * token hears why rather than only "no such lease". */
+struct orphan_tomb {
+	uint64_t id;
+	uint8_t token[BROKER_TOKEN_SIZE];
+	uid_t uid;
+	enum orphan_end why; /* 0: unused */
+	const char *device;  /* the config's name */
+};
+#define ORPHAN_TOMBS_MAX 64
+
 struct broker {
 	struct config *cfg;
 	struct device **devices;
@@ -25,6 +39,8 @@ struct broker {
 	struct persist *persist;    /* NULL: no fd store */
 	size_t n_orphans;           /* restored leases nobody reclaimed yet (device.orphans) */
 	struct event *ev_orphans;   /* ends them at the reclaim timeout */
+	struct orphan_tomb orphan_tombs[ORPHAN_TOMBS_MAX]; /* the last ones that ended */
+	size_t next_orphan_tomb;
 	uint8_t random[4096];       /* unused randomness for tokens, from the end */
 	size_t n_random;
 };
@@ -35,7 +51,7 @@ int broker_random(struct broker *b, void *buf, size_t n);
 
 /* Ends a restored lease nobody took back: its window goes to quarantine
  * (the old holder may still have the buffer open). */
-void broker_orphan_end(struct broker *b, struct lease *l);
+void broker_orphan_end(struct broker *b, struct lease *l, enum orphan_end why);
 
 struct fdstore_lease;
 /* Restart: a lease of the previous process, as an orphan on d until its

@@ -52,7 +52,7 @@ struct broker *broker_free(struct broker *b)
 	for (size_t i = 0; i < b->n_devices; i++) {
 		struct lease *l, *ltmp;
 		list_for_each_safe(l, ltmp, &b->devices[i]->orphans, device_link)
-			broker_orphan_end(b, l);
+			broker_orphan_end(b, l, ORPHAN_END_SHUTDOWN);
 		pause_abort(b->devices[i]);
 		pause_unwatch(b->devices[i]);
 		device_free(b->devices[i]);
@@ -202,9 +202,14 @@ void broker_window_end(struct broker *b, struct device *d, uid_t uid,
 	device_window_release_fds(d, offset, size, fds, n, ws);
 }
 
-void broker_orphan_end(struct broker *b, struct lease *l)
+void broker_orphan_end(struct broker *b, struct lease *l, enum orphan_end why)
 {
 	struct device *d = l->device;
+	struct orphan_tomb *t = &b->orphan_tombs[b->next_orphan_tomb++ % ORPHAN_TOMBS_MAX];
+
+	*t = (struct orphan_tomb){ .id = l->id, .uid = l->orphan_uid, .why = why,
+				   .device = d->cfg->name };
+	memcpy(t->token, l->token, sizeof(t->token));
 
 	list_remove(&l->device_link);
 	d->n_orphans--;
@@ -587,6 +592,28 @@ static struct lease *find_orphan(struct broker *b, uint64_t lease_id)
 	return NULL;
 }
 
+/* No orphan to give back: ENOENT, with the reason when the caller's token
+ * names one that ended unclaimed. */
+static int reclaim_refused(const struct broker *b, const struct client *c, uint64_t lease_id,
+			   const uint8_t token[BROKER_TOKEN_SIZE], struct error_info *err)
+{
+	for (size_t i = 0; i < ORPHAN_TOMBS_MAX; i++) {
+		const struct orphan_tomb *t = &b->orphan_tombs[i];
+		if (!t->why || t->id != lease_id || t->uid != c->creds.uid ||
+		    !broker_token_equal(t->token, token))
+			continue;
+		if (t->why == ORPHAN_END_DEVICE_GONE)
+			return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid: "
+					 "it ended unclaimed when its device %s went away",
+					 (unsigned long long)lease_id, t->device);
+		return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid: "
+				 "nobody reclaimed it within reclaim-timeout-s (%u s) of the restart",
+				 (unsigned long long)lease_id, b->cfg->limits.reclaim_timeout_s);
+	}
+	return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
+			 (unsigned long long)lease_id);
+}
+
 int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROKER_TOKEN_SIZE],
 		   struct lease **ret, struct error_info *err)
 {
@@ -596,8 +623,7 @@ int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROK
 	bool match = l && broker_token_equal(l->token, token);
 
 	if (!match || l->orphan_uid != c->creds.uid)
-		return error_set(err, ENOENT, "no orphaned lease %llu for this token and uid",
-				 (unsigned long long)lease_id);
+		return reclaim_refused(b, c, lease_id, token, err);
 	struct device *d = l->device;
 	int r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, l->size, &hit);
 	if (r < 0)
@@ -648,7 +674,7 @@ static void on_orphans_expired(evutil_socket_t fd, short what, void *userdata)
 	for (size_t i = 0; i < b->n_devices; i++) {
 		struct lease *l, *tmp;
 		list_for_each_safe(l, tmp, &b->devices[i]->orphans, device_link)
-			broker_orphan_end(b, l);
+			broker_orphan_end(b, l, ORPHAN_END_TIMEOUT);
 	}
 	if (b->hooks && b->hooks->orphans_expired)
 		b->hooks->orphans_expired(b, b->hooks_data);

@@ -163,7 +163,7 @@ static void pause_finish(struct device_pause *p)
 		broker_leases_end(&d->leases, offsetof(struct lease, device_link));
 		while (!list_empty(&d->orphans))
 			broker_orphan_end(p->broker, container_of(d->orphans.next, struct lease,
-								  device_link));
+								  device_link), ORPHAN_END_DEVICE_GONE);
 		device_drop_quarantine(d);
 		persist_device_removed(d->persist, d);
 		pause_unwatch(d);

@@ -17,6 +17,7 @@
 
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
+#include "daemon/fdstore.h"
 #include "tests/unit/unit.h"
 
 #define MiB (1ull << 20)
@@ -482,6 +483,57 @@ static void test_scrub_worker(void)
 	teardown();
 }
 
+/* A restored lease of uid 1000 on dev, as a restart adopts it. */
+static void adopt_orphan(uint32_t dev, uint64_t id, uint8_t token_byte)
+{
+	struct fdstore_lease rec = { .id = id, .uid = 1000, .offset = id * MiB, .size = MiB,
+				     .generation = 1 };
+	memset(rec.token, token_byte, sizeof(rec.token));
+	CHECK_EQ(broker_adopt_lease(b, b->devices[dev], &rec, fake_export(&fake[dev], 0, 0, 0),
+				    &WINDOW_STORE_NONE), 0);
+}
+
+static int reclaim_with(struct client *c, uint64_t id, uint8_t token_byte, struct error_info *err)
+{
+	uint8_t token[BROKER_TOKEN_SIZE];
+	struct lease *l;
+	memset(token, token_byte, sizeof(token));
+	return broker_reclaim(c, id, token, &l, err);
+}
+
+/* A late RECLAIM of an orphan that ended unclaimed says why; with a wrong
+ * token it learns nothing. */
+static void test_ended_orphans_say_why(void)
+{
+	struct rec holder, admin;
+	struct error_info err;
+
+	setup(2000);
+	client(&holder, 1000, false, false);
+	client(&admin, 0, true, false);
+	adopt_orphan(0, 3, 0xaa);
+	adopt_orphan(1, 4, 0xbb);
+	/* Device 0 goes away (its reset fails) with lease 3 still unclaimed. */
+	fake[0].reset_result = -EIO;
+	CHECK_EQ(broker_reset(admin.c, 0, true, 0, 1, &err), 0);
+	run_until_answered(&admin);
+	CHECK_EQ(b->devices[0]->state, DEVICE_GONE);
+	CHECK_EQ(reclaim_with(holder.c, 3, 0xaa, &err), -ENOENT);
+	CHECK_CONTAINS(err.text, "no orphaned lease 3");
+	CHECK_CONTAINS(err.text, "its device gpu0 went away");
+	CHECK_EQ(reclaim_with(holder.c, 3, 0xab, &err), -ENOENT);
+	CHECK(!strstr(err.text, "went away"));
+	/* Lease 4 waits out the reclaim timeout. */
+	CHECK_EQ(broker_arm_orphans(b, 10), 0);
+	run_briefly();
+	CHECK_EQ(b->n_orphans, 0);
+	CHECK_EQ(reclaim_with(holder.c, 4, 0xbb, &err), -ENOENT);
+	CHECK_CONTAINS(err.text, "nobody reclaimed it within reclaim-timeout-s");
+	CHECK_EQ(reclaim_with(admin.c, 4, 0xbb, &err), -ENOENT); /* another uid */
+	CHECK(!strstr(err.text, "nobody"));
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_reset_waits_for_acks);
@@ -492,5 +544,6 @@ int main(void)
 	RUN(test_device_error);
 	RUN(test_loop_serves_during_reset);
 	RUN(test_scrub_worker);
+	RUN(test_ended_orphans_say_why);
 	return UNIT_END();
 }
