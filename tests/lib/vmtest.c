@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <grp.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +183,43 @@ int test_as_user(uid_t uid, int (*fn)(void))
 	if (p < 0 || waitpid(p, &st, 0) < 0)
 		return 98;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 98;
+}
+
+static sigjmp_buf fault_env;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_env, 1);
+}
+
+bool test_read32(const volatile uint32_t *p, uint32_t *ret)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	volatile bool good = false;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(fault_env, 1) == 0) {
+		*ret = *p;
+		good = true;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return good;
+}
+
+bool test_write32(volatile uint32_t *p, uint32_t v)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	volatile bool good = false;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(fault_env, 1) == 0) {
+		*p = v;
+		__sync_synchronize();
+		good = true;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return good;
 }

@@ -2,6 +2,7 @@
 /* Shorthands the VM test programs share: libbarkeep calls, fd holders. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -40,3 +41,8 @@ pid_t test_holder_start(int fd, int *ret_sock);
 /* Tells the holder to close its copy, waits until it has and has exited,
  * closes sock. 0, or -1 if the holder failed. */
 int test_holder_release(pid_t pid, int sock);
+
+/* One 32-bit access to a mapping that a revoke may have taken away: false
+ * when it raised SIGBUS (caught for the access only). */
+bool test_read32(const volatile uint32_t *p, uint32_t *ret);
+bool test_write32(volatile uint32_t *p, uint32_t v);

@@ -9,8 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 #include <unistd.h>
 
 #include "client/lib/barkeep.h"
+#include "tests/lib/vmtest.h"
 #include "tests/unit/unit.h"
 
 #define MiB (1ull << 20)
@@ -53,28 +52,11 @@ static uint64_t free_bytes(struct barkeep *bk)
 	return f;
 }
 
-static sigjmp_buf fault_env;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	siglongjmp(fault_env, 1);
-}
-
 /* 1 when reading p raised SIGBUS, 0 when it read. */
 static int read_faults(const volatile uint32_t *p)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	volatile int faulted = 1;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(fault_env, 1) == 0) {
-		(void)*p;
-		faulted = 0;
-	}
-	sigaction(SIGBUS, &old, NULL);
-	return faulted;
+	uint32_t v;
+	return !test_read32(p, &v);
 }
 
 /* The host file's 32-bit word at off. */

@@ -19,8 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +35,7 @@
 #include "common/vfio-uapi.h"
 #include "tests/kmod/bk_observer.h"
 #include "tests/lib/report.h"
+#include "tests/lib/vmtest.h"
 
 #define KiB 1024ULL
 #define MiB (1024ULL * 1024ULL)
@@ -55,48 +54,6 @@ static void expect_err(const char *name, int r, int want)
 			  want ? strerrorname_np(want) : "success");
 	else
 		test_ok(name);
-}
-
-/* ---- memory access that may fault ---------------------------------------- */
-
-static sigjmp_buf fault_env;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	siglongjmp(fault_env, 1);
-}
-
-/* Reads one 32-bit word; false when the access raised SIGBUS. */
-static bool try_read32(const volatile uint32_t *p, uint32_t *ret)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	volatile bool good = false;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(fault_env, 1) == 0) {
-		*ret = *p;
-		good = true;
-	}
-	sigaction(SIGBUS, &old, NULL);
-	return good;
-}
-
-static bool try_write32(volatile uint32_t *p, uint32_t v)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	volatile bool good = false;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(fault_env, 1) == 0) {
-		*p = v;
-		__sync_synchronize();
-		good = true;
-	}
-	sigaction(SIGBUS, &old, NULL);
-	return good;
 }
 
 static void fill_pattern(uint8_t *buf, size_t n, uint32_t seed)
@@ -355,7 +312,7 @@ static void check_memory_disable(void)
 		return;
 	}
 	/* Fault the page in first: the revoke must zap it, not just refuse faults. */
-	if (!try_write32(p, 0x11223344u) || !try_read32(p, &v) || v != 0x11223344u) {
+	if (!test_write32(p, 0x11223344u) || !test_read32(p, &v) || v != 0x11223344u) {
 		test_fail("mapped-before-disable", "access to the mapping failed");
 		goto out;
 	}
@@ -366,11 +323,11 @@ static void check_memory_disable(void)
 		test_fail("memory-disable", "%s", strerror(-r));
 		goto out;
 	}
-	if (try_read32(p, &v))
+	if (test_read32(p, &v))
 		test_fail("disable-read-sigbus", "read %#x instead of faulting", v);
 	else
 		test_ok("disable-read-sigbus");
-	if (try_write32(p + 4096 / 4, 1))
+	if (test_write32(p + 4096 / 4, 1))
 		test_fail("disable-write-other-page-sigbus", "write did not fault");
 	else
 		test_ok("disable-write-other-page-sigbus");
@@ -389,7 +346,7 @@ static void check_memory_disable(void)
 		test_fail("memory-enable", "%s", strerror(-r));
 		goto out;
 	}
-	if (!try_read32(p, &v))
+	if (!test_read32(p, &v))
 		test_fail("enable-access-restored", "read still faults");
 	else if (v != 0x11223344u)
 		test_fail("enable-access-restored", "read %#x, expected 0x11223344", v);
@@ -423,7 +380,7 @@ static void check_revoke(void)
 		test_fail("revoke-mmap", "%m");
 		goto out;
 	}
-	if (!try_write32(pa, 0xaaaa0001u) || !try_write32(pb, 0xbbbb0001u)) {
+	if (!test_write32(pa, 0xaaaa0001u) || !test_write32(pb, 0xbbbb0001u)) {
 		test_fail("revoke-mapped", "access to the mappings failed");
 		goto out;
 	}
@@ -444,11 +401,11 @@ static void check_revoke(void)
 	}
 	test_ok("revoke");
 
-	if (try_read32(pa, &v))
+	if (test_read32(pa, &v))
 		test_fail("revoked-read-sigbus", "read %#x instead of faulting", v);
 	else
 		test_ok("revoked-read-sigbus");
-	if (try_write32(pa + 8192 / 4, 1))
+	if (test_write32(pa + 8192 / 4, 1))
 		test_fail("revoked-write-sigbus", "write did not fault");
 	else
 		test_ok("revoked-write-sigbus");
@@ -467,7 +424,7 @@ static void check_revoke(void)
 			  inv_b);
 	else
 		test_ok("other-buffer-not-invalidated");
-	if (!try_read32(pb, &v) || v != 0xbbbb0001u)
+	if (!test_read32(pb, &v) || v != 0xbbbb0001u)
 		test_fail("other-buffer-still-mapped", "read faulted or gave the wrong value");
 	else
 		test_ok("other-buffer-still-mapped");
@@ -487,12 +444,12 @@ static void check_revoke(void)
 		test_fail("revoke-decode-cycle", "%s", strerror(-r));
 		goto out;
 	}
-	if (try_read32(pa, &v))
+	if (test_read32(pa, &v))
 		test_fail("revoked-stays-after-decode-cycle", "read %#x instead of faulting", v);
 	else
 		test_ok("revoked-stays-after-decode-cycle");
 	expect_err("revoked-reattach-after-cycle-enodev", obs_reattach(slot_a), ENODEV);
-	if (!try_read32(pb, &v) || v != 0xbbbb0001u)
+	if (!test_read32(pb, &v) || v != 0xbbbb0001u)
 		test_fail("other-buffer-back-after-decode-cycle",
 			  "read faulted or gave the wrong value");
 	else
@@ -642,7 +599,7 @@ static void check_device_close(void)
 	}
 	pa = map_buf(a, 64 * KiB, 0);
 	pb = map_buf(b, 64 * KiB, 0);
-	if (!pa || !pb || !try_write32(pa, 1) || !try_write32(pb, 2)) {
+	if (!pa || !pb || !test_write32(pa, 1) || !test_write32(pb, 2)) {
 		test_fail("close-mapped", "mmap or access failed");
 		goto out;
 	}
@@ -655,7 +612,7 @@ static void check_device_close(void)
 
 	vfio_dev_close(&gpu0);
 
-	if (try_read32(pa, &v) || try_read32(pb, &v))
+	if (test_read32(pa, &v) || test_read32(pb, &v))
 		test_fail("close-kills-mappings",
 			  "a mapping still reads after the device was closed");
 	else
