@@ -4,7 +4,8 @@
 
 #include "daemon/broker.h"
 
-/* Why a restored lease ended before anyone took it back. */
+/* Why a restored lease ended before anyone took it back (SHUTDOWN leaves no
+ * tomb: no RECLAIM can come after it). */
 enum orphan_end { ORPHAN_END_TIMEOUT = 1, ORPHAN_END_DEVICE_GONE, ORPHAN_END_SHUTDOWN };
 
 /* A restored lease that ended unclaimed, so that a late RECLAIM with its

@@ -205,11 +205,13 @@ void broker_window_end(struct broker *b, struct device *d, uid_t uid,
 void broker_orphan_end(struct broker *b, struct lease *l, enum orphan_end why)
 {
 	struct device *d = l->device;
-	struct orphan_tomb *t = &b->orphan_tombs[b->next_orphan_tomb++ % ORPHAN_TOMBS_MAX];
 
-	*t = (struct orphan_tomb){ .id = l->id, .uid = l->orphan_uid, .why = why,
-				   .device = d->cfg->name };
-	memcpy(t->token, l->token, sizeof(t->token));
+	if (why != ORPHAN_END_SHUTDOWN) {
+		struct orphan_tomb *t = &b->orphan_tombs[b->next_orphan_tomb++ % ORPHAN_TOMBS_MAX];
+		*t = (struct orphan_tomb){ .id = l->id, .uid = l->orphan_uid, .why = why,
+					   .device = d->cfg->name };
+		memcpy(t->token, l->token, sizeof(t->token));
+	}
 
 	list_remove(&l->device_link);
 	d->n_orphans--;

@@ -90,22 +90,21 @@ static struct fdinfo_handle *handle_for(struct fdinfo_cache *c, int fd)
 int fdinfo_dmabuf_count(struct fdinfo_cache *c, int fd, long *ret_count)
 {
 	char text[1024];
+	struct fdinfo_handle *h = c ? handle_for(c, fd) : NULL;
 
-	if (!c)
-		return dmabuf_query(fd, NULL, ret_count, NULL, 0);
-	struct fdinfo_handle *h = handle_for(c, fd);
-	if (!h)
-		return dmabuf_query(fd, NULL, ret_count, NULL, 0);
-	const struct timeval idle = { FDINFO_IDLE_MS / 1000, FDINFO_IDLE_MS % 1000 * 1000 };
-	event_add(c->ev_idle, &idle);
-	/* From offset 0 the kernel describes the file at fd now, not the one
-	 * that was there when the handle was opened. */
-	ssize_t n = pread(h->fd, text, sizeof(text) - 1, 0);
-	if (n < 0) {
+	if (h) {
+		const struct timeval idle = { FDINFO_IDLE_MS / 1000, FDINFO_IDLE_MS % 1000 * 1000 };
+		event_add(c->ev_idle, &idle);
+		/* From offset 0 the kernel describes the file at fd now, not the
+		 * one that was there when the handle was opened. */
+		ssize_t n = pread(h->fd, text, sizeof(text) - 1, 0);
+		if (n >= 0) {
+			text[n] = '\0';
+			return dmabuf_fdinfo_parse(text, ret_count, NULL, 0);
+		}
 		h->fd = safe_close(h->fd);
 		h->number = -1;
-		return dmabuf_query(fd, NULL, ret_count, NULL, 0);
 	}
-	text[n] = '\0';
-	return dmabuf_fdinfo_parse(text, ret_count, NULL, 0);
+	/* No cache, no handle, or it failed: the plain way. */
+	return dmabuf_query(fd, NULL, ret_count, NULL, 0);
 }

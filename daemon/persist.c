@@ -16,8 +16,7 @@ struct persist {
 	unsigned n_stored; /* fds we gave systemd and did not take back */
 	bool detached;
 	bool table_published;
-	bool said_unkept;  /* warned of a lease without its fd since the last stored one */
-	unsigned n_unkept; /* leases without their fd since then */
+	unsigned n_unkept; /* leases without their fd since the last stored one (warned at the first) */
 };
 
 int persist_new(unsigned max_fds, struct fdstore_writer *writer, struct persist **ret)
@@ -203,16 +202,15 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_LIVE);
 	l->store.slot = slot;
 	l->store.stored = stored;
-	if (!stored && !p->said_unkept)
+	if (!stored && !p->n_unkept)
 		log_warning("Lease %llu's buffer is not in the fd store (%u of %u fds used): after a "
 			    "restart its holder cannot reclaim it, and its window stays out of use "
 			    "(said once until a buffer fits again)",
 			    (unsigned long long)l->id, p->n_stored, p->max_fds);
-	if (stored && p->said_unkept)
+	if (stored && p->n_unkept)
 		log_notice("Buffers fit in the fd store again; %u lease(s) made meanwhile are not "
 			   "in it", p->n_unkept);
 	p->n_unkept = stored ? 0 : p->n_unkept + 1;
-	p->said_unkept = !stored;
 }
 
 void persist_lease_adopted(struct persist *p, const struct window_store *ws)

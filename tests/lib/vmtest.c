@@ -193,7 +193,8 @@ static void on_sigbus(int sig)
 	siglongjmp(fault_env, 1);
 }
 
-bool test_read32(const volatile uint32_t *p, uint32_t *ret)
+/* One 32-bit load or store with SIGBUS caught around it alone. */
+static bool access32(volatile uint32_t *p, uint32_t *v, bool store)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus }, old;
 	volatile bool good = false;
@@ -201,25 +202,24 @@ bool test_read32(const volatile uint32_t *p, uint32_t *ret)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, &old);
 	if (sigsetjmp(fault_env, 1) == 0) {
-		*ret = *p;
+		if (store) {
+			*p = *v;
+			__sync_synchronize();
+		} else {
+			*v = *p;
+		}
 		good = true;
 	}
 	sigaction(SIGBUS, &old, NULL);
 	return good;
 }
 
+bool test_read32(const volatile uint32_t *p, uint32_t *ret)
+{
+	return access32((volatile uint32_t *)p, ret, false);
+}
+
 bool test_write32(volatile uint32_t *p, uint32_t v)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	volatile bool good = false;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old);
-	if (sigsetjmp(fault_env, 1) == 0) {
-		*p = v;
-		__sync_synchronize();
-		good = true;
-	}
-	sigaction(SIGBUS, &old, NULL);
-	return good;
+	return access32(p, &v, true);
 }
