@@ -90,16 +90,21 @@ static bool to_event(const struct proto_msg *m, struct barkeep_event *ev)
 	return false;
 }
 
+void bk_compact_queue(struct barkeep *bk)
+{
+	if (bk->q_head == 0)
+		return;
+	memmove(bk->queue, bk->queue + bk->q_head, (bk->n_queued - bk->q_head) * sizeof(*bk->queue));
+	bk->n_queued -= bk->q_head;
+	bk->q_head = 0;
+}
+
 int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 {
 	if (bk->q_head == bk->n_queued)
 		bk->q_head = bk->n_queued = 0;
-	if (bk->n_queued == bk->queue_cap && bk->q_head > 0) {
-		/* Delivered entries at the front: make room by moving the rest. */
-		memmove(bk->queue, bk->queue + bk->q_head, (bk->n_queued - bk->q_head) * sizeof(*bk->queue));
-		bk->n_queued -= bk->q_head;
-		bk->q_head = 0;
-	}
+	if (bk->n_queued == bk->queue_cap)
+		bk_compact_queue(bk); /* delivered entries at the front make room */
 	if (bk->n_queued == bk->queue_cap) {
 		if (bk->queue_cap >= QUEUED_EVENTS_MAX)
 			return bk_fail(bk, -ENOBUFS,

@@ -48,6 +48,8 @@ struct bk_lease {
 
 _printf_(3, 4) int bk_fail(struct barkeep *bk, int r, const char *fmt, ...);
 int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev);
+/* Moves the undelivered events to the front of the queue (q_head = 0). */
+void bk_compact_queue(struct barkeep *bk);
 /* Sends a request and waits for its reply (events that come first are
  * queued); an ERROR becomes -code with its message kept. *ret_fd (may be
  * NULL) gets the fd that came with the reply. In reconnect mode a broken

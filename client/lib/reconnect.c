@@ -136,12 +136,49 @@ static int reconnect_once(struct barkeep *bk, struct list *lost, uint32_t *n_rec
 	return reclaim_all(bk, lost, n_reclaimed);
 }
 
-/* RECONNECTED, then a LEASE_REVOKED for each lost lease (now untracked). */
-static int queue_outcome(struct barkeep *bk, struct list *lost, uint32_t n_reclaimed)
+/* An attempt broke after the broker it reached sent events (from index
+ * mark on): keep the ones that ended leases (the library stopped tracking
+ * them), drop pauses and resumes, which RECONNECTED makes moot. Returns the
+ * next attempt's mark. */
+static size_t keep_endings(struct barkeep *bk, size_t mark)
+{
+	for (size_t i = mark; i < bk->n_queued; i++) {
+		enum barkeep_event_type t = bk->queue[i].type;
+		if (t == BARKEEP_EVENT_LEASE_REVOKED || t == BARKEEP_EVENT_GRANT_REVOKED ||
+		    t == BARKEEP_EVENT_DEVICE_GONE)
+			bk->queue[mark++] = bk->queue[i];
+	}
+	bk->n_queued = mark;
+	return mark;
+}
+
+/* Moves queue[from, n_queued) before queue[mark, from): three reversals. */
+static void reverse_events(struct barkeep_event *q, size_t begin, size_t end)
+{
+	while (begin + 1 < end) {
+		struct barkeep_event t = q[begin];
+		q[begin++] = q[--end];
+		q[end] = t;
+	}
+}
+
+static void move_before(struct barkeep *bk, size_t mark, size_t from)
+{
+	reverse_events(bk->queue, mark, from);
+	reverse_events(bk->queue, from, bk->n_queued);
+	reverse_events(bk->queue, mark, bk->n_queued);
+}
+
+/* RECONNECTED, then a LEASE_REVOKED for each lost lease (now untracked),
+ * ahead of the events the new connection brought while the leases were
+ * reclaimed (from index mark on): the application learns of the restart
+ * before it hears of, say, a pause on the new broker. */
+static int queue_outcome(struct barkeep *bk, size_t mark, struct list *lost, uint32_t n_reclaimed)
 {
 	struct barkeep_event ev = { .type = BARKEEP_EVENT_RECONNECTED, .n_reclaimed = n_reclaimed,
 				    .n_lost = (uint32_t)list_length(lost) };
 	struct bk_lease *l, *tmp;
+	size_t from = bk->n_queued;
 	int r = bk_queue_event(bk, &ev);
 
 	list_for_each_safe(l, tmp, lost, link) {
@@ -152,6 +189,8 @@ static int queue_outcome(struct barkeep *bk, struct list *lost, uint32_t n_recla
 		if (r == 0)
 			r = bk_queue_event(bk, &ev);
 	}
+	if (r == 0)
+		move_before(bk, mark, from);
 	return r;
 }
 
@@ -165,11 +204,16 @@ int bk_reconnect(struct barkeep *bk)
 
 	list_init(&lost);
 	snprintf(why, sizeof(why), "%s", bk->error);
+	/* Undelivered events to the front: nothing is delivered until we are
+	 * done, so what the new connection brings starts at index mark. */
+	bk_compact_queue(bk);
+	size_t mark = bk->n_queued;
 	bk->reconnecting = true;
 	for (;;) {
 		r = reconnect_once(bk, &lost, &n_reclaimed);
 		if (r == 0 || now_ms() >= deadline)
 			break;
+		mark = keep_endings(bk, mark);
 		struct timespec pause = { 0, BK_RECONNECT_RETRY_MS * 1000000L };
 		nanosleep(&pause, NULL);
 	}
@@ -185,5 +229,5 @@ int bk_reconnect(struct barkeep *bk)
 		return bk_fail(bk, r, "%s; reconnecting for %u ms failed: %s", why,
 			       bk->reconnect_timeout_ms, last);
 	}
-	return queue_outcome(bk, &lost, n_reclaimed);
+	return queue_outcome(bk, mark, &lost, n_reclaimed);
 }

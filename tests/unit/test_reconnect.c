@@ -36,6 +36,7 @@ struct server {
 	uint64_t caps[MAX_SESSIONS];         /* WELCOME capabilities */
 	bool stop_listening;                 /* after the first session: no broker comes back */
 	uint64_t refuse_id;                  /* RECLAIM of this lease gets ENOENT */
+	bool pause_after_reclaim;            /* DEVICE_PAUSE after the first RECLAIMED */
 	/* what the server saw */
 	uint64_t next_id;
 	char hello_name[PROTO_NAME_MAX + 1];
@@ -157,6 +158,13 @@ static void serve_session(struct server *s, unsigned session, int fd)
 		if (r < 0)
 			return;
 		replies++;
+		/* The restarted broker pauses the device of the lease just
+		 * reclaimed, before the client has reclaimed the rest. */
+		if (rep.opcode == PROTO_OP_RECLAIMED && s->pause_after_reclaim && s->n_held == 1 &&
+		    send_msg(fd, &(struct proto_msg){ .opcode = PROTO_OP_DEVICE_PAUSE,
+				.device_pause = { .device_id = 1, .generation = 2, .reason = PROTO_REASON_ADMIN,
+						  .deadline_ms = 1000 } }, -EBADF) < 0)
+			return;
 	}
 }
 
@@ -326,6 +334,42 @@ static void test_reconnect_reclaims_and_reports_lost(void)
 	server_stop(&s);
 }
 
+/* An event the new broker sends while the leases are reclaimed comes after
+ * RECONNECTED and the lost leases, not before: RECONNECTED tells the
+ * application to forget the old broker's pauses. */
+static void test_events_during_reclaim_follow_reconnected(void)
+{
+	struct server s;
+	struct seen seen = {};
+
+	server_two_sessions(&s, 3, PROTO_CAP_RECLAIM | PROTO_CAP_PAUSE_ACK);
+	s.refuse_id = 2;
+	s.pause_after_reclaim = true;
+	CHECK_EQ(server_start(&s), 0);
+	struct barkeep *bk = connect_to(&s, BARKEEP_CONNECT_RECONNECT, &seen);
+	if (!bk)
+		return server_stop(&s);
+	struct barkeep_lease *a = alloc_1m(bk), *b = alloc_1m(bk);
+	if (!a || !b)
+		return server_stop(&s);
+
+	CHECK(dispatch_until_reconnected(bk, &seen) >= 0);
+	for (int i = 0; i < 10 && seen.n < 3; i++)
+		(void)barkeep_dispatch(bk);
+	CHECK_EQ(seen.n, 3);
+	CHECK_EQ(seen.ev[0].type, BARKEEP_EVENT_RECONNECTED);
+	CHECK_EQ(seen.ev[0].n_reclaimed, 1);
+	CHECK_EQ(seen.ev[1].type, BARKEEP_EVENT_LEASE_REVOKED);
+	CHECK_EQ(seen.ev[1].lease_id, b->id);
+	CHECK_EQ(seen.ev[2].type, BARKEEP_EVENT_DEVICE_PAUSE);
+	CHECK_EQ(seen.ev[2].generation, 2);
+
+	barkeep_lease_free(b);
+	CHECK_EQ(barkeep_release(bk, a), 0);
+	barkeep_disconnect(bk);
+	server_stop(&s);
+}
+
 /* A request that meets the broken connection reconnects and is sent again. */
 static void test_request_retried_once(void)
 {
@@ -468,6 +512,7 @@ static void test_reclaim_by_hand(void)
 int main(void)
 {
 	RUN(test_reconnect_reclaims_and_reports_lost);
+	RUN(test_events_during_reclaim_follow_reconnected);
 	RUN(test_request_retried_once);
 	RUN(test_broker_without_reclaim);
 	RUN(test_without_the_flag);
