@@ -637,6 +637,15 @@ int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROK
 			return quota_error(err, r, &hit);
 		}
 	}
+	/* A holder that comes during a pause hears of it, and so of its end. */
+	r = pause_join(d, c);
+	if (r < 0) {
+		policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
+		if (c->container)
+			policy_uncharge_container_lease(b->usage, c->container, l->size);
+		return error_set(err, -r, "out of memory while telling you of device %s's pause (%s)",
+				 device_name(d), strerror(-r));
+	}
 	list_remove(&l->device_link);
 	d->n_orphans--;
 	b->n_orphans--;

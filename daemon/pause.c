@@ -32,7 +32,7 @@ struct device_pause {
 	struct pause_params params;
 	uint64_t generation; /* the one paused */
 	struct pause_holder *holders; /* everyone told */
-	size_t n_holders;
+	size_t n_holders, cap_holders;
 	size_t n_waiting;    /* holders with wait && !acked */
 	struct event *ev_deadline; /* also fired early when the last holder acknowledged */
 	struct event *ev_done;
@@ -84,7 +84,8 @@ static int collect_holders(struct device_pause *p)
 	struct client *c;
 	size_t n = 0;
 
-	p->holders = calloc(b->n_clients ? b->n_clients : 1, sizeof(*p->holders));
+	p->cap_holders = b->n_clients ? b->n_clients : 1;
+	p->holders = calloc(p->cap_holders, sizeof(*p->holders));
 	if (!p->holders)
 		return -ENOMEM;
 	list_for_each(c, &b->clients, link) {
@@ -311,6 +312,26 @@ int pause_ack(struct device *d, struct client *c, uint64_t generation)
 		if (--p->n_waiting == 0)
 			revoke_soon(p);
 	}
+	return 0;
+}
+
+int pause_join(struct device *d, struct client *c)
+{
+	struct device_pause *p = d->pause;
+	if (!p || find_holder(p, c))
+		return 0;
+	if (p->n_holders == p->cap_holders) {
+		struct pause_holder *h = reallocarray(p->holders, p->cap_holders * 2, sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		p->holders = h;
+		p->cap_holders *= 2;
+	}
+	/* Its grace began before it came: the pause does not wait for it. */
+	p->holders[p->n_holders++] = (struct pause_holder){ .client = c };
+	(void)c->ops->send_event(c, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
+			.device_id = d->id, .generation = p->generation, .reason = p->params.reason,
+			.flags = p->params.flags, .deadline_ms = p->params.grace_ms }, c->userdata);
 	return 0;
 }
 

@@ -27,6 +27,9 @@ struct pause_params {
 int pause_begin(struct broker *b, struct device *d, const struct pause_params *p);
 /* 0, or -ESTALE when no pause of that generation is under way. */
 int pause_ack(struct device *d, struct client *c, uint64_t generation);
+/* The client got a lease on the paused device (RECLAIM after a restart):
+ * it hears DEVICE_PAUSE now and RESUME or GONE with the rest. 0 or -ENOMEM. */
+int pause_join(struct device *d, struct client *c);
 /* The client is going away: stop waiting for it and telling it. */
 void pause_forget_client(struct device *d, struct client *c);
 /* Shutdown: waits for a running worker and drops the pause. */

@@ -534,6 +534,36 @@ static void test_ended_orphans_say_why(void)
 	teardown();
 }
 
+/* A lease reclaimed while its device pauses brings its holder into the
+ * pause: told at once, then RESUME with everyone (the soak saw holders
+ * that heard neither, and leases that ended unannounced at a GONE). */
+static void test_reclaim_joins_the_pause(void)
+{
+	struct rec early, late, admin;
+	struct error_info err;
+
+	setup(2000);
+	client(&early, 1001, true, false);
+	client(&late, 1000, true, false);
+	client(&admin, 0, true, false);
+	adopt_orphan(0, 3, 0xaa);
+	CHECK_EQ(lease_on(early.c, 0), 0);
+	CHECK_EQ(broker_reset(admin.c, 0, false, 10000, 1, &err), 0);
+	CHECK_EQ(reclaim_with(late.c, 3, 0xaa, &err), 0);
+	CHECK_EQ(late.n_ev, 1);
+	CHECK(saw(&late, 0, BROKER_EVENT_DEVICE_PAUSE, 1));
+	CHECK_EQ(late.ev[0].reason, BROKER_REASON_ADMIN);
+	CHECK_EQ(reclaim_with(late.c, 3, 0xaa, &err), -ENOENT);
+	CHECK_EQ(late.n_ev, 1);
+	/* The pause waits for the early holder only. */
+	CHECK_EQ(broker_pause_ack(early.c, 0, 1, &err), 0);
+	run_until_answered(&admin);
+	CHECK_EQ(admin.answer, 0);
+	CHECK_EQ(late.n_ev, 2);
+	CHECK(saw(&late, 1, BROKER_EVENT_DEVICE_RESUME, 2));
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_reset_waits_for_acks);
@@ -545,5 +575,6 @@ int main(void)
 	RUN(test_loop_serves_during_reset);
 	RUN(test_scrub_worker);
 	RUN(test_ended_orphans_say_why);
+	RUN(test_reclaim_joins_the_pause);
 	return UNIT_END();
 }

@@ -123,6 +123,7 @@ fi
 # ---- the end ---------------------------------------------------------------
 check "systemctl stop" systemctl stop "$unit"
 journalctl -q -o cat -u "$unit" --since "@$t0" > /run/soak-journal
+cp /run/soak-journal /out/ 2>/dev/null || : # kept with tests/vm/run --keep or --log-dir
 log=$(cat /run/soak-journal)
 check "no sanitizer report" sh -c "! grep -E 'AddressSanitizer|LeakSanitizer|runtime error' /run/soak-journal"
 echo "--- daemon errors and warnings (counts)"
