@@ -112,6 +112,24 @@ static int quota_error(struct error_info *err, int r, const struct policy_quota_
 	return error_set(err, -r, "%s", why);
 }
 
+/* A new lease's bytes onto the client's uid's (and container's) quota. */
+static int charge(struct broker *b, struct client *c, struct device *d, uint64_t size,
+		  struct error_info *err)
+{
+	struct policy_quota_hit hit;
+	int r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, size, &hit);
+	if (r < 0)
+		return quota_error(err, r, &hit);
+	if (c->container) {
+		r = policy_charge_container_lease(b->usage, c->container, size, &hit);
+		if (r < 0) {
+			policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
+			return quota_error(err, r, &hit);
+		}
+	}
+	return 0;
+}
+
 static bool broker_uses_cgroups(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_containers; i++)
@@ -192,13 +210,20 @@ void broker_set_hooks(struct broker *b, const struct broker_hooks *hooks, void *
 	b->hooks_data = userdata;
 }
 
-void broker_window_end(struct broker *b, struct device *d, uid_t uid,
-		       const struct config_container *ct, uint64_t offset, uint64_t size,
-		       const int *fds, size_t n, const struct window_store *ws)
+/* A lease's bytes off its uid's (and container's) quota. */
+static void uncharge(struct broker *b, struct device *d, uid_t uid,
+		     const struct config_container *ct, uint64_t size)
 {
 	policy_uncharge_lease(b->usage, d->cfg, uid, size);
 	if (ct)
 		policy_uncharge_container_lease(b->usage, ct, size);
+}
+
+void broker_window_end(struct broker *b, struct device *d, uid_t uid,
+		       const struct config_container *ct, uint64_t offset, uint64_t size,
+		       const int *fds, size_t n, const struct window_store *ws)
+{
+	uncharge(b, d, uid, ct, size);
 	device_window_release_fds(d, offset, size, fds, n, ws);
 }
 
@@ -341,7 +366,6 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 		 struct error_info *err)
 {
 	struct broker *b = c->broker;
-	struct policy_quota_hit hit;
 	struct device *d;
 	int r;
 
@@ -379,16 +403,9 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 		if (r < 0)
 			return r;
 	}
-	r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, size, &hit);
+	r = charge(b, c, d, size, err);
 	if (r < 0)
-		return quota_error(err, r, &hit);
-	if (c->container) {
-		r = policy_charge_container_lease(b->usage, c->container, size, &hit);
-		if (r < 0) {
-			policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
-			return quota_error(err, r, &hit);
-		}
-	}
+		return r;
 
 	struct lease *l = calloc(1, sizeof(*l));
 	if (!l) {
@@ -422,9 +439,7 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 fail_free:
 	free(l);
 fail_uncharge:
-	policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, size);
-	if (c->container)
-		policy_uncharge_container_lease(b->usage, c->container, size);
+	uncharge(b, d, c->creds.uid, c->container, size);
 	return r;
 }
 
@@ -620,29 +635,19 @@ int broker_reclaim(struct client *c, uint64_t lease_id, const uint8_t token[BROK
 		   struct lease **ret, struct error_info *err)
 {
 	struct broker *b = c->broker;
-	struct policy_quota_hit hit;
 	struct lease *l = find_orphan(b, lease_id);
 	bool match = l && broker_token_equal(l->token, token);
 
 	if (!match || l->orphan_uid != c->creds.uid)
 		return reclaim_refused(b, c, lease_id, token, err);
 	struct device *d = l->device;
-	int r = policy_charge_lease(b->usage, d->cfg, c->creds.uid, c->n_leases, l->size, &hit);
+	int r = charge(b, c, d, l->size, err);
 	if (r < 0)
-		return quota_error(err, r, &hit);
-	if (c->container) {
-		r = policy_charge_container_lease(b->usage, c->container, l->size, &hit);
-		if (r < 0) {
-			policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
-			return quota_error(err, r, &hit);
-		}
-	}
+		return r;
 	/* A holder that comes during a pause hears of it, and so of its end. */
 	r = pause_join(d, c);
 	if (r < 0) {
-		policy_uncharge_lease(b->usage, d->cfg, c->creds.uid, l->size);
-		if (c->container)
-			policy_uncharge_container_lease(b->usage, c->container, l->size);
+		uncharge(b, d, c->creds.uid, c->container, l->size);
 		return error_set(err, -r, "out of memory while telling you of device %s's pause (%s)",
 				 device_name(d), strerror(-r));
 	}

@@ -109,6 +109,16 @@ static int collect_holders(struct device_pause *p)
 	return 0;
 }
 
+/* DEVICE_PAUSE as the pause stands now (a FORCE escalation gives no time). */
+static struct broker_event pause_event(const struct device_pause *p)
+{
+	bool force = p->params.flags & BROKER_PAUSE_FORCE;
+	return (struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
+		.device_id = p->device->id, .generation = p->generation,
+		.reason = p->params.reason, .flags = p->params.flags,
+		.deadline_ms = force ? 0 : p->params.grace_ms };
+}
+
 static void tell_holders(struct device_pause *p, const struct broker_event *ev)
 {
 	for (size_t i = 0; i < p->n_holders; i++) {
@@ -285,9 +295,8 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 	d->pause = p;
 	d->state = DEVICE_PAUSED;
 	scrub_hold(d);
-	tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
-			.device_id = d->id, .generation = p->generation, .reason = params->reason,
-			.flags = params->flags, .deadline_ms = params->grace_ms });
+	struct broker_event ev = pause_event(p);
+	tell_holders(p, &ev);
 	report(p, BROKER_PAUSE_STARTED, p->generation);
 	if ((params->flags & BROKER_PAUSE_FORCE) || p->n_waiting == 0) {
 		revoke_soon(p);
@@ -329,9 +338,8 @@ int pause_join(struct device *d, struct client *c)
 	}
 	/* Its grace began before it came: the pause does not wait for it. */
 	p->holders[p->n_holders++] = (struct pause_holder){ .client = c };
-	(void)c->ops->send_event(c, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
-			.device_id = d->id, .generation = p->generation, .reason = p->params.reason,
-			.flags = p->params.flags, .deadline_ms = p->params.grace_ms }, c->userdata);
+	struct broker_event ev = pause_event(p);
+	(void)c->ops->send_event(c, &ev, c->userdata);
 	return 0;
 }
 
@@ -373,9 +381,8 @@ static void pause_escalate(struct device_pause *p)
 	p->escalated = true;
 	p->params.flags |= BROKER_PAUSE_FORCE;
 	p->params.reason = BROKER_REASON_ERROR;
-	tell_holders(p, &(struct broker_event){ .type = BROKER_EVENT_DEVICE_PAUSE,
-			.device_id = p->device->id, .generation = p->generation,
-			.reason = BROKER_REASON_ERROR, .flags = BROKER_PAUSE_FORCE });
+	struct broker_event ev = pause_event(p);
+	tell_holders(p, &ev);
 	report(p, BROKER_PAUSE_STARTED, p->generation);
 	revoke_soon(p);
 }

@@ -172,8 +172,8 @@ int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
  * LEASE_REVOKED (reason BARKEEP_REVOKE_LOST) per lease that could not be
  * taken back: drop those. Events the new broker sent meanwhile (a pause of
  * a device whose lease was already reclaimed) follow them; pauses and
- * resumes of a connection that broke are not delivered. A request that met the broken connection is sent
- * once more on the new one. That call blocks meanwhile; if the broker is not
+ * resumes of a connection that broke are not delivered. A request that met
+ * the broken connection is sent once more on the new one. That call blocks meanwhile; if the broker is not
  * back in time it fails as without the flag. The fd of barkeep_get_fd() keeps
  * its number (poll() needs nothing; epoll users add it again on RECONNECTED).
  * Replies the old connection owed are lost: a RELEASE sent just before the

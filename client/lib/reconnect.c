@@ -152,7 +152,6 @@ static size_t keep_endings(struct barkeep *bk, size_t mark)
 	return mark;
 }
 
-/* Moves queue[from, n_queued) before queue[mark, from): three reversals. */
 static void reverse_events(struct barkeep_event *q, size_t begin, size_t end)
 {
 	while (begin + 1 < end) {
@@ -162,6 +161,8 @@ static void reverse_events(struct barkeep_event *q, size_t begin, size_t end)
 	}
 }
 
+/* Moves queue[from, n_queued) before queue[mark, from), in place: three
+ * reversals. */
 static void move_before(struct barkeep *bk, size_t mark, size_t from)
 {
 	reverse_events(bk->queue, mark, from);
