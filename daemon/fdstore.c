@@ -30,6 +30,8 @@
 #define DEVICE_RECORD_SIZE 112
 #define DEVICE_SUMMED_END 96
 #define DEVICE_GENERATION 104
+#define LEASE_ID 8
+#define LEASE_DEVICE 16
 #define LEASE_RECORD_SIZE 136
 #define LEASE_SUMMED_END 128
 #define SLOT_USED 1
@@ -571,17 +573,25 @@ struct fdstore_writer {
 	size_t size;
 	uint32_t n_device_slots, n_lease_slots;
 	bool device_used[FDSTORE_MAX_DEVICES];
-	uint32_t *free_leases; /* a stack of free lease slots */
+	bool *lease_taken;     /* staged or in the table */
+	uint32_t *free_leases; /* a stack of the others */
 	uint32_t n_free;
 };
 
 static int writer_alloc(int fd, uint8_t *map, uint32_t n_device_slots, uint32_t n_lease_slots,
 			struct fdstore_writer **ret)
 {
+	size_t n = n_lease_slots ? n_lease_slots : 1;
 	struct fdstore_writer *w = calloc(1, sizeof(*w));
-	if (w)
-		w->free_leases = malloc((n_lease_slots ? n_lease_slots : 1) * sizeof(uint32_t));
-	if (!w || !w->free_leases) {
+	if (w) {
+		w->free_leases = malloc(n * sizeof(uint32_t));
+		w->lease_taken = calloc(n, sizeof(bool));
+	}
+	if (!w || !w->free_leases || !w->lease_taken) {
+		if (w) {
+			free(w->free_leases);
+			free(w->lease_taken);
+		}
 		free(w);
 		return -ENOMEM;
 	}
@@ -633,20 +643,13 @@ int fdstore_writer_adopt(int fd, const struct fdstore_table *t, struct fdstore_w
 		return r;
 	}
 	struct fdstore_writer *w = *ret;
-	bool *used = calloc(n_lease_slots ? n_lease_slots : 1, sizeof(bool));
-	if (!used) {
-		w->fd = -EBADF;
-		*ret = fdstore_writer_free(w);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < t->n_devices; i++)
 		w->device_used[t->devices[i].slot] = true;
 	for (size_t i = 0; i < t->n_leases; i++)
-		used[t->leases[i].slot] = true;
+		w->lease_taken[t->leases[i].slot] = true;
 	for (uint32_t i = n_lease_slots; i > 0; i--)
-		if (!used[i - 1])
+		if (!w->lease_taken[i - 1])
 			w->free_leases[w->n_free++] = i - 1;
-	free(used);
 	return 0;
 }
 
@@ -657,6 +660,7 @@ struct fdstore_writer *fdstore_writer_free(struct fdstore_writer *w)
 	munmap(w->map, w->size);
 	safe_close(w->fd);
 	free(w->free_leases);
+	free(w->lease_taken);
 	free(w);
 	return NULL;
 }
@@ -679,12 +683,31 @@ int fdstore_writer_put_device(struct fdstore_writer *w, const struct fdstore_dev
 	return -ENOSPC;
 }
 
+static uint64_t lease_u64(struct fdstore_writer *w, uint32_t slot, size_t pos)
+{
+	struct cursor c = at(lease_slot(w->map, w->n_device_slots, slot), LEASE_RECORD_SIZE);
+	c.pos = pos;
+	return pos == LEASE_DEVICE ? get_u32(&c) : get_u64(&c);
+}
+
+static void free_lease_slot(struct fdstore_writer *w, uint32_t slot)
+{
+	store_state(lease_slot(w->map, w->n_device_slots, slot), FDSTORE_LEASE_FREE);
+	w->lease_taken[slot] = false;
+	w->free_leases[w->n_free++] = slot;
+}
+
 void fdstore_writer_drop_device(struct fdstore_writer *w, uint32_t slot)
 {
-	if (slot < w->n_device_slots && w->device_used[slot]) {
-		store_state(device_slot(w->map, slot), 0);
-		w->device_used[slot] = false;
-	}
+	if (slot >= w->n_device_slots || !w->device_used[slot])
+		return;
+	store_state(device_slot(w->map, slot), 0);
+	w->device_used[slot] = false;
+	/* Its leases go with it: left behind, they would belong to whatever
+	 * device takes the slot next. */
+	for (uint32_t i = 0; i < w->n_lease_slots; i++)
+		if (w->lease_taken[i] && lease_u64(w, i, LEASE_DEVICE) == slot)
+			free_lease_slot(w, i);
 }
 
 void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint64_t generation)
@@ -699,6 +722,7 @@ int fdstore_writer_stage_lease(struct fdstore_writer *w, const struct fdstore_le
 		return -ENOSPC;
 	uint32_t i = w->free_leases[--w->n_free];
 	uint8_t *slot = lease_slot(w->map, w->n_device_slots, i);
+	w->lease_taken[i] = true;
 	/* A stale slot (fdstore_table_deserialize skips them) may still say
 	 * live: free first, so that a half-written body is never read. */
 	store_state(slot, FDSTORE_LEASE_FREE);
@@ -714,15 +738,18 @@ int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_leas
 	return slot;
 }
 
-void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state)
+void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint64_t lease_id,
+				    uint32_t state)
 {
 	/* A staged slot is written and taken but still free: it may be given
-	 * any state, FREE included, once. */
-	if (slot >= w->n_lease_slots)
+	 * any state, FREE included. A slot its device's drop gave back (and
+	 * maybe another lease took since) is no longer this lease's. */
+	if (slot >= w->n_lease_slots || !w->lease_taken[slot] || lease_u64(w, slot, LEASE_ID) != lease_id)
 		return;
-	store_state(lease_slot(w->map, w->n_device_slots, slot), state);
 	if (state == FDSTORE_LEASE_FREE)
-		w->free_leases[w->n_free++] = slot;
+		free_lease_slot(w, slot);
+	else
+		store_state(lease_slot(w->map, w->n_device_slots, slot), state);
 }
 
 void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id)

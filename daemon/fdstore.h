@@ -104,6 +104,7 @@ struct fdstore_writer *fdstore_writer_free(struct fdstore_writer *w);
 int fdstore_writer_fd(const struct fdstore_writer *w);
 /* Returns the slot, or -ENOSPC. d->slot is ignored. */
 int fdstore_writer_put_device(struct fdstore_writer *w, const struct fdstore_device *d);
+/* Frees the device's slot and every lease slot that names it. */
 void fdstore_writer_drop_device(struct fdstore_writer *w, uint32_t slot);
 void fdstore_writer_set_generation(struct fdstore_writer *w, uint32_t slot, uint64_t generation);
 /* l->device is a device slot here; l->slot and l->state are ignored. Returns
@@ -112,8 +113,11 @@ int fdstore_writer_put_lease(struct fdstore_writer *w, const struct fdstore_leas
 /* The same, but the slot stays free (a restart ignores it) until
  * fdstore_writer_set_lease_state() makes it live or gives it back. */
 int fdstore_writer_stage_lease(struct fdstore_writer *w, const struct fdstore_lease *l);
-/* FDSTORE_LEASE_QUARANTINED, _SHARED, or FDSTORE_LEASE_FREE to give the slot back. */
-void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint32_t state);
+/* FDSTORE_LEASE_QUARANTINED, _SHARED, or FDSTORE_LEASE_FREE to give the slot back.
+ * Does nothing unless the slot still holds lease_id (its device's drop may
+ * have freed it). */
+void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uint64_t lease_id,
+				    uint32_t state);
 void fdstore_writer_set_next_id(struct fdstore_writer *w, uint64_t next_lease_id);
 
 /* The fd names above. Return 0, or -ENAMETOOLONG. kind: "container",

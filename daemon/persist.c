@@ -199,7 +199,7 @@ void persist_lease_added(struct persist *p, struct lease *l, uint64_t next_lease
 	/* Live either way: without its fd (the store is full or refused it) a
 	 * restart cannot give the lease back, but it keeps the window out of
 	 * use, as the client still holds the buffer. */
-	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, FDSTORE_LEASE_LIVE);
+	fdstore_writer_set_lease_state(p->table, (uint32_t)slot, l->id, FDSTORE_LEASE_LIVE);
 	l->store.slot = slot;
 	l->store.stored = stored;
 	if (!stored && !p->n_unkept)
@@ -222,7 +222,8 @@ void persist_lease_adopted(struct persist *p, const struct window_store *ws)
 void persist_window_quarantined(struct persist *p, const struct window_store *ws)
 {
 	if (active(p) && ws->slot >= 0)
-		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_QUARANTINED);
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, ws->lease_id,
+					       FDSTORE_LEASE_QUARANTINED);
 }
 
 void persist_lease_shared(struct persist *p, struct window_store *ws)
@@ -234,7 +235,7 @@ void persist_lease_shared(struct persist *p, struct window_store *ws)
 	/* The table says so first, with one store: the holder's export leaves
 	 * the daemon only after it, and the unstore below is asynchronous. */
 	if (ws->slot >= 0)
-		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_SHARED);
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, ws->lease_id, FDSTORE_LEASE_SHARED);
 	if (ws->stored && fdstore_name_lease(name, ws->lease_id) == 0)
 		unstore(p, name);
 	ws->stored = false;
@@ -252,7 +253,7 @@ void persist_window_forget(struct persist *p, const struct window_store *ws)
 	if (ws->stored && fdstore_name_lease(name, ws->lease_id) == 0)
 		unstore(p, name);
 	if (ws->slot >= 0)
-		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, FDSTORE_LEASE_FREE);
+		fdstore_writer_set_lease_state(p->table, (uint32_t)ws->slot, ws->lease_id, FDSTORE_LEASE_FREE);
 }
 
 unsigned persist_n_stored(const struct persist *p)

@@ -168,7 +168,7 @@ static void test_writer(void)
 	for (int i = 0; i < 3; i++)
 		slots[i] = fdstore_writer_put_lease(w, &t.leases[i]);
 	CHECK(slots[0] == 0 && slots[1] == 1 && slots[2] == 2);
-	fdstore_writer_set_lease_state(w, (uint32_t)slots[1], FDSTORE_LEASE_QUARANTINED);
+	fdstore_writer_set_lease_state(w, (uint32_t)slots[1], 4, FDSTORE_LEASE_QUARANTINED);
 	fdstore_writer_set_next_id(w, 8);
 	fdstore_writer_set_generation(w, 0, 5);
 	CHECK_EQ(fdstore_table_deserialize(fdstore_writer_fd(w), &back, &why), 0);
@@ -182,7 +182,7 @@ static void test_writer(void)
 	CHECK_EQ(back->next_lease_id, 8);
 
 	/* A freed slot is gone from the table and used again first. */
-	fdstore_writer_set_lease_state(w, (uint32_t)slots[0], FDSTORE_LEASE_FREE);
+	fdstore_writer_set_lease_state(w, (uint32_t)slots[0], 1, FDSTORE_LEASE_FREE);
 	int copy = dup(fdstore_writer_fd(w));
 	CHECK_EQ(fdstore_table_deserialize(copy, &back2, &why), 0);
 	CHECK(back2 && back2->n_leases == 2);
@@ -199,6 +199,51 @@ static void test_writer(void)
 	back2 = NULL;
 	CHECK_EQ(fdstore_table_deserialize(fdstore_writer_fd(w2), &back2, &why), 0);
 	CHECK(back2 && back2->n_leases == 2 && back2->n_devices == 1);
+}
+
+/* A device taken away and back within one process: the slot it gets again
+ * starts with none of the old leases, and their holders' late calls change
+ * nothing (soak: a stale lease of an unplugged GPU once made the next start
+ * refuse the whole table). */
+static void test_writer_device_slot_reused(void)
+{
+	struct fdstore_table t = sample();
+	_cleanup_fdstore_writer_ struct fdstore_writer *w = NULL;
+	_cleanup_fdstore_table_ struct fdstore_table *back = NULL;
+	_cleanup_free_ char *why = NULL;
+
+	CHECK_EQ(fdstore_writer_new(&w), 0);
+	if (!w)
+		return;
+	CHECK_EQ(fdstore_writer_put_device(w, &devices[0]), 0);
+	CHECK_EQ(fdstore_writer_put_device(w, &devices[1]), 1);
+	int kept = fdstore_writer_put_lease(w, &t.leases[0]);     /* device 0 */
+	int stale = fdstore_writer_put_lease(w, &t.leases[2]);    /* device 1 */
+	fdstore_writer_set_lease_state(w, (uint32_t)stale, t.leases[2].id, FDSTORE_LEASE_SHARED);
+
+	fdstore_writer_drop_device(w, 1);
+	struct fdstore_device again = devices[1];
+	again.generation = 0; /* older than the dropped lease's */
+	CHECK_EQ(fdstore_writer_put_device(w, &again), 1);
+	/* The freed slot goes to the next lease; the old holder's late calls
+	 * must not touch it. */
+	struct fdstore_lease fresh = t.leases[1];
+	fresh.device = 1;
+	fresh.generation = 0;
+	CHECK_EQ(fdstore_writer_put_lease(w, &fresh), stale);
+	fdstore_writer_set_lease_state(w, (uint32_t)stale, t.leases[2].id, FDSTORE_LEASE_FREE);
+	fdstore_writer_set_lease_state(w, (uint32_t)stale, t.leases[2].id, FDSTORE_LEASE_SHARED);
+	fdstore_writer_set_next_id(w, t.next_lease_id);
+
+	CHECK_EQ(fdstore_table_deserialize(fdstore_writer_fd(w), &back, &why), 0);
+	if (!back)
+		return;
+	CHECK_EQ(back->n_leases, 2);
+	for (size_t i = 0; i < back->n_leases; i++) {
+		const struct fdstore_lease *l = &back->leases[i];
+		CHECK(l->slot == (uint32_t)kept ? l->id == t.leases[0].id
+						 : l->id == fresh.id && l->state == FDSTORE_LEASE_LIVE);
+	}
 }
 
 static void test_unsealed_truncated_wrong_version(void)
@@ -317,5 +362,6 @@ int main(void)
 	RUN(test_invalid_tables);
 	RUN(test_names);
 	RUN(test_writer);
+	RUN(test_writer_device_slot_reused);
 	return UNIT_END();
 }
