@@ -248,6 +248,10 @@ static void restore_lease(struct restore *rs, struct broker *b, const struct fds
 			log_error_errno(r, "Failed to keep shared window %#llx+%llu of device %s out of use: %m",
 					(unsigned long long)l->offset, (unsigned long long)l->size,
 					rec->name);
+		else
+			log_info("device %s: lease %llu's window %#llx+%llu was shared; it stays out of use",
+				 rec->name, (unsigned long long)l->id, (unsigned long long)l->offset,
+				 (unsigned long long)l->size);
 		n->shared++;
 		return;
 	}

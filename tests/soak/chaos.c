@@ -112,6 +112,7 @@ static void do_restart(struct barkeep *bk)
 	if (read(report_fd, &go, 1) != 1)
 		_exit(1);
 	int st = system(opts.restart_cmd);
+	rep.t_stopped = soak_now_ms();
 	rep.r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 	/* Back when it answers (the library reconnects for us). */
 	struct barkeep_device *d;

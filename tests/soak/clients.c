@@ -250,6 +250,10 @@ static void on_event(struct barkeep *bk, const struct barkeep_event *ev, void *u
 		stats.reconnects++;
 		stats.reclaimed += ev->n_reclaimed;
 		c->since = soak_now_ms();
+		/* Grants die with the old broker, and the new one numbers its own
+		 * from 1 again: an old record would lend its OUTLIVE_OWNER to a
+		 * new grant of the same id. */
+		forget_grants_of(c, 0);
 		/* Events of the restart are not replayed: start afresh. */
 		for (size_t d = 0; d < SOAK_MAX_DEV; d++) {
 			c->dev[d].paused = false;
@@ -428,7 +432,7 @@ static void op_grant(struct conn *c)
 static bool grant_outlives(const struct grant_rec *used, uint64_t grant_id)
 {
 	for (size_t i = 0; !used->token && i < n_grants; i++)
-		if (grants[i].grant_id == grant_id)
+		if (grants[i].grant_id == grant_id && grants[i].lease_id == used->lease_id)
 			return grants[i].outlives;
 	return used->outlives;
 }
@@ -456,6 +460,7 @@ static void op_open(struct conn *c)
 			known = shared_keys[i] == g.key;
 		if (!known && n_shared < MAX_SHARED)
 			shared_keys[n_shared++] = g.key;
+		soak_window_opened(g.key);
 	}
 	after(c, "OPEN", r);
 }

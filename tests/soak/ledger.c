@@ -130,7 +130,8 @@ void ledger_drop_device(uint32_t dev)
 			ledger_drop((int)i);
 }
 
-bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *ret_children)
+bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_off, uint64_t *ret_size,
+		   bool *ret_children)
 {
 	bool found = false;
 
@@ -138,6 +139,7 @@ bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *re
 	for (size_t i = 0; i < n_spans; i++)
 		if (spans[i].live && spans[i].key == key) {
 			*ret_dev = spans[i].dev;
+			*ret_off = spans[i].off;
 			*ret_size = spans[i].size;
 			*ret_children &= spans[i].child != SPAN_CHILD_NONE;
 			found = true;
@@ -145,7 +147,16 @@ bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *re
 	return found;
 }
 
-bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_size)
+bool ledger_window_held_at(uint64_t key, int64_t t_ms)
+{
+	for (size_t i = 0; i < n_spans; i++)
+		if (spans[i].key == key && (spans[i].live || spans[i].ended_ms >= t_ms))
+			return true;
+	return false;
+}
+
+bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_off,
+			       uint64_t *ret_size)
 {
 	bool found = false;
 
@@ -156,6 +167,7 @@ bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev
 			return false;
 		if (spans[i].ended_ms >= since_ms) {
 			*ret_dev = spans[i].dev;
+			*ret_off = spans[i].off;
 			*ret_size = spans[i].size;
 			found = true;
 		}

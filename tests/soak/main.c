@@ -105,44 +105,107 @@ static void verdicts(void)
 static uint64_t initial_free[SOAK_MAX_DEV];
 static uint64_t out_of_use[SOAK_MAX_DEV];   /* surely kept */
 static uint64_t maybe_out[SOAK_MAX_DEV];    /* kept if the restart came first */
-static uint64_t *counted; /* keys already in out_of_use or maybe_out */
+struct counted {
+	uint64_t key, off, size;
+	uint32_t dev;
+	bool surely;
+	int restart; /* which restart counted it */
+};
+static struct counted *counted; /* windows already in out_of_use or maybe_out */
 static size_t n_counted;
 
 static bool was_counted(uint64_t key)
 {
 	for (size_t i = 0; i < n_counted; i++)
-		if (counted[i] == key)
+		if (counted[i].key == key)
 			return true;
 	return false;
 }
 
+static void forget_counted(uint32_t dev)
+{
+	size_t n = 0;
+
+	out_of_use[dev % SOAK_MAX_DEV] = 0;
+	maybe_out[dev % SOAK_MAX_DEV] = 0;
+	for (size_t i = 0; i < n_counted; i++)
+		if (counted[i].dev != dev)
+			counted[n++] = counted[i];
+	n_counted = n;
+}
+
+/* What the model keeps out of use on dev, for comparing with the daemon's
+ * "kept out of use" log lines when the free bytes disagree. */
+static void print_counted(uint32_t dev)
+{
+	for (size_t i = 0; i < n_counted; i++)
+		if (counted[i].dev == dev)
+			printf("    model: window %#" PRIx64 "+%" PRIu64 " (key %" PRIu64 ") %s at restart %d\n",
+			       counted[i].off, counted[i].size, counted[i].key,
+			       counted[i].surely ? "kept" : "maybe kept", counted[i].restart);
+}
+
+static int n_restarts_begun;
+static bool restarting; /* from RESTART_BEGIN to RESTART_END */
+
+static void count_window(uint64_t key, uint32_t dev, uint64_t off, uint64_t size, bool surely)
+{
+	struct counted *p = realloc(counted, (n_counted + 1) * sizeof(*p));
+	if (!p)
+		return;
+	counted = p;
+	counted[n_counted++] = (struct counted){ .key = key, .off = off, .size = size, .dev = dev,
+						 .restart = n_restarts_begun, .surely = surely };
+	*(surely ? &out_of_use[dev % SOAK_MAX_DEV] : &maybe_out[dev % SOAK_MAX_DEV]) += size;
+}
+
+/* At RESTART_BEGIN: every window ever shared that is held now, or was
+ * until SETTLE_MS ago. */
 static void count_shared_windows(void)
 {
 	size_t n;
 	const uint64_t *keys = clients_shared_keys(&n);
 	int64_t since = soak_now_ms() - SETTLE_MS;
 	uint32_t dev;
-	uint64_t size;
+	uint64_t off, size;
+	bool children;
 
+	n_restarts_begun++;
 	for (size_t i = 0; i < n; i++) {
 		if (was_counted(keys[i]))
 			continue;
-		uint64_t *sum;
-		bool children;
 		/* Children hold copies for moments and may have closed them
 		 * already (exited, not reaped yet). */
-		if (ledger_window(keys[i], &dev, &size, &children))
-			sum = children ? &maybe_out[dev % SOAK_MAX_DEV] : &out_of_use[dev % SOAK_MAX_DEV];
-		else if (ledger_window_ended_since(keys[i], since, &dev, &size))
-			sum = &maybe_out[dev % SOAK_MAX_DEV];
-		else
+		if (ledger_window(keys[i], &dev, &off, &size, &children))
+			count_window(keys[i], dev, off, size, !children);
+		else if (ledger_window_ended_since(keys[i], since, &dev, &off, &size))
+			count_window(keys[i], dev, off, size, false);
+	}
+}
+
+/* The soak goes on while the chaos restarts the broker, so what happens
+ * between RESTART_BEGIN and the kill is a race: a window first opened then
+ * (the old broker still answered) may be kept, and a window counted as
+ * surely kept whose last hold ended then may be freed first. */
+void soak_window_opened(uint64_t key)
+{
+	uint32_t dev;
+	uint64_t off, size;
+	bool children;
+
+	if (restarting && !was_counted(key) && ledger_window(key, &dev, &off, &size, &children))
+		count_window(key, dev, off, size, false);
+}
+
+static void settle_restart(int64_t t_stopped)
+{
+	for (size_t i = 0; i < n_counted; i++) {
+		struct counted *c = &counted[i];
+		if (c->restart != n_restarts_begun || !c->surely || ledger_window_held_at(c->key, t_stopped))
 			continue;
-		uint64_t *p = realloc(counted, (n_counted + 1) * sizeof(*p));
-		if (!p)
-			return;
-		counted = p;
-		counted[n_counted++] = keys[i];
-		*sum += size;
+		c->surely = false;
+		out_of_use[c->dev % SOAK_MAX_DEV] -= c->size;
+		maybe_out[c->dev % SOAK_MAX_DEV] += c->size;
 	}
 }
 
@@ -226,19 +289,21 @@ static void on_report(int fd)
 		clients_check_reset(rep.dev, rep.gen, rep.t_send, true);
 		ledger_drop_device(rep.dev);
 		unplug_ms[rep.dev % SOAK_MAX_DEV] = rep.t_send;
-		out_of_use[rep.dev % SOAK_MAX_DEV] = 0; /* a new start opens it afresh */
-		maybe_out[rep.dev % SOAK_MAX_DEV] = 0;
+		forget_counted(rep.dev); /* a new start opens it afresh */
 		break;
 	case CHAOS_RESTART_BEGIN:
 		if (n_restart_ms < MAX_RESTARTS)
 			restart_ms[n_restart_ms++] = soak_now_ms();
 		clients_hold_grants(true);
 		count_shared_windows();
+		restarting = true;
 		(void)!write(fd, "g", 1);
 		break;
 	case CHAOS_RESTART_END:
 		stats.restarts++;
 		clients_hold_grants(false);
+		settle_restart(rep.t_stopped);
+		restarting = false;
 		printf("  restart %lu took %" PRId64 " ms%s\n", stats.restarts, rep.t_done - rep.t_send,
 		       rep.r < 0 ? " (the restart command failed)" : "");
 		break;
@@ -309,6 +374,9 @@ static void check_free_bytes(void)
 			       "may be (released within %d ms of a restart)\n", d, initial_free[d],
 			       now[d], gone & (1u << d) ? " (gone)" : "", out_of_use[d], maybe_out[d],
 			       SETTLE_MS);
+	for (uint32_t d = 0; !same && d < SOAK_MAX_DEV; d++)
+		if (initial_free[d] && !(gone & (1u << d)))
+			print_counted(d);
 	if (!same)
 		soak_violation("free bytes back", "free bytes did not come back");
 	if (gone && (!stats.unplugs || opts.restart_cmd))

@@ -50,6 +50,8 @@ int64_t soak_now_ms(void);
  * soak_judge_lost(), when every unplug has been reported. */
 void soak_lost_plain(uint32_t dev, unsigned conn, uint64_t lease_id, const char *why);
 void soak_judge_lost(void);
+/* A window of key was opened from a grant (it stays out of use after a restart). */
+void soak_window_opened(uint64_t key);
 /* Counts an invariant violation and prints it (the first few in full). */
 __attribute__((format(printf, 2, 3))) void soak_violation(const char *invariant, const char *fmt,
 							  ...);
@@ -70,11 +72,15 @@ void ledger_drop_device(uint32_t dev);
 size_t ledger_live(void);
 /* The window of key, if a span of it is live: its device and size, and in
  * *ret_children whether only children hold it (they may be exiting). */
-bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_size, bool *ret_children);
+bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_off, uint64_t *ret_size,
+		   bool *ret_children);
 /* The same for a window whose last span ended at or after since_ms (spans
  * are not reused for LEDGER_KEEP_MS after they end). */
 #define LEDGER_KEEP_MS 10000
-bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_size);
+/* Whether a span of key was live at t_ms (or is still), within LEDGER_KEEP_MS. */
+bool ledger_window_held_at(uint64_t key, int64_t t_ms);
+bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_off,
+			       uint64_t *ret_size);
 
 /* ---- clients.c: the connections ---- */
 int clients_start(void);
@@ -116,6 +122,7 @@ struct chaos_report {
 	uint32_t dev;
 	uint64_t gen;   /* RESET: the generation paused */
 	int64_t t_send, t_done;
+	int64_t t_stopped; /* RESTART_END: the restart command returned (the old broker is dead) */
 	int32_t r;      /* 0 or -errno */
 	uint32_t gone;  /* RESET/UNPLUG: the device went GONE */
 };

@@ -129,5 +129,5 @@ check "no sanitizer report" sh -c "! grep -E 'AddressSanitizer|LeakSanitizer|run
 echo "--- daemon errors and warnings (counts)"
 echo "$log" | grep -E 'error|warning|Failed' | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -n 15
 echo "--- daemon log (restarts, windows kept out of use)"
-echo "$log" | grep -E 'Restored from the fd store|closed and gone|stays out of use|reclaim timeout|Main process|Stopping|signal|Started' | tail -n 40
+echo "$log" | grep -E 'Restored from the fd store|closed and gone|stays out of use|reclaim timeout|Main process|Stopping|signal|Started' | grep -v 'was shared; it stays' | tail -n 40
 suite_end
