@@ -155,7 +155,11 @@ check-vm-san: all
 	tests/vm/fetch-kernel
 	tests/kmod/build
 	kernel-patches/build
-	BARKEEP_BUILD=$(abspath build-san) tests/vm/run-suites
+	BARKEEP_BUILD=$(abspath build-san) tests/vm/run-suites $(SAN_SUITES)
+
+# make check runs the daemon's own suites a second time on the sanitizer
+# build (check-vm-san runs them all); SAN_SUITES= (empty) means every suite.
+CHECK_SAN_SUITES := 10-barkeepd 15-limits 20-reset 45-sharing 50-dbus 85-soak
 
 # The daemon's suites with barkeepd under valgrind (memcheck): any error, a
 # definite or possible leak, or an fd left open at exit fails the suite
@@ -175,6 +179,7 @@ check:
 	$(MAKE) check-san
 	$(MAKE) check-fuzz
 	$(MAKE) check-vm
+	$(MAKE) check-vm-san SAN_SUITES="$(CHECK_SAN_SUITES)"
 
 # Looks for the newest sid kernel; everything else uses the cached one.
 vm-kernel:

@@ -264,7 +264,8 @@ static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, 
 		return;
 	}
 	*w = (struct window){ .offset = offset, .size = size, .store = *ws, .n_fds = n };
-	memcpy(w->fds, fds, n * sizeof(int));
+	if (n) /* fds may be NULL then: a window whose buffers all ended */
+		memcpy(w->fds, fds, n * sizeof(int));
 	list_insert_tail(&d->quarantine, &w->link);
 	d->quarantined_bytes += size;
 }

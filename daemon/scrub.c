@@ -219,7 +219,8 @@ int scrub_queue(struct device *d, uint64_t offset, uint64_t size, const int *fds
 	if (!w)
 		return -ENOMEM;
 	*w = (struct dirty_window){ .offset = offset, .size = size, .store = *ws, .n_fds = n };
-	memcpy(w->fds, fds, n * sizeof(int));
+	if (n) /* fds may be NULL then: a window whose buffers all ended */
+		memcpy(w->fds, fds, n * sizeof(int));
 	d->dirty_bytes += size;
 	pthread_mutex_lock(&s->lock);
 	list_insert_tail(&s->queue, &w->link);
