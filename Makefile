@@ -180,6 +180,7 @@ check:
 	$(MAKE) check-fuzz
 	$(MAKE) check-vm
 	$(MAKE) check-vm-san SAN_SUITES="$(CHECK_SAN_SUITES)"
+	$(MAKE) check-vm-valgrind
 
 # Looks for the newest sid kernel; everything else uses the cached one.
 vm-kernel:

@@ -33,6 +33,8 @@ static void attach_fds(struct msghdr *mh, union fd_control *control, const int *
 {
 	if (n == 0)
 		return;
+	/* The padding after the fds goes to the kernel too: no stack bytes. */
+	memset(control, 0, sizeof(*control));
 	mh->msg_control = control->bytes;
 	mh->msg_controllen = CMSG_SPACE(sizeof(int) * n);
 	struct cmsghdr *c = CMSG_FIRSTHDR(mh);
