@@ -149,8 +149,10 @@ bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_off, uint64_t 
 
 bool ledger_window_held_at(uint64_t key, int64_t t_ms)
 {
+	/* A child's span ends when it is reaped, maybe long after its close. */
 	for (size_t i = 0; i < n_spans; i++)
-		if (spans[i].key == key && (spans[i].live || spans[i].ended_ms >= t_ms))
+		if (spans[i].key == key && spans[i].child == SPAN_CHILD_NONE &&
+		    (spans[i].live || spans[i].ended_ms >= t_ms))
 			return true;
 	return false;
 }

@@ -140,8 +140,8 @@ static void print_counted(uint32_t dev)
 {
 	for (size_t i = 0; i < n_counted; i++)
 		if (counted[i].dev == dev)
-			printf("    model: window %#" PRIx64 "+%" PRIu64 " (key %" PRIu64 ") %s at restart %d\n",
-			       counted[i].off, counted[i].size, counted[i].key,
+			printf("    model: device %" PRIu32 " window %#" PRIx64 "+%" PRIu64 " (key %" PRIu64
+			       ") %s at restart %d\n", dev, counted[i].off, counted[i].size, counted[i].key,
 			       counted[i].surely ? "kept" : "maybe kept", counted[i].restart);
 }
 

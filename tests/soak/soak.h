@@ -77,7 +77,8 @@ bool ledger_window(uint64_t key, uint32_t *ret_dev, uint64_t *ret_off, uint64_t 
 /* The same for a window whose last span ended at or after since_ms (spans
  * are not reused for LEDGER_KEEP_MS after they end). */
 #define LEDGER_KEEP_MS 10000
-/* Whether a span of key was live at t_ms (or is still), within LEDGER_KEEP_MS. */
+/* Whether this process held key at t_ms (or does still), within LEDGER_KEEP_MS;
+ * children's copies do not count. */
 bool ledger_window_held_at(uint64_t key, int64_t t_ms);
 bool ledger_window_ended_since(uint64_t key, int64_t since_ms, uint32_t *ret_dev, uint64_t *ret_off,
 			       uint64_t *ret_size);
