@@ -197,15 +197,22 @@ void soak_window_opened(uint64_t key)
 		count_window(key, dev, off, size, false);
 }
 
+static void demote(struct counted *c)
+{
+	c->surely = false;
+	out_of_use[c->dev % SOAK_MAX_DEV] -= c->size;
+	maybe_out[c->dev % SOAK_MAX_DEV] += c->size;
+}
+
+/* t_stopped < 0: the chaos stopped before it said whether the restart
+ * happened (the phase ended in it): nothing it counted is sure. */
 static void settle_restart(int64_t t_stopped)
 {
 	for (size_t i = 0; i < n_counted; i++) {
 		struct counted *c = &counted[i];
-		if (c->restart != n_restarts_begun || !c->surely || ledger_window_held_at(c->key, t_stopped))
-			continue;
-		c->surely = false;
-		out_of_use[c->dev % SOAK_MAX_DEV] -= c->size;
-		maybe_out[c->dev % SOAK_MAX_DEV] += c->size;
+		if (c->restart == n_restarts_begun && c->surely &&
+		    (t_stopped < 0 || !ledger_window_held_at(c->key, t_stopped)))
+			demote(c);
 	}
 }
 
@@ -357,6 +364,9 @@ static void check_free_bytes(void)
 	unsigned gone = 0;
 	bool same = false;
 
+	if (restarting)
+		settle_restart(-1);
+	restarting = false;
 	/* Orphans wait reclaim-timeout; quarantined windows wait for the sweep. */
 	for (int i = 0; i < 600 && !same; i++) {
 		if (i)
