@@ -683,11 +683,23 @@ int fdstore_writer_put_device(struct fdstore_writer *w, const struct fdstore_dev
 	return -ENOSPC;
 }
 
-static uint64_t lease_u64(struct fdstore_writer *w, uint32_t slot, size_t pos)
+static struct cursor lease_field(struct fdstore_writer *w, uint32_t slot, size_t pos)
 {
 	struct cursor c = at(lease_slot(w->map, w->n_device_slots, slot), LEASE_RECORD_SIZE);
 	c.pos = pos;
-	return pos == LEASE_DEVICE ? get_u32(&c) : get_u64(&c);
+	return c;
+}
+
+static uint32_t lease_device_slot(struct fdstore_writer *w, uint32_t slot)
+{
+	struct cursor c = lease_field(w, slot, LEASE_DEVICE);
+	return get_u32(&c);
+}
+
+static uint64_t lease_id_in(struct fdstore_writer *w, uint32_t slot)
+{
+	struct cursor c = lease_field(w, slot, LEASE_ID);
+	return get_u64(&c);
 }
 
 static void free_lease_slot(struct fdstore_writer *w, uint32_t slot)
@@ -706,7 +718,7 @@ void fdstore_writer_drop_device(struct fdstore_writer *w, uint32_t slot)
 	/* Its leases go with it: left behind, they would belong to whatever
 	 * device takes the slot next. */
 	for (uint32_t i = 0; i < w->n_lease_slots; i++)
-		if (w->lease_taken[i] && lease_u64(w, i, LEASE_DEVICE) == slot)
+		if (w->lease_taken[i] && lease_device_slot(w, i) == slot)
 			free_lease_slot(w, i);
 }
 
@@ -744,7 +756,7 @@ void fdstore_writer_set_lease_state(struct fdstore_writer *w, uint32_t slot, uin
 	/* A staged slot is written and taken but still free: it may be given
 	 * any state, FREE included. A slot its device's drop gave back (and
 	 * maybe another lease took since) is no longer this lease's. */
-	if (slot >= w->n_lease_slots || !w->lease_taken[slot] || lease_u64(w, slot, LEASE_ID) != lease_id)
+	if (slot >= w->n_lease_slots || !w->lease_taken[slot] || lease_id_in(w, slot) != lease_id)
 		return;
 	if (state == FDSTORE_LEASE_FREE)
 		free_lease_slot(w, slot);

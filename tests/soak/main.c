@@ -103,15 +103,13 @@ static void verdicts(void)
 #define SETTLE_MS 3000
 
 static uint64_t initial_free[SOAK_MAX_DEV];
-static uint64_t out_of_use[SOAK_MAX_DEV];   /* surely kept */
-static uint64_t maybe_out[SOAK_MAX_DEV];    /* kept if the restart came first */
 struct counted {
 	uint64_t key, off, size;
 	uint32_t dev;
 	bool surely;
 	int restart; /* which restart counted it */
 };
-static struct counted *counted; /* windows already in out_of_use or maybe_out */
+static struct counted *counted; /* windows a restart keeps, surely or maybe */
 static size_t n_counted;
 
 static bool was_counted(uint64_t key)
@@ -126,8 +124,6 @@ static void forget_counted(uint32_t dev)
 {
 	size_t n = 0;
 
-	out_of_use[dev % SOAK_MAX_DEV] = 0;
-	maybe_out[dev % SOAK_MAX_DEV] = 0;
 	for (size_t i = 0; i < n_counted; i++)
 		if (counted[i].dev != dev)
 			counted[n++] = counted[i];
@@ -156,7 +152,6 @@ static void count_window(uint64_t key, uint32_t dev, uint64_t off, uint64_t size
 	counted = p;
 	counted[n_counted++] = (struct counted){ .key = key, .off = off, .size = size, .dev = dev,
 						 .restart = n_restarts_begun, .surely = surely };
-	*(surely ? &out_of_use[dev % SOAK_MAX_DEV] : &maybe_out[dev % SOAK_MAX_DEV]) += size;
 }
 
 /* At RESTART_BEGIN: every window ever shared that is held now, or was
@@ -197,13 +192,6 @@ void soak_window_opened(uint64_t key)
 		count_window(key, dev, off, size, false);
 }
 
-static void demote(struct counted *c)
-{
-	c->surely = false;
-	out_of_use[c->dev % SOAK_MAX_DEV] -= c->size;
-	maybe_out[c->dev % SOAK_MAX_DEV] += c->size;
-}
-
 /* t_stopped < 0: the chaos stopped before it said whether the restart
  * happened (the phase ended in it): nothing it counted is sure. */
 static void settle_restart(int64_t t_stopped)
@@ -212,7 +200,7 @@ static void settle_restart(int64_t t_stopped)
 		struct counted *c = &counted[i];
 		if (c->restart == n_restarts_begun && c->surely &&
 		    (t_stopped < 0 || !ledger_window_held_at(c->key, t_stopped)))
-			demote(c);
+			c->surely = false;
 	}
 }
 
@@ -364,9 +352,15 @@ static void check_free_bytes(void)
 	unsigned gone = 0;
 	bool same = false;
 
+	uint64_t out_of_use[SOAK_MAX_DEV] = {}; /* surely kept */
+	uint64_t maybe_out[SOAK_MAX_DEV] = {};  /* kept if the restart came first */
+
 	if (restarting)
 		settle_restart(-1);
 	restarting = false;
+	for (size_t i = 0; i < n_counted; i++)
+		*(counted[i].surely ? &out_of_use : &maybe_out)[counted[i].dev % SOAK_MAX_DEV] +=
+			counted[i].size;
 	/* Orphans wait reclaim-timeout; quarantined windows wait for the sweep. */
 	for (int i = 0; i < 600 && !same; i++) {
 		if (i)
