@@ -16,7 +16,13 @@
  *
  * Figures (median and p99 of each): barkeep's ALLOC+RELEASE and its two
  * halves; the limit; the limit plus a bare RELEASE-sized round trip (the
- * floor of a protocol that answers RELEASE); then the ratios. The kinds are
+ * floor of a protocol that answers RELEASE); the rule's floor: the limit
+ * plus the least the window reuse rule (issue #3, PROTOCOL.md) adds, done
+ * by the same bare server: the client closes its fd and sends RELEASE
+ * without waiting, and the server, which kept its own fd, reads the
+ * buffer's count from fdinfo, closes it, zeroes the window and names the
+ * next buffer, reading RELEASE and ALLOC with one recvmmsg(); then the
+ * ratios. The kinds are
  * measured interleaved in rounds, so drift of the host (TCG on a shared
  * machine moves absolute figures by tens of percent between runs) hits all
  * of them alike. No figure is judged: it prints them.
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,7 +55,11 @@
 #define MIN_ITERATIONS 500
 #define BUDGET_NS (40ull * 1000000000ull) /* measuring time the bench allows itself */
 
-enum kind { BARKEEP, LIMIT, TWO_TRIPS, N_KINDS };
+enum kind { BARKEEP, LIMIT, TWO_TRIPS, RULE_FLOOR, N_KINDS };
+
+/* The rule floor's packets carry this request id: the server keeps their
+ * buffers and does not answer their RELEASE. */
+#define FLOOR_REQUEST 7
 
 /* Samples of one kind; barkeep also records its ALLOC and RELEASE halves. */
 struct samples {
@@ -61,6 +72,7 @@ struct samples {
 /* The bare side: the packets of the protocol's sizes and the server process. */
 struct bare {
 	uint8_t alloc[PACKET_MAX], lease[PACKET_MAX], release[PACKET_MAX], ok[PACKET_MAX];
+	uint8_t floor_alloc[PACKET_MAX], floor_release[PACKET_MAX];
 	size_t alloc_len, lease_len, release_len, ok_len;
 	int sock; /* the client end */
 	pid_t server;
@@ -86,6 +98,24 @@ static size_t encode(const struct proto_msg *m, uint8_t *buf)
 	return (size_t)n;
 }
 
+/* The header: magic, version, opcode, flags, payload length, request id. */
+static uint16_t opcode_of(const uint8_t *pkt)
+{
+	return (uint16_t)(pkt[6] | pkt[7] << 8);
+}
+
+static uint32_t request_id_of(const uint8_t *pkt)
+{
+	return (uint32_t)pkt[16] | (uint32_t)pkt[17] << 8 | (uint32_t)pkt[18] << 16 |
+	       (uint32_t)pkt[19] << 24;
+}
+
+static void set_request_id(uint8_t *pkt, uint32_t id)
+{
+	for (int i = 0; i < 4; i++)
+		pkt[16 + i] = (uint8_t)(id >> (8 * i));
+}
+
 static void bare_packets(struct bare *b, uint64_t size)
 {
 	struct proto_msg m = { .opcode = PROTO_OP_ALLOC, .request_id = 1 };
@@ -101,41 +131,106 @@ static void bare_packets(struct bare *b, uint64_t size)
 	b->release_len = encode(&m, b->release);
 	m = (struct proto_msg){ .opcode = PROTO_OP_OK, .request_id = 2 };
 	b->ok_len = encode(&m, b->ok);
+	memcpy(b->floor_alloc, b->alloc, b->alloc_len);
+	memcpy(b->floor_release, b->release, b->release_len);
+	set_request_id(b->floor_alloc, FLOOR_REQUEST);
+	set_request_id(b->floor_release, FLOOR_REQUEST);
+}
+
+/* The rule floor's server state: the buffer it lent last, kept. */
+struct floor_state {
+	int kept;           /* its own fd of the lent buffer; -EBADF: none */
+	int fdinfo;         /* /proc/self/fdinfo/<kept>, kept open as barkeepd does */
+	volatile uint64_t *window; /* the BAR, mapped, for the zeroing */
+	unsigned next_name;
+};
+
+/* A RELEASE of the rule floor: the last reference, or the server fails. */
+static int floor_release(struct floor_state *f, uint64_t size)
+{
+	char text[1024];
+	long count = 0;
+
+	if (f->kept < 0)
+		return -EPROTO;
+	ssize_t n = pread(f->fdinfo, text, sizeof(text) - 1, 0);
+	if (n < 0)
+		return -errno;
+	text[n] = '\0';
+	if (dmabuf_fdinfo_parse(text, &count, NULL, 0) < 0 || count != 1)
+		return -EBUSY;
+	f->kept = safe_close(f->kept);
+	for (uint64_t i = 0; i < size / sizeof(uint64_t); i += 8) /* as barkeepd zeroes */
+		for (int j = 0; j < 8; j++)
+			f->window[i + j] = 0;
+	return 0;
 }
 
 /*
  * The bare server: answers an ALLOC-sized packet by exporting a window of
  * the device and sending a LEASE-sized reply with the fd, then closes its
  * fd; anything else gets an OK-sized reply. Blocking, no decoding, no
- * bookkeeping: only what any broker must do. Exits at end of stream.
+ * bookkeeping: only what any broker must do. Packets of the rule floor
+ * (FLOOR_REQUEST) are served as the reuse rule wants instead: the ALLOC's
+ * buffer is named and kept, the RELEASE is not answered. Exits at end of
+ * stream.
  */
 static _noreturn_ void bare_serve(const struct bare *b, int sock, const struct vfio_dev *dev,
 				  uint32_t bar, uint64_t size)
 {
-	uint8_t buf[PROTO_MAX_MESSAGE];
-	int fds[PROTO_PACKET_MAX_FDS];
-	size_t n_fds;
+	static uint8_t inbox[2][PROTO_MAX_MESSAGE];
+	struct floor_state f = { .kept = -EBADF, .fdinfo = -EBADF };
+	void *map;
+	uint64_t map_size;
 
+	if (vfio_region_mmap(dev, bar, &map, &map_size) < 0 || map_size < size)
+		_exit(EXIT_FAILURE);
+	f.window = map;
 	for (;;) {
-		ssize_t n = proto_recv(sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &n_fds);
-		int r;
-
-		if (n == -EAGAIN)
+		struct proto_slot slot[2] = { { .buf = inbox[0], .size = sizeof(inbox[0]) },
+					      { .buf = inbox[1], .size = sizeof(inbox[1]) } };
+		int got = proto_recv_many(sock, slot, ARRAY_SIZE(slot), PROTO_PACKET_MAX_FDS);
+		if (got == -EAGAIN)
 			continue;
-		if (n <= 0)
-			_exit(n == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
-		proto_close_fds(fds, n_fds);
-		if ((size_t)n != b->alloc_len) {
-			r = proto_send(sock, b->ok, b->ok_len, NULL, 0);
-		} else {
-			int fd = vfio_dmabuf_export(dev, bar, 0, size, O_RDWR);
-			if (fd < 0)
-				_exit(EXIT_FAILURE); /* the client sees the hang-up */
-			r = proto_send(sock, b->lease, b->lease_len, &fd, 1);
-			close(fd);
-		}
-		if (r < 0)
+		if (got < 0)
 			_exit(EXIT_FAILURE);
+		for (int i = 0; i < got; i++) {
+			const uint8_t *buf = slot[i].buf;
+			bool floor = slot[i].len >= PROTO_HEADER_SIZE && request_id_of(buf) == FLOOR_REQUEST;
+			int r;
+
+			if (slot[i].len <= 0)
+				_exit(slot[i].len == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+			proto_close_fds(slot[i].fds, slot[i].n_fds);
+			if (floor && opcode_of(buf) == PROTO_OP_RELEASE) {
+				r = floor_release(&f, size);
+			} else if ((size_t)slot[i].len != b->alloc_len) {
+				r = proto_send(sock, b->ok, b->ok_len, NULL, 0);
+			} else {
+				int fd = vfio_dmabuf_export(dev, bar, 0, size, O_RDWR);
+				if (fd < 0)
+					_exit(EXIT_FAILURE); /* the client sees the hang-up */
+				if (floor) {
+					char name[48];
+					snprintf(name, sizeof(name), "barkeep:%u:0", ++f.next_name);
+					(void)dmabuf_set_name(fd, name);
+				}
+				r = proto_send(sock, b->lease, b->lease_len, &fd, 1);
+				if (floor && f.kept < 0 && f.fdinfo < 0) {
+					char path[64];
+					snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+					f.fdinfo = open(path, O_RDONLY | O_CLOEXEC);
+					if (f.fdinfo < 0)
+						_exit(EXIT_FAILURE);
+				}
+				if (floor && f.kept < 0)
+					f.kept = fd; /* the same number every time: nothing else opens */
+				else
+					close(fd);
+			}
+			if (r < 0)
+				_exit(EXIT_FAILURE);
+		}
 	}
 }
 
@@ -217,6 +312,32 @@ static void run_barkeep(struct bench *bn, struct samples *s)
 	}
 }
 
+/* The rule floor: the limit's trip, then RELEASE as libbarkeep sends it. */
+static void run_floor(struct bench *bn, struct samples *s)
+{
+	const struct bare *b = &bn->bare;
+	uint8_t buf[PROTO_MAX_MESSAGE];
+	int fds[PROTO_PACKET_MAX_FDS];
+	size_t n_fds;
+	ssize_t n;
+	uint64_t t0 = bench_now_ns();
+
+	int r = proto_send(b->sock, b->floor_alloc, b->alloc_len, NULL, 0);
+	if (r < 0)
+		die("bare send failed: %s", strerror(-r));
+	do
+		n = proto_recv(b->sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &n_fds);
+	while (n == -EAGAIN);
+	if (n <= 0 || n_fds != 1)
+		die("the bare server did not answer (export failed?)");
+	close(fds[0]);
+	r = proto_send(b->sock, b->floor_release, b->release_len, NULL, 0);
+	if (r < 0)
+		die("bare send failed: %s", strerror(-r));
+	if (s)
+		s->total[s->n++] = bench_now_ns() - t0;
+}
+
 static void run_bare(struct bench *bn, struct samples *s, bool two_trips)
 {
 	const struct bare *b = &bn->bare;
@@ -235,6 +356,7 @@ static void run_one(struct bench *bn, enum kind k, struct samples *s)
 	case BARKEEP: run_barkeep(bn, s); break;
 	case LIMIT: run_bare(bn, s, false); break;
 	case TWO_TRIPS: run_bare(bn, s, true); break;
+	case RULE_FLOOR: run_floor(bn, s); break;
 	case N_KINDS: break;
 	}
 }
@@ -319,15 +441,21 @@ static void report(struct bench *bn, size_t n)
 	struct figure lim = print_figure("limit: SEQPACKET round trip + 1 fd + DMA_BUF export + close",
 					 s[LIMIT].total, n);
 	struct figure two = print_figure("limit + a bare RELEASE-sized round trip", s[TWO_TRIPS].total, n);
+	struct figure fl = print_figure("rule floor: limit + one-way RELEASE, count, zero, name",
+					s[RULE_FLOOR].total, n);
 	printf(NAME ": barkeep is median %.2fx, p99 %.2fx of two bare round trips\n",
 	       bk.median / two.median, bk.p99 / two.p99);
 	printf(NAME ": median %.2fx, p99 %.2fx of the limit (bare SEQPACKET+fd round trip + "
 	       "DMA_BUF export)\n", bk.median / lim.median, bk.p99 / lim.p99);
+	printf(NAME ": the rule floor is median %.2fx of the limit; barkeep is median %.2fx, "
+	       "p99 %.2fx of the rule floor\n", fl.median / lim.median, bk.median / fl.median,
+	       bk.p99 / fl.p99);
 	/* The guest has one CPU: what the serving side burns per iteration is
 	 * where the wall-clock difference comes from (clock ticks: coarse). */
 	printf(NAME ": CPU per iteration: barkeepd %.1f us (ALLOC+RELEASE), bare server %.1f us "
-	       "(one trip), %.1f us (two trips)\n", (double)bn->cpu_us[BARKEEP] / (double)n,
-	       (double)bn->cpu_us[LIMIT] / (double)n, (double)bn->cpu_us[TWO_TRIPS] / (double)n);
+	       "(one trip), %.1f us (two trips), %.1f us (rule floor)\n",
+	       (double)bn->cpu_us[BARKEEP] / (double)n, (double)bn->cpu_us[LIMIT] / (double)n,
+	       (double)bn->cpu_us[TWO_TRIPS] / (double)n, (double)bn->cpu_us[RULE_FLOOR] / (double)n);
 }
 
 /* The PCI address of the daemon's device id, for the record. */

@@ -279,7 +279,7 @@ int dmabuf_set_name(int fd, const char *name)
 {
 	char buf[DMA_BUF_NAME_LEN] = "";
 
-	snprintf(buf, sizeof(buf), "%s", name);
+	memcpy(buf, name, strnlen(name, sizeof(buf) - 1)); /* cut to the kernel's length */
 	return ioctl(fd, DMA_BUF_SET_NAME_B, buf) < 0 ? -errno : 0;
 }
 
@@ -292,7 +292,11 @@ static int fdinfo_field(const char *text, const char *key, char *ret, size_t len
 			continue;
 		p += klen + 1;
 		p += strspn(p, " \t");
-		snprintf(ret, len, "%.*s", (int)strcspn(p, "\n"), p);
+		size_t n = len ? MIN(strcspn(p, "\n"), len - 1) : 0;
+		if (len) {
+			memcpy(ret, p, n);
+			ret[n] = '\0';
+		}
 		return 0;
 	}
 	return -ENOENT;

@@ -459,6 +459,20 @@ int broker_random(struct broker *b, void *buf, size_t n)
 	return 0;
 }
 
+/* Writes v in decimal at p (at most 20 characters); returns the end. */
+static char *put_decimal(char *p, uint64_t v)
+{
+	char digits[20];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (n > 0)
+		*p++ = digits[--n];
+	return p;
+}
+
 int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
 		     struct error_info *err)
 {
@@ -472,10 +486,12 @@ int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t
 	l->generation = d->generation;
 	list_init(&l->share_link);
 
-	/* fdinfo names the buffer after its window and holder, for admins. */
-	char name[64];
-	snprintf(name, sizeof(name), "barkeep:%llu:%u",
-		 (unsigned long long)(name_id ? name_id : l->id), name_uid);
+	/* fdinfo names the buffer after its window and holder, for admins:
+	 * "barkeep:<lease>:<uid>", without snprintf() on the ALLOC path. */
+	char name[64] = "barkeep:";
+	char *p = put_decimal(name + strlen(name), name_id ? name_id : l->id);
+	*p++ = ':';
+	*put_decimal(p, name_uid) = '\0';
 	(void)dmabuf_set_name(l->fd, name);
 	/* A restart keeps the owner's lease; holders open theirs again. */
 	l->store = WINDOW_STORE_NONE;

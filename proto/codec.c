@@ -28,6 +28,12 @@ bool proto_op_is_event(uint16_t opcode)
 	return op && op->kind == PROTO_KIND_EVENT;
 }
 
+bool proto_may_be_quiet(uint16_t opcode)
+{
+	return opcode == PROTO_OP_RELEASE || opcode == PROTO_OP_PAUSE_ACK ||
+	       opcode == PROTO_OP_REVOKE_GRANT || opcode == PROTO_OP_ERROR;
+}
+
 uint16_t proto_op_reply(uint16_t request_opcode)
 {
 	const struct proto_op_info *op = proto_op_info(request_opcode);
@@ -87,6 +93,8 @@ int proto_encode(const struct proto_msg *m, void *buf, size_t size, struct proto
 		return xfer_fail(&x, -EINVAL, "unknown opcode 0x%04x", m->opcode);
 	x.what = op->name;
 	check_request_id(&x, op, m->request_id);
+	if (!x.err && m->quiet && !proto_may_be_quiet(op->opcode))
+		xfer_fail(&x, -EINVAL, "%s cannot be QUIET", op->name);
 	if (x.err)
 		return x.err;
 	if (size < sizeof(w))
@@ -102,7 +110,8 @@ int proto_encode(const struct proto_msg *m, void *buf, size_t size, struct proto
 	w.magic = htole32(PROTO_MAGIC);
 	w.version = htole16(PROTO_VERSION);
 	w.opcode = htole16(op->opcode);
-	w.flags = htole32(op->kind == PROTO_KIND_EVENT ? PROTO_FLAG_EVENT : 0);
+	w.flags = htole32((op->kind == PROTO_KIND_EVENT ? PROTO_FLAG_EVENT : 0) |
+			  (m->quiet ? PROTO_FLAG_QUIET : 0));
 	w.length = htole32((uint32_t)(x.pos - sizeof(w)));
 	w.request_id = htole32(m->request_id);
 	memcpy(buf, &w, sizeof(w));
@@ -162,6 +171,10 @@ static const struct proto_op_info *decode_header(struct xfer *x, size_t len, siz
 	event = op->kind == PROTO_KIND_EVENT ? PROTO_FLAG_EVENT : 0;
 	if (!x->err && (flags & PROTO_FLAG_EVENT) != event)
 		xfer_fail(x, -EPROTO, "%s must %shave the EVENT flag", op->name, event ? "" : "not ");
+	ret->quiet = flags & PROTO_FLAG_QUIET;
+	if (!x->err && ret->quiet && !proto_may_be_quiet(op->opcode))
+		xfer_fail(x, -EPROTO, "%s cannot have the QUIET flag (only RELEASE, PAUSE_ACK, "
+			  "REVOKE_GRANT and the ERROR answering one)", op->name);
 	if (!x->err && w.reserved != 0)
 		xfer_fail(x, -EPROTO, "%s header field reserved is not zero", op->name);
 	check_request_id(x, op, ret->request_id);

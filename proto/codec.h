@@ -217,6 +217,7 @@ struct proto_lease_revoked {
 struct proto_msg {
 	uint16_t opcode;     /* enum proto_opcode: selects the union member */
 	uint32_t request_id; /* 0 on events (and on ERRORs that answer no request) */
+	bool quiet;          /* header flag QUIET (proto_may_be_quiet()) */
 	union {
 		struct proto_hello hello;
 		struct proto_welcome welcome;
@@ -290,6 +291,9 @@ const char *proto_op_name(uint16_t opcode);
 bool proto_op_is_request(uint16_t opcode);
 /* True for events (server -> client, request id 0, PROTO_FLAG_EVENT). */
 bool proto_op_is_event(uint16_t opcode);
+/* True where header flag QUIET may be set: RELEASE, PAUSE_ACK and
+ * REVOKE_GRANT (answered OK at once), and the ERROR answering one. */
+bool proto_may_be_quiet(uint16_t opcode);
 /* The success reply to a request (ERROR can always come instead), 0 if
  * the opcode is not a request. */
 uint16_t proto_op_reply(uint16_t request_opcode);
@@ -349,6 +353,10 @@ int proto_send_many(int sock, const struct proto_packet *p, size_t n);
  */
 ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		   size_t *ret_n_fds);
+/* The same with recvmsg() flags: MSG_DONTWAIT reads a blocking socket
+ * without waiting. */
+ssize_t proto_recv_flags(int sock, int flags, void *buf, size_t size, int *fds, size_t max_fds,
+			 size_t *ret_n_fds);
 
 /* One packet of proto_recv_many(). */
 struct proto_slot {
@@ -365,7 +373,7 @@ struct proto_slot {
  * (max_fds at most PROTO_PACKET_MAX_FDS). Returns how many slots were
  * filled (what was there: fewer than n means the socket was empty),
  * -EAGAIN when nothing was, or -errno. After end of stream, every later
- * slot says so too.
+ * slot says so too. A blocking socket waits for the first packet only.
  */
 int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds);
 

@@ -483,6 +483,7 @@ static void grant_revoked_xfer(struct xfer *x, struct proto_msg *m)
 #define OP(op, kind, fixed_size, tail, fds, reply, fn) \
 	{ PROTO_OP_##op, #op, PROTO_KIND_##kind, fixed_size, tail, fds, reply, fn }
 
+/* In ascending opcode order: proto_op_info() searches it by halves. */
 static const struct proto_op_info ops[] = {
 	/*  opcode         kind     fixed part       tail?  fds success reply */
 	OP(HELLO,         REQUEST, W(hello),         true,  0, PROTO_OP_WELCOME, hello_xfer),
@@ -492,19 +493,19 @@ static const struct proto_op_info ops[] = {
 	OP(LIST_LEASES,   REQUEST, W(list),          false, 0, PROTO_OP_LEASES, list_xfer),
 	OP(RESET,         REQUEST, W(reset),         false, 0, PROTO_OP_OK, reset_xfer),
 	OP(PAUSE_ACK,     REQUEST, W(pause_ack),     false, 0, PROTO_OP_OK, pause_ack_xfer),
-	OP(RECLAIM,       REQUEST, W(reclaim),       false, 0, PROTO_OP_RECLAIMED, reclaim_xfer),
 	OP(GRANT,         REQUEST, W(grant),         false, 0, PROTO_OP_GRANTED, grant_xfer),
 	OP(OPEN,          REQUEST, W(open),          false, 0, PROTO_OP_OPENED, open_xfer),
 	OP(REVOKE_GRANT,  REQUEST, W(revoke_grant),  false, 0, PROTO_OP_OK, revoke_grant_xfer),
+	OP(RECLAIM,       REQUEST, W(reclaim),       false, 0, PROTO_OP_RECLAIMED, reclaim_xfer),
 	OP(WELCOME,       REPLY,   W(welcome),       true,  0, 0, welcome_xfer),
 	OP(DEVICES,       REPLY,   W(array),         true,  0, 0, devices_xfer),
 	OP(LEASE,         REPLY,   W(lease_reply),   false, 1, 0, lease_reply_xfer),
 	OP(LEASES,        REPLY,   W(array),         true,  0, 0, leases_xfer),
+	OP(GRANTED,       REPLY,   W(granted),       false, 0, 0, granted_xfer),
+	OP(OPENED,        REPLY,   W(opened),        false, 1, 0, opened_xfer),
 	OP(RECLAIMED,     REPLY,   W(lease),         false, 0, 0, reclaimed_xfer),
 	OP(OK,            REPLY,   0,                false, 0, 0, ok_xfer),
 	OP(ERROR,         REPLY,   W(error),         true,  0, 0, error_xfer),
-	OP(GRANTED,       REPLY,   W(granted),       false, 0, 0, granted_xfer),
-	OP(OPENED,        REPLY,   W(opened),        false, 1, 0, opened_xfer),
 	OP(DEVICE_PAUSE,  EVENT,   W(device_pause),  false, 0, 0, device_pause_xfer),
 	OP(DEVICE_RESUME, EVENT,   W(device_resume), false, 0, 0, device_resume_xfer),
 	OP(DEVICE_GONE,   EVENT,   W(device_gone),   false, 0, 0, device_gone_xfer),
@@ -514,8 +515,16 @@ static const struct proto_op_info ops[] = {
 
 const struct proto_op_info *proto_op_info(uint16_t opcode)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-		if (ops[i].opcode == opcode)
-			return &ops[i];
+	size_t lo = 0, hi = ARRAY_SIZE(ops);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ops[mid].opcode == opcode)
+			return &ops[mid];
+		if (ops[mid].opcode < opcode)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }

@@ -132,6 +132,12 @@ static ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fd
 ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 		   size_t *ret_n_fds)
 {
+	return proto_recv_flags(sock, 0, buf, size, fds, max_fds, ret_n_fds);
+}
+
+ssize_t proto_recv_flags(int sock, int flags, void *buf, size_t size, int *fds, size_t max_fds,
+			 size_t *ret_n_fds)
+{
 	union fd_control control;
 	struct iovec iov = { .iov_base = buf, .iov_len = size };
 	struct msghdr mh = {
@@ -142,7 +148,7 @@ ssize_t proto_recv(int sock, void *buf, size_t size, int *fds, size_t max_fds,
 	};
 
 	*ret_n_fds = 0;
-	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
 	if (n < 0)
 		return errno_to_result(errno);
 	return take_packet(&mh, n, fds, max_fds, ret_n_fds);
@@ -161,7 +167,7 @@ int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds)
 		mm[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1,
 			.msg_control = control[i].bytes, .msg_controllen = sizeof(control[i].bytes) };
 	}
-	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC, NULL);
+	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC | MSG_WAITFORONE, NULL);
 	if (got < 0)
 		return errno_to_result(errno);
 	for (int i = 0; i < got; i++)

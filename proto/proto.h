@@ -22,7 +22,10 @@
 
 /* Header flags. Every other bit is reserved and rejected. */
 #define PROTO_FLAG_EVENT (1u << 0) /* set exactly on event messages */
-#define PROTO_FLAGS_KNOWN PROTO_FLAG_EVENT
+/* Capability QUIET: on RELEASE, PAUSE_ACK or REVOKE_GRANT, "answer only a
+ * failure"; on the ERROR that answers such a request, says so. */
+#define PROTO_FLAG_QUIET (1u << 1)
+#define PROTO_FLAGS_KNOWN (PROTO_FLAG_EVENT | PROTO_FLAG_QUIET)
 
 /* ---- limits (v1) ------------------------------------------------------- */
 
@@ -82,6 +85,7 @@ enum proto_opcode {
 #define PROTO_CAP_GRANT (1ull << 8)     /* sharing: GRANT, OPEN, REVOKE_GRANT (section 6.1) */
 #define PROTO_CAP_RECLAIM (1ull << 9)   /* server: RECLAIM after restarts; DEVICE_GONE reason
 					 * SHUTDOWN. Client: understands reason SHUTDOWN */
+#define PROTO_CAP_QUIET (1ull << 10)    /* header flag QUIET: no OK when such a request succeeds */
 
 /* DEVICES: backend kinds */
 enum proto_backend { PROTO_BACKEND_VFIO = 1, PROTO_BACKEND_SYSMEM = 2 };

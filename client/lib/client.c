@@ -122,12 +122,13 @@ int bk_queue_event(struct barkeep *bk, const struct barkeep_event *ev)
 }
 
 enum read_mode {
-	READ_NOW,        /* what is there, else -EAGAIN */
-	READ_WAIT,       /* poll first: a reply just asked for is rarely there yet */
-	READ_WAIT_AFTER, /* read first: more often follows what was just read */
+	READ_NOW,  /* what is there, else -EAGAIN */
+	READ_WAIT, /* until a message comes */
 };
 
-/* Reads one message. The fd that rides with it (if any) goes to *ret_fd. */
+/* Reads one message. The fd that rides with it (if any) goes to *ret_fd.
+ * The socket blocks (bk_open), so a wait costs no poll(); a caller that
+ * made it non-blocking gets one. */
 static int read_message(struct barkeep *bk, enum read_mode mode, struct proto_msg *ret, int *ret_fd)
 {
 	uint8_t buf[PROTO_MAX_MESSAGE];
@@ -135,18 +136,17 @@ static int read_message(struct barkeep *bk, enum read_mode mode, struct proto_ms
 	int fds[PROTO_MAX_FDS];
 	size_t n_fds = 0;
 	ssize_t n;
-	bool block = mode != READ_NOW, poll_next = mode == READ_WAIT;
+	bool block = mode == READ_WAIT;
 
-	for (;; poll_next = true) {
-		if (poll_next && block) {
-			struct pollfd p = { .fd = bk->fd, .events = POLLIN };
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
-					       strerror(errno));
-		}
-		n = proto_recv(bk->fd, buf, sizeof(buf), fds, PROTO_MAX_FDS, &n_fds);
+	for (;;) {
+		n = proto_recv_flags(bk->fd, block ? 0 : MSG_DONTWAIT, buf, sizeof(buf), fds,
+				     PROTO_MAX_FDS, &n_fds);
 		if (n != -EAGAIN || !block)
 			break;
+		struct pollfd p = { .fd = bk->fd, .events = POLLIN };
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
+				       strerror(errno));
 	}
 	if (n == -EAGAIN)
 		return -EAGAIN;
@@ -226,8 +226,8 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 	if (r < 0)
 		return error_before_hangup(bk, r);
 
-	for (enum read_mode mode = READ_WAIT;; mode = READ_WAIT_AFTER) {
-		r = read_message(bk, mode, ret, &fd);
+	for (;;) {
+		r = read_message(bk, READ_WAIT, ret, &fd);
 		if (r == -ECONNRESET)
 			return error_before_hangup(bk, r);
 		if (r < 0)
@@ -241,7 +241,9 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 				return r;
 			continue;
 		}
-		if (ret->request_id != req->request_id && take_unanswered(bk, ret->request_id)) {
+		/* An ERROR for a QUIET release: that lease had ended anyway. */
+		if (ret->request_id != req->request_id &&
+		    (ret->quiet || take_unanswered(bk, ret->request_id))) {
 			proto_msg_clear(ret);
 			fd = safe_close(fd);
 			continue;
@@ -309,6 +311,11 @@ static int connect_socket(struct barkeep *bk)
 			       r == -ENOENT || r == -ECONNREFUSED ? " (is barkeepd running?)" :
 			       r == -EACCES ? " (are you in the socket's group?)" : "");
 	}
+	/* Connected without waiting for a full backlog; from now on it blocks,
+	 * so that waiting for a reply is one recvmsg(), and reads that must
+	 * not wait say MSG_DONTWAIT. */
+	if (fcntl(fd, F_SETFL, 0) < 0)
+		return bk_fail(bk, -errno, "cannot make the socket blocking: %s", strerror(errno));
 	return TAKE_FD(fd);
 }
 
@@ -319,7 +326,7 @@ static int say_hello(struct barkeep *bk)
 	req.hello.min_version = PROTO_VERSION_MIN;
 	req.hello.max_version = PROTO_VERSION_MAX;
 	/* RECLAIM: this library knows DEVICE_GONE reason SHUTDOWN. */
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM | PROTO_CAP_GRANT |
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM | PROTO_CAP_GRANT | PROTO_CAP_QUIET |
 				 (bk->flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	memcpy(req.hello.name, bk->name, sizeof(req.hello.name));
 	int r = bk_request_once(bk, &req, &rep, NULL);
@@ -437,7 +444,7 @@ int barkeep_dispatch(struct barkeep *bk)
 			bool is_event = to_event(&m, &ev);
 			if (is_event)
 				bk_note_event(bk, &ev);
-			bool expected = !is_event && take_unanswered(bk, m.request_id);
+			bool expected = !is_event && (m.quiet || take_unanswered(bk, m.request_id));
 			proto_msg_clear(&m);
 			if (expected)
 				continue;
@@ -572,8 +579,12 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 	bk_untrack(lease);
 	/* The broker handles one connection's requests in order, so later
 	 * requests already see the window released: no need to wait for the
-	 * OK, unless too many answers are outstanding. */
-	if (bk->n_unanswered == ARRAY_SIZE(bk->unanswered)) {
+	 * OK. A broker with QUIET sends none; otherwise it is read later,
+	 * unless too many answers are outstanding. */
+	if (bk->server_caps & PROTO_CAP_QUIET) {
+		req.quiet = true;
+		r = send_request(bk, &req);
+	} else if (bk->n_unanswered == ARRAY_SIZE(bk->unanswered)) {
 		r = ok_request(bk, &req, false);
 	} else {
 		r = send_request(bk, &req);

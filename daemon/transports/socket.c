@@ -40,6 +40,7 @@ struct conn {
 	bool hello_done;
 	bool closing;
 	bool knows_shutdown; /* announced RECLAIM: understands DEVICE_GONE reason SHUTDOWN */
+	bool quiet_ok;       /* announced QUIET: may ask for no OK */
 	struct list out; /* struct outgoing */
 	unsigned n_out;
 	unsigned resets_waiting; /* RESETs answered when their device resumes */
@@ -225,10 +226,11 @@ static int conn_send(struct conn *c, const struct proto_msg *m, int fd)
 	return conn_send_packet(c, buf, (size_t)n, fd);
 }
 
-static int conn_send_error(struct conn *c, uint32_t request_id, uint16_t opcode,
+/* quiet: it answers a request that asked for no OK (header flag QUIET). */
+static int conn_send_error(struct conn *c, uint32_t request_id, uint16_t opcode, bool quiet,
 			   const struct error_info *err)
 {
-	struct proto_msg m = { .opcode = PROTO_OP_ERROR, .request_id = request_id };
+	struct proto_msg m = { .opcode = PROTO_OP_ERROR, .request_id = request_id, .quiet = quiet };
 	m.error.code = (uint32_t)err->code;
 	m.error.request_opcode = opcode;
 	snprintf(m.error.message, sizeof(m.error.message), "%s", err->text);
@@ -345,7 +347,7 @@ static void reset_done(struct client *cl, uint32_t request_id, int r, const stru
 		struct proto_msg m = { .opcode = PROTO_OP_OK, .request_id = request_id };
 		q = conn_send(c, &m, -EBADF);
 	} else {
-		q = conn_send_error(c, request_id, PROTO_OP_RESET, err);
+		q = conn_send_error(c, request_id, PROTO_OP_RESET, false, err);
 	}
 	if (q < 0)
 		conn_close_soon(c);
@@ -378,6 +380,7 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 				 req->hello.min_version, req->hello.max_version,
 				 PROTO_VERSION_MIN, PROTO_VERSION_MAX);
 	c->knows_shutdown = req->hello.capabilities & PROTO_CAP_RECLAIM;
+	c->quiet_ok = req->hello.capabilities & PROTO_CAP_QUIET;
 	if (req->hello.name[0])
 		broker_client_set_name(c->client, req->hello.name);
 	broker_client_set_events(c->client, req->hello.capabilities & PROTO_CAP_PAUSE_ACK,
@@ -400,7 +403,8 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
 		.max_queued_events = lim->max_queued_events,
 		.max_lease_bytes = lim->max_bytes_per_uid,
-		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_GRANT | PROTO_CAP_RECLAIM,
+		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_GRANT | PROTO_CAP_RECLAIM |
+				PROTO_CAP_QUIET,
 	};
 	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
 	return conn_send(c, &m, -EBADF);
@@ -588,10 +592,11 @@ static bool needs_grant_cap(const struct proto_msg *req)
 	       (req->opcode == PROTO_OP_LIST_LEASES && (req->list_leases.flags & PROTO_LIST_HOLDERS));
 }
 
+/* OK, unless the request asked for none (QUIET). */
 static int handle_ok(struct conn *c, const struct proto_msg *req)
 {
 	struct proto_msg m = { .opcode = PROTO_OP_OK, .request_id = req->request_id };
-	return conn_send(c, &m, -EBADF);
+	return req->quiet ? 0 : conn_send(c, &m, -EBADF);
 }
 
 /* Returns < 0 when the connection must end (the reply is already queued). */
@@ -602,25 +607,31 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 
 	if (!c->hello_done && req->opcode != PROTO_OP_HELLO) {
 		error_set(&err, EPROTO, "%s before HELLO; say HELLO first", proto_op_name(req->opcode));
-		conn_send_error(c, req->request_id, req->opcode, &err);
+		conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
+		return -EPROTO;
+	}
+	if (req->quiet && !c->quiet_ok) {
+		error_set(&err, EPROTO, "%s has the QUIET flag, but your HELLO did not announce "
+			  "capability QUIET", proto_op_name(req->opcode));
+		conn_send_error(c, req->request_id, req->opcode, false, &err);
 		return -EPROTO;
 	}
 	if (needs_grant_cap(req) && !c->client->shares) {
 		error_set(&err, EPROTO, "%s needs capability GRANT, which your HELLO did not announce",
 			  proto_op_name(req->opcode));
-		conn_send_error(c, req->request_id, req->opcode, &err);
+		conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
 		return -EPROTO;
 	}
 	switch (req->opcode) {
 	case PROTO_OP_HELLO:
 		if (c->hello_done) {
 			error_set(&err, EPROTO, "HELLO sent twice on one connection");
-			conn_send_error(c, req->request_id, req->opcode, &err);
+			conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
 			return -EPROTO;
 		}
 		r = handle_hello(c, req, &err);
 		if (r < 0 && err.code) {
-			conn_send_error(c, req->request_id, req->opcode, &err);
+			conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
 			return r;
 		}
 		return r;
@@ -687,7 +698,7 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 		log_debug("%s from %s%s%s refused: %s", proto_op_name(req->opcode), c->client->name,
 			  c->client->container ? " of container " : "",
 			  c->client->container ? c->client->container->name : "", err.text);
-		return conn_send_error(c, req->request_id, req->opcode, &err);
+		return conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
 	}
 	return r;
 }
@@ -712,7 +723,7 @@ static bool handle_packet(struct conn *c, const struct proto_slot *p)
 			else
 				error_set(&err, (int)-n, "message refused: %s", strerror((int)-n));
 			log_warning("Protocol error from %s: %s", c->client->name, err.text);
-			conn_send_error(c, 0, 0, &err);
+			conn_send_error(c, 0, 0, false, &err);
 		}
 		conn_free(c);
 		return false;
@@ -725,7 +736,7 @@ static bool handle_packet(struct conn *c, const struct proto_slot *p)
 		error_set(&err, -r, "Protocol error: %s", diag.text);
 		log_warning("Protocol error from %s (uid %u): %s", c->client->name,
 			    c->client->creds.uid, diag.text);
-		conn_send_error(c, m.request_id, m.opcode, &err);
+		conn_send_error(c, m.request_id, m.opcode, false, &err);
 		conn_free(c);
 		return false;
 	}
@@ -746,9 +757,12 @@ static void read_requests(struct conn *c, int fd)
 {
 	struct proto_slot slot[MESSAGES_PER_WAKEUP];
 
-	for (size_t i = 0; i < MESSAGES_PER_WAKEUP; i++)
-		slot[i] = (struct proto_slot){ .buf = c->server->inbox + i * PROTO_MAX_MESSAGE,
-					       .size = PROTO_MAX_MESSAGE };
+	/* Only where the packets go: proto_recv_many() fills in the rest of
+	 * the slots it uses. */
+	for (size_t i = 0; i < MESSAGES_PER_WAKEUP; i++) {
+		slot[i].buf = c->server->inbox + i * PROTO_MAX_MESSAGE;
+		slot[i].size = PROTO_MAX_MESSAGE;
+	}
 	/* One recvmmsg() for all the client has sent (a pipelined RELEASE and
 	 * ALLOC): no second read only to learn that nothing more is there. */
 	int got = proto_recv_many(fd, slot, MESSAGES_PER_WAKEUP, PROTO_MAX_FDS);
@@ -801,7 +815,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *userdata)
 			  conn_limits(c)->idle_timeout_s);
 	}
 	log_warning("client %s: %s; disconnecting it", c->client->name, err.text);
-	conn_send_error(c, 0, 0, &err);
+	conn_send_error(c, 0, 0, false, &err);
 	conn_free(c);
 }
 

@@ -626,6 +626,44 @@ static void test_reject_wrong_direction(void)
 	expect_reject(len, 0, PROTO_FROM_SERVER, -EPROTO, NULL);
 }
 
+/* QUIET: bit 1 of the header flags, on the request and on its ERROR. */
+static void test_quiet_flag(void)
+{
+	struct proto_msg m = sample(PROTO_OP_RELEASE), back;
+	struct proto_diag diag;
+
+	m.quiet = true;
+	int len = proto_encode(&m, buf, sizeof(buf), NULL);
+	CHECK_EQ(len, PROTO_HEADER_SIZE + 8);
+	CHECK_EQ(buf[8], PROTO_FLAG_QUIET);
+	CHECK_EQ(proto_decode(buf, (size_t)len, 0, PROTO_FROM_CLIENT, &back, &diag), 0);
+	CHECK(back.quiet && back.release.lease_id == m.release.lease_id);
+
+	m = (struct proto_msg){ .opcode = PROTO_OP_ERROR, .request_id = 9, .quiet = true };
+	m.error.code = ENOENT;
+	m.error.request_opcode = PROTO_OP_RELEASE;
+	len = proto_encode(&m, buf, sizeof(buf), NULL);
+	CHECK(len > 0);
+	CHECK_EQ(proto_decode(buf, (size_t)len, 0, PROTO_FROM_SERVER, &back, &diag), 0);
+	CHECK(back.quiet && back.request_id == 9);
+
+	/* Only where no reply but OK could come at once. */
+	m = sample(PROTO_OP_ALLOC);
+	m.quiet = true;
+	CHECK_EQ(proto_encode(&m, buf, sizeof(buf), &diag), -EINVAL);
+	CHECK(strstr(diag.text, "ALLOC cannot be QUIET") != NULL);
+	size_t n = encode_sample(PROTO_OP_RESET);
+	put_le32(8, PROTO_FLAG_QUIET);
+	expect_reject(n, 0, PROTO_FROM_CLIENT, -EPROTO,
+		      "RESET cannot have the QUIET flag (only RELEASE, PAUSE_ACK, REVOKE_GRANT and "
+		      "the ERROR answering one)");
+	n = encode_sample(PROTO_OP_OK);
+	put_le32(8, PROTO_FLAG_QUIET);
+	expect_reject(n, 0, PROTO_FROM_SERVER, -EPROTO, NULL);
+	CHECK(proto_may_be_quiet(PROTO_OP_PAUSE_ACK) && proto_may_be_quiet(PROTO_OP_REVOKE_GRANT));
+	CHECK(!proto_may_be_quiet(PROTO_OP_LEASE));
+}
+
 static void test_reject_unknown_flags(void)
 {
 	size_t len = encode_sample(PROTO_OP_RELEASE);
@@ -909,6 +947,22 @@ static void test_op_helpers(void)
 	CHECK(!proto_op_is_event(PROTO_OP_ERROR));
 	CHECK(proto_op_is_request(PROTO_OP_RESET));
 	CHECK(!proto_op_is_request(PROTO_OP_WELCOME));
+	/* The table is searched by halves: a misplaced row would be lost. */
+	static const uint16_t every_op[] = {
+		PROTO_OP_HELLO, PROTO_OP_LIST_DEVICES, PROTO_OP_ALLOC, PROTO_OP_RELEASE,
+		PROTO_OP_LIST_LEASES, PROTO_OP_RESET, PROTO_OP_PAUSE_ACK, PROTO_OP_GRANT,
+		PROTO_OP_OPEN, PROTO_OP_REVOKE_GRANT, PROTO_OP_RECLAIM, PROTO_OP_WELCOME,
+		PROTO_OP_DEVICES, PROTO_OP_LEASE, PROTO_OP_LEASES, PROTO_OP_OK, PROTO_OP_ERROR,
+		PROTO_OP_GRANTED, PROTO_OP_OPENED, PROTO_OP_RECLAIMED, PROTO_OP_DEVICE_PAUSE,
+		PROTO_OP_DEVICE_RESUME, PROTO_OP_DEVICE_GONE, PROTO_OP_LEASE_REVOKED,
+		PROTO_OP_GRANT_REVOKED,
+	};
+	size_t known = 0;
+	for (uint32_t op = 0; op <= 0xffff; op++)
+		known += strcmp(proto_op_name((uint16_t)op), "unknown") != 0;
+	CHECK_EQ(known, ARRAY_SIZE(every_op));
+	for (size_t i = 0; i < ARRAY_SIZE(every_op); i++)
+		CHECK(strcmp(proto_op_name(every_op[i]), "unknown") != 0);
 }
 
 static void test_negotiate_version(void)
@@ -1134,6 +1188,7 @@ int main(void)
 	RUN(test_roundtrip_alloc_selectors);
 	RUN(test_roundtrip_limits);
 	RUN(test_golden_release);
+	RUN(test_quiet_flag);
 	RUN(test_golden_hello);
 	RUN(test_golden_device_pause);
 	RUN(test_golden_reclaim);

@@ -459,10 +459,23 @@ static int holder_watches(const struct child_ctx *cx)
 	/* Still holding the dma-buf: the window must stay out of use until this closes. */
 	child_signal(cx);
 	child_wait(cx);
-	if (plan->expect == 2)
+	if (plan->expect == 2) {
 		barkeep_release(bk, l);
-	else
+	} else if (plan->expect == 1) {
+		/* Releasing what the broker revoked: a QUIET RELEASE, answered by
+		 * an ERROR that libbarkeep drops; the connection goes on. */
+		barkeep_release(bk, l);
+		struct barkeep_lease *ls;
+		size_t n;
+		if (barkeep_list_leases(bk, &ls, &n) < 0) {
+			fprintf(stderr, "  after releasing a revoked lease: %s\n",
+				barkeep_error_message(bk));
+			return 6;
+		}
+		free(ls);
+	} else {
 		barkeep_lease_free(l);
+	}
 	barkeep_disconnect(bk);
 	return 0;
 }
