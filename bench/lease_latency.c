@@ -437,7 +437,7 @@ static void report(struct bench *bn, size_t n)
 
 	struct figure bk = print_figure("barkeep ALLOC+RELEASE (libbarkeep, barkeepd)", s[BARKEEP].total, n);
 	print_figure("  ALLOC alone (request to LEASE + fd)", s[BARKEEP].alloc, n);
-	print_figure("  RELEASE alone (close fd, request to OK)", s[BARKEEP].release, n);
+	print_figure("  RELEASE alone (close fd, send RELEASE: QUIET, no OK)", s[BARKEEP].release, n);
 	struct figure lim = print_figure("limit: SEQPACKET round trip + 1 fd + DMA_BUF export + close",
 					 s[LIMIT].total, n);
 	struct figure two = print_figure("limit + a bare RELEASE-sized round trip", s[TWO_TRIPS].total, n);

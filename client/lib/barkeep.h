@@ -202,6 +202,9 @@ const char *barkeep_error_message(const struct barkeep *bk);
  * Events that arrived while a request waited for its reply are queued, and
  * the fd does not show them: call barkeep_dispatch() after requests too.
  * The handler may call requests on the same connection (barkeep_ack_pause()).
+ * The socket is in blocking mode (a request waits for its reply in one
+ * recvmsg()); the library reads it without waiting where it must. Leave the
+ * mode alone: a caller that sets O_NONBLOCK costs every request a poll().
  *
  * Resets: on DEVICE_PAUSE, stop using the device's leases, drop every import
  * of them (GPU imports, mappings), then barkeep_ack_pause() with the event's
