@@ -196,7 +196,8 @@ static _noreturn_ void bare_serve(const struct bare *b, int sock, const struct v
 			_exit(EXIT_FAILURE);
 		for (int i = 0; i < got; i++) {
 			const uint8_t *buf = slot[i].buf;
-			bool floor = slot[i].len >= PROTO_HEADER_SIZE && request_id_of(buf) == FLOOR_REQUEST;
+			bool floor = slot[i].len >= PROTO_HEADER_SIZE &&
+				     request_id_of(buf) == FLOOR_REQUEST;
 			int r;
 
 			if (slot[i].len <= 0)
@@ -223,8 +224,9 @@ static _noreturn_ void bare_serve(const struct bare *b, int sock, const struct v
 					if (f.fdinfo < 0)
 						_exit(EXIT_FAILURE);
 				}
+				/* Kept: the same number every time, nothing else opens. */
 				if (floor && f.kept < 0)
-					f.kept = fd; /* the same number every time: nothing else opens */
+					f.kept = fd;
 				else
 					close(fd);
 			}

@@ -325,8 +325,10 @@ static int say_hello(struct barkeep *bk)
 
 	req.hello.min_version = PROTO_VERSION_MIN;
 	req.hello.max_version = PROTO_VERSION_MAX;
-	/* RECLAIM: this library knows DEVICE_GONE reason SHUTDOWN. */
-	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM | PROTO_CAP_GRANT | PROTO_CAP_QUIET |
+	/* RECLAIM: this library knows DEVICE_GONE reason SHUTDOWN; QUIET: it
+	 * tells the ERROR of a quiet RELEASE from the reply it waits for. */
+	req.hello.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_RECLAIM | PROTO_CAP_GRANT |
+				 PROTO_CAP_QUIET |
 				 (bk->flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	memcpy(req.hello.name, bk->name, sizeof(req.hello.name));
 	int r = bk_request_once(bk, &req, &rep, NULL);

@@ -403,8 +403,8 @@ static int handle_hello(struct conn *c, const struct proto_msg *req, struct erro
 		.max_leases = MIN(lim->max_leases_per_client, PROTO_MAX_LEASES),
 		.max_queued_events = lim->max_queued_events,
 		.max_lease_bytes = lim->max_bytes_per_uid,
-		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_GRANT | PROTO_CAP_RECLAIM |
-				PROTO_CAP_QUIET,
+		.capabilities = PROTO_CAP_PAUSE_ACK | PROTO_CAP_WATCH | PROTO_CAP_GRANT |
+				PROTO_CAP_RECLAIM | PROTO_CAP_QUIET,
 	};
 	snprintf(m.welcome.server_name, sizeof(m.welcome.server_name), "barkeepd");
 	return conn_send(c, &m, -EBADF);
