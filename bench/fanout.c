@@ -60,11 +60,6 @@ static size_t encode(const struct proto_msg *m, uint8_t *buf, size_t size)
 	return (size_t)n;
 }
 
-static uint16_t opcode_of(const uint8_t *pkt)
-{
-	return (uint16_t)(pkt[6] | pkt[7] << 8); /* header: magic, version, opcode */
-}
-
 /* ---- the daemon of our own ------------------------------------------------ */
 
 static pid_t start_daemon(const char *pci, char *sock, size_t sock_size)
@@ -128,7 +123,7 @@ static uint64_t receive_all(struct receiver *r, uint16_t want)
 			unsigned idx = evs[i].data.u32;
 			ssize_t len;
 			while ((len = recv(r->fds[idx], buf, sizeof(buf), MSG_DONTWAIT)) >= 8) {
-				uint16_t op = opcode_of(buf);
+				uint16_t op = bench_packet_opcode(buf);
 				if (op == PROTO_OP_DEVICE_PAUSE && !r->paused[idx]) {
 					r->paused[idx] = 1;
 					r->n_paused++;
@@ -201,9 +196,9 @@ static uint64_t barkeep_round(struct receiver *r, struct barkeep *admin, uint32_
 		}
 		if (n < 8)
 			die("the RESET got no answer");
-		if (opcode_of(buf) == PROTO_OP_OK)
+		if (bench_packet_opcode(buf) == PROTO_OP_OK)
 			break;
-		die("the RESET was answered %s", proto_op_name(opcode_of(buf)));
+		die("the RESET was answered %s", proto_op_name(bench_packet_opcode(buf)));
 	}
 	return t1 - t0;
 }

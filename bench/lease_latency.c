@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,24 +97,6 @@ static size_t encode(const struct proto_msg *m, uint8_t *buf)
 	return (size_t)n;
 }
 
-/* The header: magic, version, opcode, flags, payload length, request id. */
-static uint16_t opcode_of(const uint8_t *pkt)
-{
-	return (uint16_t)(pkt[6] | pkt[7] << 8);
-}
-
-static uint32_t request_id_of(const uint8_t *pkt)
-{
-	return (uint32_t)pkt[16] | (uint32_t)pkt[17] << 8 | (uint32_t)pkt[18] << 16 |
-	       (uint32_t)pkt[19] << 24;
-}
-
-static void set_request_id(uint8_t *pkt, uint32_t id)
-{
-	for (int i = 0; i < 4; i++)
-		pkt[16 + i] = (uint8_t)(id >> (8 * i));
-}
-
 static void bare_packets(struct bare *b, uint64_t size)
 {
 	struct proto_msg m = { .opcode = PROTO_OP_ALLOC, .request_id = 1 };
@@ -133,15 +114,15 @@ static void bare_packets(struct bare *b, uint64_t size)
 	b->ok_len = encode(&m, b->ok);
 	memcpy(b->floor_alloc, b->alloc, b->alloc_len);
 	memcpy(b->floor_release, b->release, b->release_len);
-	set_request_id(b->floor_alloc, FLOOR_REQUEST);
-	set_request_id(b->floor_release, FLOOR_REQUEST);
+	bench_packet_set_request_id(b->floor_alloc, FLOOR_REQUEST);
+	bench_packet_set_request_id(b->floor_release, FLOOR_REQUEST);
 }
 
 /* The rule floor's server state: the buffer it lent last, kept. */
 struct floor_state {
 	int kept;           /* its own fd of the lent buffer; -EBADF: none */
 	int fdinfo;         /* /proc/self/fdinfo/<kept>, kept open as barkeepd does */
-	volatile uint64_t *window; /* the BAR, mapped, for the zeroing */
+	void *window; /* the BAR, mapped, for the zeroing */
 	unsigned next_name;
 };
 
@@ -160,9 +141,7 @@ static int floor_release(struct floor_state *f, uint64_t size)
 	if (dmabuf_fdinfo_parse(text, &count, NULL, 0) < 0 || count != 1)
 		return -EBUSY;
 	f->kept = safe_close(f->kept);
-	for (uint64_t i = 0; i < size / sizeof(uint64_t); i += 8) /* as barkeepd zeroes */
-		for (int j = 0; j < 8; j++)
-			f->window[i + j] = 0;
+	vfio_region_zero(f->window, size); /* as barkeepd zeroes */
 	return 0;
 }
 
@@ -197,13 +176,13 @@ static _noreturn_ void bare_serve(const struct bare *b, int sock, const struct v
 		for (int i = 0; i < got; i++) {
 			const uint8_t *buf = slot[i].buf;
 			bool floor = slot[i].len >= PROTO_HEADER_SIZE &&
-				     request_id_of(buf) == FLOOR_REQUEST;
+				     bench_packet_request_id(buf) == FLOOR_REQUEST;
 			int r;
 
 			if (slot[i].len <= 0)
 				_exit(slot[i].len == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 			proto_close_fds(slot[i].fds, slot[i].n_fds);
-			if (floor && opcode_of(buf) == PROTO_OP_RELEASE) {
+			if (floor && bench_packet_opcode(buf) == PROTO_OP_RELEASE) {
 				r = floor_release(&f, size);
 			} else if ((size_t)slot[i].len != b->alloc_len) {
 				r = proto_send(sock, b->ok, b->ok_len, NULL, 0);
@@ -318,22 +297,10 @@ static void run_barkeep(struct bench *bn, struct samples *s)
 static void run_floor(struct bench *bn, struct samples *s)
 {
 	const struct bare *b = &bn->bare;
-	uint8_t buf[PROTO_MAX_MESSAGE];
-	int fds[PROTO_PACKET_MAX_FDS];
-	size_t n_fds;
-	ssize_t n;
 	uint64_t t0 = bench_now_ns();
 
-	int r = proto_send(b->sock, b->floor_alloc, b->alloc_len, NULL, 0);
-	if (r < 0)
-		die("bare send failed: %s", strerror(-r));
-	do
-		n = proto_recv(b->sock, buf, sizeof(buf), fds, ARRAY_SIZE(fds), &n_fds);
-	while (n == -EAGAIN);
-	if (n <= 0 || n_fds != 1)
-		die("the bare server did not answer (export failed?)");
-	close(fds[0]);
-	r = proto_send(b->sock, b->floor_release, b->release_len, NULL, 0);
+	bare_trip(b, b->floor_alloc, b->alloc_len, 1);
+	int r = proto_send(b->sock, b->floor_release, b->release_len, NULL, 0);
 	if (r < 0)
 		die("bare send failed: %s", strerror(-r));
 	if (s)

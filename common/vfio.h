@@ -69,6 +69,9 @@ int vfio_set_memory_enable(const struct vfio_dev *dev, bool enable);
 
 /* Maps the whole of region index read/write; *ret_size gets its size. */
 int vfio_region_mmap(const struct vfio_dev *dev, uint32_t index, void **ret, uint64_t *ret_size);
+/* Zeroes size bytes (a multiple of 8) at p, inside such a mapping: plain
+ * 64-bit stores, as uncached MMIO wants. */
+void vfio_region_zero(void *p, uint64_t size);
 
 /* Sets the name shown in the dma-buf's fdinfo (DMA_BUF_SET_NAME_B). */
 int dmabuf_set_name(int fd, const char *name);

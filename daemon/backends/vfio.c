@@ -152,16 +152,7 @@ static int vfio_scrub(struct backend_device *dev, uint64_t offset, uint64_t size
 		return -EOPNOTSUPP;
 	if (offset > dev->map_size || size > dev->map_size - offset)
 		return -ERANGE;
-	/* A BAR is uncached MMIO: plain stores, no memset tricks; eight to a
-	 * turn of the loop, which costs more than the stores on the loop thread. */
-	volatile uint64_t *p = (volatile uint64_t *)((char *)dev->map + offset);
-	uint64_t words = size / sizeof(uint64_t), i = 0;
-	for (; i + 8 <= words; i += 8) {
-		p[i] = 0; p[i + 1] = 0; p[i + 2] = 0; p[i + 3] = 0;
-		p[i + 4] = 0; p[i + 5] = 0; p[i + 6] = 0; p[i + 7] = 0;
-	}
-	for (; i < words; i++)
-		p[i] = 0;
+	vfio_region_zero((char *)dev->map + offset, size);
 	return 0;
 }
 

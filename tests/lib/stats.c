@@ -68,3 +68,20 @@ uint64_t bench_cpu_us(int pid)
 		return 0;
 	return (ut + st) * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
 }
+
+uint16_t bench_packet_opcode(const uint8_t *pkt)
+{
+	return (uint16_t)(pkt[6] | pkt[7] << 8);
+}
+
+uint32_t bench_packet_request_id(const uint8_t *pkt)
+{
+	return (uint32_t)pkt[16] | (uint32_t)pkt[17] << 8 | (uint32_t)pkt[18] << 16 |
+	       (uint32_t)pkt[19] << 24;
+}
+
+void bench_packet_set_request_id(uint8_t *pkt, uint32_t id)
+{
+	for (int i = 0; i < 4; i++)
+		pkt[16 + i] = (uint8_t)(id >> (8 * i));
+}

@@ -17,5 +17,10 @@ void bench_sort_u64(uint64_t *v, size_t n);
 /* utime + stime of process pid in microseconds (clock-tick granularity);
  * 0 when unknown. */
 uint64_t bench_cpu_us(int pid);
+/* Header fields of an encoded packet (PROTOCOL.md section 3), read and
+ * written in place: the benchmarks' bare sides do not decode. */
+uint16_t bench_packet_opcode(const uint8_t *pkt);
+uint32_t bench_packet_request_id(const uint8_t *pkt);
+void bench_packet_set_request_id(uint8_t *pkt, uint32_t id);
 /* The nearest-rank p-th percentile (1..100) of n > 0 samples; sorts v. */
 uint64_t bench_percentile_u64(uint64_t *v, size_t n, unsigned p);
