@@ -70,7 +70,8 @@ void broker_leases_end(struct list *leases, size_t link_offset);
 int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
 		     struct error_info *err);
 /* Ends the daemon's use of a window of d charged to uid (and container):
- * uncharges it and releases or quarantines it with its exports fds[0..n). */
+ * uncharges it and releases or quarantines it with its exports fds[0..n)
+ * (reusable: see device_window_release_fds). */
 void broker_window_end(struct broker *b, struct device *d, uid_t uid,
 		       const struct config_container *ct, uint64_t offset, uint64_t size,
-		       const int *fds, size_t n, const struct window_store *ws);
+		       const int *fds, size_t n, const struct window_store *ws, bool reusable);

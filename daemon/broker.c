@@ -12,6 +12,7 @@
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
 #include "daemon/fdinfo.h"
+#include "daemon/idle.h"
 #include "daemon/image.h"
 #include "daemon/pause.h"
 #include "daemon/persist.h"
@@ -199,6 +200,8 @@ void broker_set_event_base(struct broker *b, struct event_base *base)
 	 * without a scrub worker zeroes released windows in place. */
 	for (size_t i = 0; i < b->n_devices; i++) {
 		b->devices[i]->fdinfo = b->fdinfo;
+		b->devices[i]->idle = idle_pool_new(base, b->cfg->limits.idle_buffers,
+						    IDLE_POOL_TIMEOUT_MS);
 		(void)pause_watch(b, b->devices[i]);
 		(void)scrub_start(b->devices[i], base);
 	}
@@ -221,10 +224,10 @@ static void uncharge(struct broker *b, struct device *d, uid_t uid,
 
 void broker_window_end(struct broker *b, struct device *d, uid_t uid,
 		       const struct config_container *ct, uint64_t offset, uint64_t size,
-		       const int *fds, size_t n, const struct window_store *ws)
+		       const int *fds, size_t n, const struct window_store *ws, bool reusable)
 {
 	uncharge(b, d, uid, ct, size);
-	device_window_release_fds(d, offset, size, fds, n, ws);
+	device_window_release_fds(d, offset, size, fds, n, ws, reusable);
 }
 
 void broker_orphan_end(struct broker *b, struct lease *l, enum orphan_end why)
@@ -267,7 +270,7 @@ void broker_lease_end(struct lease *l)
 		share_lease_end(l); /* the window lives while anyone holds it */
 	else
 		broker_window_end(b, d, c->creds.uid, c->container, l->offset, l->size, &l->fd, 1,
-				  &l->store);
+				  &l->store, !(l->flags & (LEASE_WRITE_COMBINE | LEASE_READ_ONLY)));
 	free(l);
 }
 

@@ -118,6 +118,7 @@ static const struct key_def keys[] = {
 	LIMIT("max-grants-per-lease", parse_u32, max_grants_per_lease, 1, 1024),
 	LIMIT("max-holders-per-window", parse_u32, max_holders_per_window, 1, 65536),
 	LIMIT("max-opens-per-client", parse_u32, max_opens_per_client, 0, 512),
+	LIMIT("idle-buffers", parse_u32, idle_buffers, 0, 64),
 
 	DEVICE("pci", parse_pci, pci, false),
 	DEVICE("backend", parse_backend, backend, false),
@@ -151,6 +152,7 @@ static const struct config_limits default_limits = {
 	.max_grants_per_lease = 16,
 	.max_holders_per_window = 1024,
 	.max_opens_per_client = 256,
+	.idle_buffers = 8,
 };
 
 struct device_state {
@@ -1687,6 +1689,7 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "; reclaim timeout after a restart: %u s\n", l->reclaim_timeout_s);
 	fprintf(f, "  sharing: %u grants per lease, %u holders per window, %u opens per client\n",
 		l->max_grants_per_lease, l->max_holders_per_window, l->max_opens_per_client);
+	fprintf(f, "  released buffers kept per device to lend again: %u\n", l->idle_buffers);
 
 	for (size_t i = 0; i < c->n_devices; i++)
 		dump_device(&c->devices[i], f);

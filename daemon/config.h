@@ -96,6 +96,7 @@ struct config_limits {
 	uint32_t max_grants_per_lease;  /* GRANTs one lease may have at once */
 	uint32_t max_holders_per_window; /* OPENs of one window at once, all clients */
 	uint32_t max_opens_per_client;  /* windows of others one connection holds open */
+	uint32_t idle_buffers;          /* released buffers kept per device to lend again */
 };
 
 /* [daemon] share-with: whom a lease's owner may share it with (GRANT/OPEN). */

@@ -9,6 +9,7 @@
 #include "daemon/device.h"
 #include "daemon/persist.h"
 #include "daemon/fdinfo.h"
+#include "daemon/idle.h"
 #include "daemon/scrub.h"
 
 /* A released window still referenced by some dma-buf outside the daemon. */
@@ -123,6 +124,7 @@ struct device *device_free(struct device *d)
 	scrub_stop(d); /* before the backend goes */
 	list_for_each_safe(w, tmp, &d->quarantine, link)
 		window_free(w);
+	idle_pool_free(d->idle);
 	allocator_free(d->alloc);
 	if (d->ops && d->backend)
 		d->ops->close(d->backend);
@@ -144,6 +146,15 @@ int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_
 				 d->ops->kind == BACKEND_KIND_SYSMEM ?
 				 "udmabuf's size_limit_mb" : "a driver limit",
 				 config_format_size(size, want));
+	if ((open_flags & O_ACCMODE) == O_RDWR && d->state == DEVICE_READY) {
+		fd = idle_pool_take(d->idle, d->alloc, ALIGN_UP(size, d->info.page_size), align,
+				    &offset);
+		if (fd >= 0) { /* no export: a buffer nobody holds, on a zeroed window */
+			*ret_offset = offset;
+			*ret_fd = fd;
+			return 0;
+		}
+	}
 	r = allocator_alloc(d->alloc, size, align, &offset);
 	if (r == -ENOSPC && device_sweep(d) > 0)
 		r = allocator_alloc(d->alloc, size, align, &offset);
@@ -229,16 +240,18 @@ bool device_window_done(struct device *d, const int *fds, size_t n, const struct
 	return window_done(d, NULL, fds, n, ws);
 }
 
-/* The window's buffers are gone: zeroed in place, then free again. */
-static void window_reclaim(struct device *d, uint64_t offset, uint64_t size,
+/* The window's buffers are gone: zeroed in place, then free again. Returns
+ * false when it stays out of use. */
+static bool window_reclaim(struct device *d, uint64_t offset, uint64_t size,
 			   const struct window_store *ws)
 {
 	persist_window_forget(d->persist, ws);
 	/* A window that cannot be scrubbed stays out of use: never hand one
 	 * tenant's bytes to the next. */
 	if (d->ops->scrub(d->backend, offset, size) < 0)
-		return;
+		return false;
 	allocator_release(d->alloc, offset, size);
+	return true;
 }
 
 static void close_all(const int *fds, size_t n)
@@ -250,7 +263,7 @@ static void close_all(const int *fds, size_t n)
 int device_window_release(struct device *d, uint64_t offset, uint64_t size, int fd,
 			  const struct window_store *ws)
 {
-	return device_window_release_fds(d, offset, size, &fd, 1, ws);
+	return device_window_release_fds(d, offset, size, &fd, 1, ws, false);
 }
 
 static void window_quarantine(struct device *d, uint64_t offset, uint64_t size, const int *fds,
@@ -288,7 +301,7 @@ static bool window_small_and_unreferenced(const struct device *d, uint64_t size,
 }
 
 int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, const int *fds,
-			      size_t n, const struct window_store *ws)
+			      size_t n, const struct window_store *ws, bool reusable)
 {
 	if (d->state == DEVICE_GONE) {
 		persist_window_forget(d->persist, ws);
@@ -298,8 +311,11 @@ int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, 
 	/* Until it is zeroed, a restart must not lend it: out of use in the table. */
 	persist_window_quarantined(d->persist, ws);
 	if (window_small_and_unreferenced(d, size, fds, n, ws)) {
+		if (window_reclaim(d, offset, size, ws) && reusable && n == 1) {
+			idle_pool_put(d->idle, offset, size, fds[0]);
+			return 1;
+		}
 		close_all(fds, n);
-		window_reclaim(d, offset, size, ws);
 		return 1;
 	}
 	/* Larger ones, and any still referenced (whose revoke waits for its
@@ -353,6 +369,7 @@ void device_drop_quarantine(struct device *d)
 		d->quarantined_bytes -= w->size;
 		window_free(w);
 	}
+	idle_pool_drop(d->idle);
 	scrub_drop(d);
 }
 

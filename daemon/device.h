@@ -12,7 +12,9 @@
  * waits in quarantine and is looked at again on every sweep. Where the
  * kernel can revoke one buffer (DEVICE_FEATURE_REVOKE, kernel-patches/),
  * the daemon revokes it instead: no copy reaches the window any more, so it
- * is zeroed and freed at once. A device that
+ * is zeroed and freed at once. The daemon's own reference to a small
+ * buffer found unreferenced may be kept to lend that buffer again with its
+ * zeroed window (daemon/idle.h) instead of exporting anew. A device that
  * is not READY is not touched at all: its windows wait in quarantine (a
  * paused BAR cannot be scrubbed), and those of a GONE one are dropped.
  */
@@ -64,6 +66,7 @@ struct device {
 	uint64_t quarantined_bytes;
 	uint64_t dirty_bytes;         /* released, unreferenced, waiting to be zeroed */
 	struct device_scrub *scrub;   /* the worker that zeroes them (daemon/scrub.c); NULL: in place */
+	struct idle_pool *idle;       /* released buffers kept to lend again (daemon/idle.h); NULL: none */
 	struct fdinfo_cache *fdinfo;  /* the loop's reads of reference counts (the broker's); NULL: plain */
 	struct device_pause *pause; /* while PAUSED: the pause under way (daemon/pause.c) */
 	struct device_watch *watch; /* device errors, release requests (daemon/pause.c) */
@@ -82,7 +85,8 @@ int device_open(const struct config_device *cfg, uint32_t id, const struct backe
 		size_t n_fds, struct device **ret, struct error_info *err);
 struct device *device_free(struct device *d);
 
-/* Carves a window and exports it: *ret_fd is the daemon's own reference.
+/* Carves a window and exports it, or takes a kept buffer of that size
+ * (daemon/idle.h; O_RDWR only): *ret_fd is the daemon's own reference.
  * -ENOSPC (err says free and largest-free bytes), -errno from the kernel. */
 int device_window_new(struct device *d, uint64_t size, uint64_t align, int open_flags,
 		      uint64_t *ret_offset, int *ret_fd, struct error_info *err);
@@ -106,11 +110,12 @@ int device_window_restore(struct device *d, uint64_t offset, uint64_t size, int 
 
 /* The same for a window exported several times (a shared window): freed
  * when every one of fds[0..n) is unreferenced or revoked; takes them all.
- * ws->stored counts for fds[0]. */
+ * ws->stored counts for fds[0]. reusable: fds[0] (n 1) is a plain
+ * read-write export, which may be kept to lend again (daemon/idle.h). */
 int device_window_release_fds(struct device *d, uint64_t offset, uint64_t size, const int *fds,
-			      size_t n, const struct window_store *ws);
+			      size_t n, const struct window_store *ws, bool reusable);
 /* A device gone for good: its quarantined windows are forgotten (their
- * buffers are dead). */
+ * buffers are dead), and its kept buffers closed. */
 void device_drop_quarantine(struct device *d);
 /* True when no copy of the export fd reaches the window any more: fd is its
  * only reference, or the kernel revoked it now (DEVICE_FEATURE_REVOKE, on a

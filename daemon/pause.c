@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/idle.h"
 #include "daemon/pause.h"
 #include "daemon/persist.h"
 #include "daemon/scrub.h"
@@ -295,6 +296,7 @@ int pause_begin(struct broker *b, struct device *d, const struct pause_params *p
 	d->pause = p;
 	d->state = DEVICE_PAUSED;
 	scrub_hold(d);
+	idle_pool_drop(d->idle); /* a reset revokes them: lend none that was */
 	struct broker_event ev = pause_event(p);
 	tell_holders(p, &ev);
 	report(p, BROKER_PAUSE_STARTED, p->generation);

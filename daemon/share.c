@@ -178,7 +178,7 @@ static void share_maybe_free(struct share *s)
 	if (s->busy || s->owner || s->n_holders)
 		return;
 	broker_window_end(s->broker, s->device, s->owner_uid, s->owner_container, s->offset,
-			  s->size, s->retired, s->n_retired, &s->store);
+			  s->size, s->retired, s->n_retired, &s->store, false);
 	free(s->retired);
 	free(s);
 }

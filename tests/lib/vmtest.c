@@ -223,3 +223,17 @@ bool test_write32(volatile uint32_t *p, uint32_t v)
 {
 	return access32(p, &v, true);
 }
+
+void test_dmabuf_name(int fd, char *buf, size_t size)
+{
+	char path[64], line[256];
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "name:", 5) == 0)
+			snprintf(buf, size, "%.*s", (int)strcspn(line + 6, "\n"), line + 6);
+	if (f)
+		fclose(f);
+}

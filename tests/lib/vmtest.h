@@ -42,6 +42,10 @@ pid_t test_holder_start(int fd, int *ret_sock);
  * closes sock. 0, or -1 if the holder failed. */
 int test_holder_release(pid_t pid, int sock);
 
+/* The dma-buf's name (fdinfo "name:") into buf; "" when it has none or
+ * fdinfo cannot be read. */
+void test_dmabuf_name(int fd, char *buf, size_t size);
+
 /* One 32-bit access to a mapping that a revoke may have taken away: false
  * when it raised SIGBUS (caught for the access only). */
 bool test_read32(const volatile uint32_t *p, uint32_t *ret);

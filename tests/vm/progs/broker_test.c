@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,9 +104,11 @@ static int vram_fill(uint64_t off, uint64_t len, uint8_t v)
 	int fd = open(vram0, O_WRONLY | O_CLOEXEC);
 	uint8_t buf[65536];
 	memset(buf, v, sizeof(buf));
-	for (uint64_t done = 0; fd >= 0 && done < len; done += sizeof(buf))
-		if (pwrite(fd, buf, sizeof(buf), (off_t)(off + done)) != sizeof(buf))
+	for (uint64_t done = 0, n; fd >= 0 && done < len; done += n) {
+		n = MIN(len - done, sizeof(buf));
+		if (pwrite(fd, buf, n, (off_t)(off + done)) != (ssize_t)n)
 			return close(fd), -1;
+	}
 	return fd < 0 ? -1 : close(fd);
 }
 
@@ -115,10 +118,11 @@ static int vram_all(uint64_t off, uint64_t len, uint8_t v)
 	int fd = open(vram0, O_RDONLY | O_CLOEXEC);
 	uint8_t buf[65536];
 	int ok = 1;
-	for (uint64_t done = 0; fd >= 0 && done < len && ok; done += sizeof(buf)) {
-		if (pread(fd, buf, sizeof(buf), (off_t)(off + done)) != sizeof(buf))
+	for (uint64_t done = 0, n; fd >= 0 && done < len && ok; done += n) {
+		n = MIN(len - done, sizeof(buf));
+		if (pread(fd, buf, n, (off_t)(off + done)) != (ssize_t)n)
 			return close(fd), -1;
-		for (size_t i = 0; i < sizeof(buf); i++)
+		for (size_t i = 0; i < n; i++)
 			ok &= buf[i] == v;
 	}
 	if (fd < 0)
@@ -187,6 +191,73 @@ static void test_release_reuses(void)
 	CHECK_EQ(test_free_bytes(b, 1), before - 4 * MiB);
 	CHECK_EQ(barkeep_release(b, l), 0);
 	CHECK_EQ(test_free_bytes(b, 1), before);
+	barkeep_disconnect(b);
+}
+
+static ino_t inode_of(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+/* A small buffer nobody else holds is lent again as it is (daemon/idle.h):
+ * the same dma-buf, renamed for its new lease, on its zeroed window. One
+ * that was passed on is never kept, and neither is its window lent while
+ * the copy is open. */
+static void test_idle_buffer_lent_again(void)
+{
+	struct barkeep *b = conn("idle");
+	struct barkeep_lease *l, *again, *passed, *next;
+	char name[64], want[64];
+	CHECK(b);
+	if (!b)
+		return;
+	uint64_t start = test_free_bytes(b, 0);
+	CHECK_EQ(test_alloc_on(b, 0, 8192, &l), 0);
+	if (!l)
+		return;
+	uint64_t off = l->bar_offset;
+	ino_t ino = inode_of(l->fd);
+	CHECK(ino != 0);
+	CHECK_EQ(vram_fill(off, 8192, 0x5a), 0);
+	CHECK_EQ(barkeep_release(b, l), 0);
+
+	CHECK_EQ(test_alloc_on(b, 0, 8192, &again), 0);
+	if (!again)
+		return;
+	CHECK_EQ(again->bar_offset, off);
+	CHECK_EQ(inode_of(again->fd), ino);      /* the same dma-buf */
+	CHECK_EQ(check_lease_fd(again, 8192), 0);
+	CHECK_EQ(vram_all(off, 8192, 0), 1);     /* zeroed before it was lent again */
+	test_dmabuf_name(again->fd, name, sizeof(name));
+	snprintf(want, sizeof(want), "barkeep:%llu:0", (unsigned long long)again->id);
+	CHECK_CONTAINS(name, want);              /* named for its new lease */
+
+	/* Passed on: another process holds it, so it is neither kept nor its
+	 * window reused until that copy is closed. */
+	int sock = -1;
+	pid_t holder = test_holder_start(again->fd, &sock);
+	CHECK(holder > 0);
+	CHECK_EQ(barkeep_release(b, again), 0);
+	CHECK_EQ(test_alloc_on(b, 0, 8192, &passed), 0);
+	if (passed) {
+		CHECK(passed->bar_offset != off);
+		CHECK(inode_of(passed->fd) != ino);
+		barkeep_release(b, passed);
+	}
+	CHECK_EQ(test_holder_release(holder, sock), 0);
+
+	/* A size that no kept buffer has gets a fresh export. */
+	CHECK_EQ(test_alloc_on(b, 0, 12288, &next), 0);
+	if (next) {
+		CHECK(inode_of(next->fd) != ino);
+		CHECK_EQ(check_lease_fd(next, 12288), 0);
+		barkeep_release(b, next);
+	}
+	/* The passed-on window comes back at the daemon's next sweep. */
+	for (int i = 0; i < 100 && test_free_bytes(b, 0) != start; i++)
+		usleep(100 * 1000);
+	CHECK_EQ(test_free_bytes(b, 0), start);
 	barkeep_disconnect(b);
 }
 
@@ -361,6 +432,7 @@ int main(int argc, char **argv)
 	RUN(test_list_devices);
 	RUN(test_concurrent_clients);
 	RUN(test_release_reuses);
+	RUN(test_idle_buffer_lent_again);
 	RUN(test_passed_fd_quarantine);
 	RUN(test_too_big);
 	RUN(test_import_prime_refused);

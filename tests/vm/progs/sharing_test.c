@@ -238,15 +238,7 @@ static int holder_opens_token(const struct child_ctx *cx)
 				   .access = fcntl(l->fd, F_GETFL) & O_ACCMODE };
 	if (!(l->flags & BARKEEP_LEASE_OPENED) || l->size != size)
 		return 3;
-	/* fdinfo "name:" */
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", l->fd);
-	FILE *fi = fopen(path, "re");
-	while (fi && fgets(line, sizeof(line), fi))
-		if (strncmp(line, "name:", 5) == 0)
-			snprintf(f.name, sizeof(f.name), "%.*s", (int)strcspn(line + 6, "\n"), line + 6);
-	if (fi)
-		fclose(fi);
+	test_dmabuf_name(l->fd, f.name, sizeof(f.name));
 	/* With the kernel-patches the holder sees the bytes through its own mapping. */
 	void *map;
 	if (barkeep_lease_mmap(l, PROT_READ, &map, NULL) == 0) {
