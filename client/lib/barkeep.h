@@ -154,7 +154,9 @@ const char *barkeep_event_reason(const struct barkeep_event *ev);
 typedef void (*barkeep_event_fn)(struct barkeep *bk, const struct barkeep_event *ev, void *userdata);
 
 /* Connects and says HELLO. path NULL: $BARKEEP_SOCKET, else the default.
- * name: how the broker's logs call this client (NULL: the program name). */
+ * name: how the broker's logs call this client (NULL: the program name).
+ * A broker that accepts the connection but does not answer HELLO within
+ * 5 s gives -ETIMEDOUT (the one wait of this library with an end). */
 int barkeep_connect(const char *path, const char *name, struct barkeep **ret);
 
 /* barkeep_connect_with() flags */

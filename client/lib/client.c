@@ -138,6 +138,16 @@ static int read_message(struct barkeep *bk, enum read_mode mode, struct proto_ms
 	ssize_t n;
 	bool block = mode == READ_WAIT;
 
+	if (block && bk->reply_timeout_ms > 0) {
+		struct pollfd p = { .fd = bk->fd, .events = POLLIN };
+		int r = poll(&p, 1, bk->reply_timeout_ms);
+		if (r == 0)
+			return bk_fail(bk, -ETIMEDOUT, "the broker at %s did not answer within %d ms",
+				       bk->path, bk->reply_timeout_ms);
+		if (r < 0 && errno != EINTR)
+			return bk_fail(bk, -errno, "poll on the broker socket failed: %s",
+				       strerror(errno));
+	}
 	for (;;) {
 		n = proto_recv_flags(bk->fd, block ? 0 : MSG_DONTWAIT, buf, sizeof(buf), fds,
 				     PROTO_MAX_FDS, &n_fds);
@@ -331,7 +341,11 @@ static int say_hello(struct barkeep *bk)
 				 PROTO_CAP_QUIET |
 				 (bk->flags & BARKEEP_CONNECT_WATCH ? PROTO_CAP_WATCH : 0);
 	memcpy(req.hello.name, bk->name, sizeof(req.hello.name));
+	/* A broker that accepted but hangs must not hang us: the one wait
+	 * with an end. */
+	bk->reply_timeout_ms = BK_HELLO_TIMEOUT_MS;
 	int r = bk_request_once(bk, &req, &rep, NULL);
+	bk->reply_timeout_ms = 0;
 	if (r < 0)
 		return r;
 	bk->server_caps = rep.welcome.capabilities;

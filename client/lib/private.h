@@ -17,6 +17,8 @@ extern const char bk_msg_p2p_refused[];
 
 #define BK_RECONNECT_TIMEOUT_MS 30000 /* default bound of one reconnection */
 #define BK_RECONNECT_RETRY_MS 100     /* between connection attempts */
+#define BK_HELLO_TIMEOUT_MS 5000      /* a broker that accepts but never answers HELLO
+				       * (barkeepd's own handshake-timeout-ms default) */
 
 struct barkeep {
 	int fd;
@@ -35,6 +37,7 @@ struct barkeep {
 	size_t n_unanswered;
 	struct list leases; /* struct bk_lease.link: from barkeep_alloc(), not yet released */
 	uint32_t reconnect_timeout_ms;
+	int reply_timeout_ms; /* > 0: how long a read waits for a message (HELLO); else no end */
 	bool reconnecting; /* inside bk_reconnect(): no nested attempt */
 };
 

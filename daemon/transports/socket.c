@@ -703,6 +703,18 @@ static int dispatch(struct conn *c, const struct proto_msg *req)
 	return r;
 }
 
+/* Replies could not go out (r): -ENOBUFS, the client's queue is full
+ * because it does not read them. Disconnects it, saying so. */
+static void conn_drop_unread(struct conn *c, int r)
+{
+	if (r == -ENOBUFS)
+		log_warning("client %s does not read its replies (%u queued, limit is "
+			    "%u (max-queued-events)); disconnecting it",
+			    c->client ? c->client->name : "?", c->n_out,
+			    conn_limits(c)->max_queued_events);
+	conn_free(c);
+}
+
 /* Handles one received packet. Returns false when the connection was freed
  * or is closing: nothing more is read from it. */
 static bool handle_packet(struct conn *c, const struct proto_slot *p)
@@ -743,11 +755,7 @@ static bool handle_packet(struct conn *c, const struct proto_slot *p)
 	r = dispatch(c, &m);
 	proto_msg_clear(&m);
 	if (r < 0) {
-		if (r == -ENOBUFS)
-			log_warning("client %s does not read its replies (%u queued, limit is "
-				    "%u (max-queued-events)); disconnecting it", c->client->name,
-				    c->n_out, conn_limits(c)->max_queued_events);
-		conn_free(c);
+		conn_drop_unread(c, r);
 		return false;
 	}
 	return !c->closing;
@@ -791,10 +799,11 @@ static void on_read(evutil_socket_t fd, short what, void *userdata)
 	read_requests(c, fd);
 	if (s->corked != c)
 		return; /* freed, and flushed first */
+	/* The replies held back go now: they may be what fills the queue. */
 	int r = conn_flush(c, NULL, 0, -EBADF);
 	s->corked = NULL;
 	if (r < 0 && !c->closing)
-		conn_free(c);
+		conn_drop_unread(c, r);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *userdata)

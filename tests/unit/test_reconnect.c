@@ -509,6 +509,25 @@ static void test_reclaim_by_hand(void)
 	server_stop(&s);
 }
 
+/* A broker that accepts but never answers: HELLO gives up with ETIMEDOUT
+ * rather than hang its caller. Nobody accepts here: the connection waits in
+ * the listener's backlog, HELLO in its queue. */
+static void test_hello_timeout(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct barkeep *bk = NULL;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/barkeep-test-hello.%d.sock", (int)getpid());
+	unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 4) == 0);
+	CHECK_EQ(barkeep_connect(sa.sun_path, "patient", &bk), -ETIMEDOUT);
+	CHECK(bk == NULL);
+	CHECK_CONTAINS(barkeep_error_message(NULL), "did not answer within 5000 ms");
+	unlink(sa.sun_path);
+	close(fd);
+}
+
 int main(void)
 {
 	RUN(test_reconnect_reclaims_and_reports_lost);
@@ -518,5 +537,6 @@ int main(void)
 	RUN(test_without_the_flag);
 	RUN(test_reconnect_gives_up);
 	RUN(test_reclaim_by_hand);
+	RUN(test_hello_timeout);
 	return UNIT_END();
 }
