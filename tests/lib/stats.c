@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/proto.h"
 #include "tests/lib/stats.h"
 
 void bench_die(const char *name, const char *fmt, ...)
@@ -69,19 +71,25 @@ uint64_t bench_cpu_us(int pid)
 	return (ut + st) * 1000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
 }
 
+/* The fields where struct proto_wire_header puts them, little-endian. */
+#define HEADER_AT(pkt, field) ((pkt) + offsetof(struct proto_wire_header, field))
+
 uint16_t bench_packet_opcode(const uint8_t *pkt)
 {
-	return (uint16_t)(pkt[6] | pkt[7] << 8);
+	uint16_t v;
+	memcpy(&v, HEADER_AT(pkt, opcode), sizeof(v));
+	return le16toh(v);
 }
 
 uint32_t bench_packet_request_id(const uint8_t *pkt)
 {
-	return (uint32_t)pkt[16] | (uint32_t)pkt[17] << 8 | (uint32_t)pkt[18] << 16 |
-	       (uint32_t)pkt[19] << 24;
+	uint32_t v;
+	memcpy(&v, HEADER_AT(pkt, request_id), sizeof(v));
+	return le32toh(v);
 }
 
 void bench_packet_set_request_id(uint8_t *pkt, uint32_t id)
 {
-	for (int i = 0; i < 4; i++)
-		pkt[16 + i] = (uint8_t)(id >> (8 * i));
+	uint32_t v = htole32(id);
+	memcpy(HEADER_AT(pkt, request_id), &v, sizeof(v));
 }
