@@ -299,22 +299,21 @@ int dmabuf_set_name(int fd, const char *name)
 }
 
 /* Reads the value of "key:" from fdinfo text; -ENOENT if absent. */
-static int fdinfo_field(const char *text, const char *key, char *ret, size_t len)
+/* The value of fdinfo's "key:" line (blanks skipped), or NULL. The reuse
+ * rule reads the count on every release: one pass, nothing copied. */
+static const char *fdinfo_value(const char *text, const char *key)
 {
 	size_t klen = strlen(key);
-	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		if (strncmp(p, key, klen) != 0 || p[klen] != ':')
-			continue;
-		p += klen + 1;
-		p += strspn(p, " \t");
-		if (len) {
-			size_t n = MIN(strcspn(p, "\n"), len - 1);
-			memcpy(ret, p, n);
-			ret[n] = '\0';
-		}
-		return 0;
+
+	for (const char *p = text; *p;) {
+		if (p[0] == key[0] && strncmp(p, key, klen) == 0 && p[klen] == ':')
+			return p + klen + 1 + strspn(p + klen + 1, " \t");
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
 	}
-	return -ENOENT;
+	return NULL;
 }
 
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len)
@@ -346,15 +345,24 @@ int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name
 
 int dmabuf_fdinfo_parse(const char *text, long *ret_count, char *ret_exp_name, size_t exp_name_len)
 {
-	char value[64];
+	const char *v;
 
 	if (ret_count) {
-		if (fdinfo_field(text, "count", value, sizeof(value)) < 0)
+		v = fdinfo_value(text, "count");
+		if (!v)
 			return -ENOTTY; /* not a dma-buf */
-		*ret_count = strtol(value, NULL, 10);
+		*ret_count = strtol(v, NULL, 10);
 	}
-	if (ret_exp_name && fdinfo_field(text, "exp_name", ret_exp_name, exp_name_len) < 0)
-		return -ENOTTY;
+	if (ret_exp_name) {
+		v = fdinfo_value(text, "exp_name");
+		if (!v)
+			return -ENOTTY;
+		if (exp_name_len) {
+			size_t n = MIN(strcspn(v, "\n"), exp_name_len - 1);
+			memcpy(ret_exp_name, v, n);
+			ret_exp_name[n] = '\0';
+		}
+	}
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "common/macro.h"
 #include "common/vfio.h"
 #include "daemon/fdinfo.h"
+#include "daemon/lazytimer.h"
 
 struct fdinfo_handle {
 	int number; /* the fd whose fdinfo it reads; -1: free */
@@ -20,7 +21,7 @@ struct fdinfo_cache {
 	struct fdinfo_handle handles[FDINFO_HANDLES_MAX];
 	unsigned next; /* the one to replace next: round robin */
 	int dir;       /* /proc/self/fdinfo; -EBADF while idle */
-	struct event *ev_idle;
+	struct lazy_timer idle;
 };
 
 static void drop_all(struct fdinfo_cache *c)
@@ -32,7 +33,7 @@ static void drop_all(struct fdinfo_cache *c)
 	c->dir = safe_close(c->dir);
 }
 
-static void on_idle(evutil_socket_t fd, short what, void *userdata)
+static void on_idle(void *userdata)
 {
 	drop_all(userdata);
 }
@@ -45,8 +46,7 @@ struct fdinfo_cache *fdinfo_cache_new(struct event_base *base)
 	c->dir = -EBADF;
 	for (size_t i = 0; i < ARRAY_SIZE(c->handles); i++)
 		c->handles[i] = (struct fdinfo_handle){ -1, -EBADF };
-	c->ev_idle = evtimer_new(base, on_idle, c);
-	if (!c->ev_idle) {
+	if (lazy_timer_init(&c->idle, base, FDINFO_IDLE_MS, on_idle, c) < 0) {
 		free(c);
 		return NULL;
 	}
@@ -58,7 +58,7 @@ struct fdinfo_cache *fdinfo_cache_free(struct fdinfo_cache *c)
 	if (!c)
 		return NULL;
 	drop_all(c);
-	event_free(c->ev_idle);
+	lazy_timer_done(&c->idle);
 	free(c);
 	return NULL;
 }
@@ -93,8 +93,7 @@ int fdinfo_dmabuf_count(struct fdinfo_cache *c, int fd, long *ret_count)
 	struct fdinfo_handle *h = c ? handle_for(c, fd) : NULL;
 
 	if (h) {
-		const struct timeval idle = { FDINFO_IDLE_MS / 1000, FDINFO_IDLE_MS % 1000 * 1000 };
-		event_add(c->ev_idle, &idle);
+		lazy_timer_touch(&c->idle);
 		/* From offset 0 the kernel describes the file at fd now, not the
 		 * one that was there when the handle was opened. */
 		ssize_t n = pread(h->fd, text, sizeof(text) - 1, 0);

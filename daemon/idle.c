@@ -8,6 +8,7 @@
 #include "common/macro.h"
 #include "daemon/allocator.h"
 #include "daemon/idle.h"
+#include "daemon/lazytimer.h"
 
 struct idle_buffer {
 	uint64_t offset, size;
@@ -15,13 +16,12 @@ struct idle_buffer {
 };
 
 struct idle_pool {
-	struct event *ev_idle;
-	struct timeval idle;
+	struct lazy_timer idle;
 	unsigned max, n;
 	struct idle_buffer kept[]; /* oldest first */
 };
 
-static void on_idle(evutil_socket_t fd, short what, void *userdata)
+static void on_idle(void *userdata)
 {
 	idle_pool_drop(userdata);
 }
@@ -34,9 +34,7 @@ struct idle_pool *idle_pool_new(struct event_base *base, unsigned max, unsigned 
 	if (!p)
 		return NULL;
 	p->max = max;
-	p->idle = (struct timeval){ idle_ms / 1000, idle_ms % 1000 * 1000 };
-	p->ev_idle = evtimer_new(base, on_idle, p);
-	if (!p->ev_idle) {
+	if (lazy_timer_init(&p->idle, base, idle_ms, on_idle, p) < 0) {
 		free(p);
 		return NULL;
 	}
@@ -48,7 +46,7 @@ struct idle_pool *idle_pool_free(struct idle_pool *p)
 	if (!p)
 		return NULL;
 	idle_pool_drop(p);
-	event_free(p->ev_idle);
+	lazy_timer_done(&p->idle);
 	free(p);
 	return NULL;
 }
@@ -70,7 +68,7 @@ void idle_pool_put(struct idle_pool *p, uint64_t offset, uint64_t size, int fd)
 		forget(p, 0);
 	}
 	p->kept[p->n++] = (struct idle_buffer){ offset, size, fd };
-	event_add(p->ev_idle, &p->idle);
+	lazy_timer_touch(&p->idle);
 }
 
 int idle_pool_take(struct idle_pool *p, struct allocator *a, uint64_t size, uint64_t align,
@@ -100,7 +98,7 @@ void idle_pool_drop(struct idle_pool *p)
 	for (unsigned i = 0; i < p->n; i++)
 		safe_close(p->kept[i].fd);
 	p->n = 0;
-	event_del(p->ev_idle);
+	lazy_timer_stop(&p->idle);
 }
 
 unsigned idle_pool_count(const struct idle_pool *p)

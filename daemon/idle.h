@@ -18,7 +18,8 @@
  * has carved meanwhile is closed. Only plain read-write exports are kept
  * (no write-combining; the caller decides). Bounded: at most `max` buffers
  * (the `idle-buffers` setting, per device), the oldest closed first; all
- * of them are closed after idle_ms without a buffer kept, and at once when
+ * of them are closed one to two idle_ms after the last one was kept
+ * (lazytimer.h), and at once when
  * the device pauses (a reset revokes buffers) or goes away. Loop thread
  * only.
  */

@@ -9,6 +9,10 @@
 
 #include "proto/xfer.h"
 
+/* The fds LEASE and OPENED carry: the table below and their n_fds field. */
+#define LEASE_FDS 1
+#define OPENED_FDS 1
+
 static void image_fields(struct xfer *x, struct proto_wire_image *w, struct proto_image *h)
 {
 	XFER(x, w->fourcc, h->fourcc);
@@ -188,16 +192,16 @@ static void lease_reply_xfer(struct xfer *x, struct proto_msg *m)
 {
 	struct proto_wire_lease_reply w = {};
 	size_t place = xfer_begin(x, &w, sizeof(w));
-	uint32_t n_fds = proto_op_fds(PROTO_OP_LEASE);
+	uint32_t n_fds = LEASE_FDS;
 
 	XFER(x, w.n_fds, n_fds);
 	XFER_RESERVED(x, w.reserved);
 	lease_fields(x, &w.lease, &m->lease);
 	xfer_end(x, &w, sizeof(w), place);
 
-	if (!x->err && n_fds != proto_op_fds(PROTO_OP_LEASE))
+	if (!x->err && n_fds != LEASE_FDS)
 		xfer_fail(x, -EPROTO, "LEASE declares %" PRIu32 " fds, version 1 carries exactly %u",
-			  n_fds, proto_op_fds(PROTO_OP_LEASE));
+			  n_fds, LEASE_FDS);
 }
 
 static void holder_xfer(struct xfer *x, struct proto_holder *h)
@@ -437,7 +441,7 @@ static void opened_xfer(struct xfer *x, struct proto_msg *m)
 	struct proto_opened *h = &m->opened;
 	struct proto_wire_opened w = {};
 	size_t place = xfer_begin(x, &w, sizeof(w));
-	uint32_t n_fds = proto_op_fds(PROTO_OP_OPENED);
+	uint32_t n_fds = OPENED_FDS;
 
 	XFER(x, w.n_fds, n_fds);
 	XFER(x, w.owner_uid, h->owner_uid);
@@ -446,9 +450,9 @@ static void opened_xfer(struct xfer *x, struct proto_msg *m)
 	lease_fields(x, &w.lease, &h->lease);
 	xfer_end(x, &w, sizeof(w), place);
 
-	if (!x->err && n_fds != proto_op_fds(PROTO_OP_OPENED))
+	if (!x->err && n_fds != OPENED_FDS)
 		xfer_fail(x, -EPROTO, "OPENED declares %" PRIu32 " fds, it carries exactly %u",
-			  n_fds, proto_op_fds(PROTO_OP_OPENED));
+			  n_fds, OPENED_FDS);
 	if (!x->err && !(h->lease.flags & PROTO_LEASE_OPENED))
 		xfer_fail(x, xfer_invalid(x), "OPENED lease flags %#" PRIx32 " lack OPENED",
 			  h->lease.flags);
@@ -499,10 +503,10 @@ static const struct proto_op_info ops[] = {
 	OP(RECLAIM,       REQUEST, W(reclaim),       false, 0, PROTO_OP_RECLAIMED, reclaim_xfer),
 	OP(WELCOME,       REPLY,   W(welcome),       true,  0, 0, welcome_xfer),
 	OP(DEVICES,       REPLY,   W(array),         true,  0, 0, devices_xfer),
-	OP(LEASE,         REPLY,   W(lease_reply),   false, 1, 0, lease_reply_xfer),
+	OP(LEASE,         REPLY,   W(lease_reply),   false, LEASE_FDS, 0, lease_reply_xfer),
 	OP(LEASES,        REPLY,   W(array),         true,  0, 0, leases_xfer),
 	OP(GRANTED,       REPLY,   W(granted),       false, 0, 0, granted_xfer),
-	OP(OPENED,        REPLY,   W(opened),        false, 1, 0, opened_xfer),
+	OP(OPENED,        REPLY,   W(opened),        false, OPENED_FDS, 0, opened_xfer),
 	OP(RECLAIMED,     REPLY,   W(lease),         false, 0, 0, reclaimed_xfer),
 	OP(OK,            REPLY,   0,                false, 0, 0, ok_xfer),
 	OP(ERROR,         REPLY,   W(error),         true,  0, 0, error_xfer),

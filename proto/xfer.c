@@ -62,59 +62,11 @@ void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place)
 		memcpy(x->out + place, wire, size);
 }
 
-void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
+void xfer_reserved_fail(struct xfer *x, const char *name)
 {
-	if (!x->err)
-		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
-}
-
-void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
-{
-	uint16_t v16;
-	uint32_t v32;
-	uint64_t v64;
-
-	if (x->err)
-		return;
-	/* Only the fields' size is known here, so they are moved with memcpy(). */
-	switch (size) {
-	case 1:
-		xfer_raw(x, wire, host, 1);
-		break;
-	case 2:
-		memcpy(&v16, x->encode ? host : wire, 2);
-		v16 = x->encode ? htole16(v16) : le16toh(v16);
-		memcpy(x->encode ? wire : host, &v16, 2);
-		break;
-	case 4:
-		memcpy(&v32, x->encode ? host : wire, 4);
-		v32 = x->encode ? htole32(v32) : le32toh(v32);
-		memcpy(x->encode ? wire : host, &v32, 4);
-		break;
-	case 8:
-		memcpy(&v64, x->encode ? host : wire, 8);
-		v64 = x->encode ? htole64(v64) : le64toh(v64);
-		memcpy(x->encode ? wire : host, &v64, 8);
-		break;
-	default: /* XFER() only passes the sizes above */
-		xfer_fail(x, -EINVAL, "%s has a %zu-byte integer field", x->what, size);
-	}
-}
-
-void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *name)
-{
-	const uint8_t *b = wire;
-
-	/* Encoding: the caller's wire struct starts zeroed. */
-	if (x->err || x->encode)
-		return;
 	if (strpbrk(name, ".>")) /* "w.reserved" -> "reserved" */
 		name = strpbrk(name, ".>") + 1;
-	for (size_t i = 0; i < size; i++)
-		if (b[i] != 0) {
-			xfer_fail(x, -EPROTO, "%s field %s is not zero", x->what, name);
-			return;
-		}
+	xfer_fail(x, -EPROTO, "%s field %s is not zero", x->what, name);
 }
 
 size_t text_invalid_at(const uint8_t *s, size_t len)

@@ -11,9 +11,12 @@
  */
 #pragma once
 
+#include <endian.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/macro.h"
 #include "proto/codec.h"
@@ -41,8 +44,50 @@ size_t xfer_begin(struct xfer *x, void *wire, size_t size);
 /* Ends it: encoding copies the filled wire struct into its place. */
 void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place);
 
-/* Moves an integer of 1, 2, 4 or 8 bytes between wire (LE) and host order. */
-void xfer_int(struct xfer *x, void *wire, void *host, size_t size);
+/* Raw bytes (the reclaim token). */
+static inline void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
+{
+	if (!x->err)
+		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
+}
+
+/* Moves an integer of 1, 2, 4 or 8 bytes between wire (LE) and host order.
+ * Inline: every call names a constant size, so each folds to a few moves
+ * (a message has dozens of fields). */
+static inline void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
+{
+	const void *from = x->encode ? host : wire;
+	void *to = x->encode ? wire : host;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+
+	if (x->err)
+		return;
+	/* Only the fields' size is known here, so they are moved with memcpy(). */
+	switch (size) {
+	case 1:
+		memcpy(to, from, 1);
+		break;
+	case 2:
+		memcpy(&v16, from, 2);
+		v16 = x->encode ? htole16(v16) : le16toh(v16);
+		memcpy(to, &v16, 2);
+		break;
+	case 4:
+		memcpy(&v32, from, 4);
+		v32 = x->encode ? htole32(v32) : le32toh(v32);
+		memcpy(to, &v32, 4);
+		break;
+	case 8:
+		memcpy(&v64, from, 8);
+		v64 = x->encode ? htole64(v64) : le64toh(v64);
+		memcpy(to, &v64, 8);
+		break;
+	default: /* XFER() only passes the sizes above */
+		xfer_fail(x, -EINVAL, "%s has a %zu-byte integer field", x->what, size);
+	}
+}
 #define XFER(x, wire_field, host_field)                                               \
 	do {                                                                          \
 		_Static_assert(sizeof(wire_field) == sizeof(host_field), #host_field); \
@@ -52,12 +97,22 @@ void xfer_int(struct xfer *x, void *wire, void *host, size_t size);
 	} while (0)
 
 /* Reserved wire fields: written as 0, rejected unless 0. */
-void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *name);
+void xfer_reserved_fail(struct xfer *x, const char *name);
+static inline void xfer_reserved(struct xfer *x, const void *wire, size_t size, const char *name)
+{
+	const uint8_t *b = wire;
+
+	/* Encoding: the caller's wire struct starts zeroed. */
+	if (x->err || x->encode)
+		return;
+	for (size_t i = 0; i < size; i++)
+		if (b[i] != 0) {
+			xfer_reserved_fail(x, name);
+			return;
+		}
+}
 #define XFER_RESERVED(x, wire_field) \
 	xfer_reserved((x), &(wire_field), sizeof(wire_field), #wire_field)
-
-/* Raw bytes (the reclaim token). */
-void xfer_raw(struct xfer *x, void *wire, void *host, size_t size);
 
 /* A string: its length in *wire_len, its bytes appended to the tail.
  * host is NUL-terminated and has room for max + 1 bytes. */

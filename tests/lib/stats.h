@@ -14,7 +14,7 @@ _noreturn_ _printf_(2, 3) void bench_die(const char *name, const char *fmt, ...)
 uint64_t bench_now_ns(void);
 /* Sorts n samples in ascending order. */
 void bench_sort_u64(uint64_t *v, size_t n);
-/* utime + stime of process pid in microseconds (clock-tick granularity);
+/* CPU time of process pid (0: the caller) in microseconds, all its threads;
  * 0 when unknown. */
 uint64_t bench_cpu_us(int pid);
 /* Header fields of an encoded packet (PROTOCOL.md section 3), read and

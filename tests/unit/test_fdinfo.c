@@ -6,11 +6,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "common/macro.h"
+#include "common/vfio.h"
 #include "daemon/fdinfo.h"
 #include "tests/unit/unit.h"
 
@@ -25,6 +27,33 @@ static int open_fds(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n - 1; /* the directory's own fd */
+}
+
+/* fdinfo of a VFIO dma-buf as Linux 7.2 prints it (KERNEL-FACTS.md). */
+static void test_parse_dmabuf_fdinfo(void)
+{
+	static const char text[] = "pos:\t0\nflags:\t02000002\nmnt_id:\t16\nino:\t1042\n"
+				   "size:\t4096\ncount:\t2\nexp_name:\tvfio_pci_core\n"
+				   "name:\tbarkeep:7:1000\n";
+	char exp_name[16];
+	long count = 0;
+
+	CHECK_EQ(dmabuf_fdinfo_parse(text, &count, exp_name, sizeof(exp_name)), 0);
+	CHECK_EQ(count, 2);
+	CHECK(strcmp(exp_name, "vfio_pci_core") == 0);
+	/* Cut to the room given. */
+	CHECK_EQ(dmabuf_fdinfo_parse(text, NULL, exp_name, 5), 0);
+	CHECK(strcmp(exp_name, "vfio") == 0);
+	/* A key must match a whole name at a line start: "count" is not
+	 * "mycount", nor a line's middle. */
+	CHECK_EQ(dmabuf_fdinfo_parse("mycount:\t9\nx count:\t8\ncount:\t1\n", &count, NULL, 0), 0);
+	CHECK_EQ(count, 1);
+	CHECK_EQ(dmabuf_fdinfo_parse("counter:\t5\ncount: 3", &count, NULL, 0), 0);
+	CHECK_EQ(count, 3);
+	/* What a pipe's fdinfo has: no count, so not a dma-buf. */
+	CHECK_EQ(dmabuf_fdinfo_parse("pos:\t0\nflags:\t00\nmnt_id:\t15\nino:\t77\n", &count,
+				     NULL, 0), -ENOTTY);
+	CHECK_EQ(dmabuf_fdinfo_parse("", NULL, exp_name, sizeof(exp_name)), -ENOTTY);
 }
 
 static void test_not_a_dmabuf(void)
@@ -68,7 +97,9 @@ static void test_bounded_then_closed_when_idle(void)
 	CHECK(held >= 1 && held <= FDINFO_HANDLES_MAX + 1);
 
 	struct event *stop = evtimer_new(base, on_stop, base);
-	const struct timeval later = { (FDINFO_IDLE_MS + 300) / 1000, (FDINFO_IDLE_MS + 300) % 1000 * 1000 };
+	/* Closed one to two periods after the last check (lazytimer.h). */
+	const unsigned ms = 2 * FDINFO_IDLE_MS + 300;
+	const struct timeval later = { ms / 1000, ms % 1000 * 1000 };
 	evtimer_add(stop, &later);
 	event_base_dispatch(base);
 	CHECK_EQ(open_fds(), before);
@@ -84,6 +115,7 @@ static void test_bounded_then_closed_when_idle(void)
 
 int main(void)
 {
+	RUN(test_parse_dmabuf_fdinfo);
 	RUN(test_not_a_dmabuf);
 	RUN(test_bounded_then_closed_when_idle);
 	return UNIT_END();
