@@ -18,6 +18,14 @@ struct error_info {
 	char text[ERROR_TEXT_MAX];
 };
 
+/* No error. Cheaper than "= {}" on a path taken per request: the text is
+ * only read when code is set. */
+static inline void error_clear(struct error_info *err)
+{
+	err->code = 0;
+	err->text[0] = '\0';
+}
+
 /* Returns -code so callers can "return error_set(err, ENOSPC, ...)". err may be NULL. */
 static inline _printf_(3, 4) int error_set(struct error_info *err, int code, const char *fmt, ...)
 {

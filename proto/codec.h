@@ -377,5 +377,17 @@ struct proto_slot {
  */
 int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds);
 
+/*
+ * proto_recv_many() into buffers of its own, with the recvmmsg() headers
+ * set up once rather than per call: for a loop reading every wake-up.
+ * n packets (at most PROTO_RECV_MANY_MAX) of PROTO_MAX_MESSAGE bytes.
+ */
+struct proto_receiver;
+int proto_receiver_new(size_t n, size_t max_fds, struct proto_receiver **ret);
+struct proto_receiver *proto_receiver_free(struct proto_receiver *r);
+/* As proto_recv_many(); the packets are in (*ret_slots)[0..returned),
+ * valid until the next call. */
+int proto_receiver_recv(struct proto_receiver *r, int sock, struct proto_slot **ret_slots);
+
 /* Closes fds[0..n) (for fds that came with a message that failed to decode). */
 void proto_close_fds(const int *fds, size_t n);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* One packet and its fds over an AF_UNIX SOCK_SEQPACKET socket. */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -154,6 +155,32 @@ ssize_t proto_recv_flags(int sock, int flags, void *buf, size_t size, int *fds, 
 	return take_packet(&mh, n, fds, max_fds, ret_n_fds);
 }
 
+/* Points mm[0..n) at the slots' buffers and control[]. */
+static void prepare(struct mmsghdr *mm, struct iovec *iov, union fd_control *control,
+		    const struct proto_slot *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		iov[i] = (struct iovec){ .iov_base = s[i].buf, .iov_len = s[i].size };
+		mm[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = control[i].bytes, .msg_controllen = sizeof(control[i].bytes) };
+	}
+}
+
+/* One recvmmsg() into prepared headers, left prepared for the next. */
+static int receive(int sock, struct mmsghdr *mm, struct proto_slot *s, size_t n, size_t max_fds)
+{
+	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC | MSG_WAITFORONE, NULL);
+	if (got < 0)
+		return errno_to_result(errno);
+	for (int i = 0; i < got; i++) {
+		s[i].len = take_packet(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, s[i].fds, max_fds,
+				       &s[i].n_fds);
+		/* The kernel wrote back what it used. */
+		mm[i].msg_hdr.msg_controllen = sizeof(union fd_control);
+	}
+	return got;
+}
+
 int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds)
 {
 	struct mmsghdr mm[PROTO_RECV_MANY_MAX];
@@ -162,16 +189,45 @@ int proto_recv_many(int sock, struct proto_slot *s, size_t n, size_t max_fds)
 
 	if (n > PROTO_RECV_MANY_MAX || max_fds > PROTO_PACKET_MAX_FDS)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		iov[i] = (struct iovec){ .iov_base = s[i].buf, .iov_len = s[i].size };
-		mm[i].msg_hdr = (struct msghdr){ .msg_iov = &iov[i], .msg_iovlen = 1,
-			.msg_control = control[i].bytes, .msg_controllen = sizeof(control[i].bytes) };
-	}
-	int got = recvmmsg(sock, mm, (unsigned)n, MSG_CMSG_CLOEXEC | MSG_WAITFORONE, NULL);
-	if (got < 0)
-		return errno_to_result(errno);
-	for (int i = 0; i < got; i++)
-		s[i].len = take_packet(&mm[i].msg_hdr, (ssize_t)mm[i].msg_len, s[i].fds, max_fds,
-				       &s[i].n_fds);
-	return got;
+	prepare(mm, iov, control, s, n);
+	return receive(sock, mm, s, n, max_fds);
+}
+
+struct proto_receiver {
+	size_t n, max_fds;
+	struct mmsghdr mm[PROTO_RECV_MANY_MAX];
+	struct iovec iov[PROTO_RECV_MANY_MAX];
+	union fd_control control[PROTO_RECV_MANY_MAX];
+	struct proto_slot slot[PROTO_RECV_MANY_MAX];
+	uint8_t inbox[][PROTO_MAX_MESSAGE];
+};
+
+int proto_receiver_new(size_t n, size_t max_fds, struct proto_receiver **ret)
+{
+	struct proto_receiver *r;
+
+	if (n == 0 || n > PROTO_RECV_MANY_MAX || max_fds > PROTO_PACKET_MAX_FDS)
+		return -EINVAL;
+	r = malloc(sizeof(*r) + n * sizeof(r->inbox[0]));
+	if (!r)
+		return -ENOMEM;
+	r->n = n;
+	r->max_fds = max_fds;
+	for (size_t i = 0; i < n; i++)
+		r->slot[i] = (struct proto_slot){ .buf = r->inbox[i], .size = sizeof(r->inbox[i]) };
+	prepare(r->mm, r->iov, r->control, r->slot, n);
+	*ret = r;
+	return 0;
+}
+
+struct proto_receiver *proto_receiver_free(struct proto_receiver *r)
+{
+	free(r);
+	return NULL;
+}
+
+int proto_receiver_recv(struct proto_receiver *r, int sock, struct proto_slot **ret_slots)
+{
+	*ret_slots = r->slot;
+	return receive(sock, r->mm, r->slot, r->n, r->max_fds);
 }

@@ -429,6 +429,7 @@ void barkeep_disconnect(struct barkeep *bk)
 	bk_untrack_all(bk);
 	safe_close(bk->fd);
 	free(bk->queue);
+	free(bk->spare);
 	free(bk);
 }
 
@@ -551,12 +552,14 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 	r = bk_request(bk, &req, &rep, &fd);
 	if (r < 0)
 		return r;
-	struct bk_lease *l = calloc(1, sizeof(*l));
+	struct bk_lease *l = bk->spare ? bk->spare : calloc(1, sizeof(*l));
 	if (!l) {
 		safe_close(fd);
 		proto_msg_clear(&rep);
 		return -ENOMEM;
 	}
+	bk->spare = NULL;
+	*l = (struct bk_lease){};
 	bk_from_wire_lease(&l->pub, &rep.lease, fd);
 	proto_msg_clear(&rep);
 	bk_track(bk, l);
@@ -611,7 +614,10 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 	 * drops its orphan); reconnect for the others. */
 	if (bk_should_reconnect(bk, r))
 		r = bk_reconnect(bk);
-	barkeep_lease_free(lease);
+	if (bk->spare)
+		barkeep_lease_free(lease);
+	else
+		bk->spare = container_of(lease, struct bk_lease, pub);
 	return r;
 }
 

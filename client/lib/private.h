@@ -36,6 +36,8 @@ struct barkeep {
 	uint32_t unanswered[64];
 	size_t n_unanswered;
 	struct list leases; /* struct bk_lease.link: from barkeep_alloc(), not yet released */
+	struct bk_lease *spare; /* a released lease's record, for the next ALLOC: no malloc()
+				 * and free() per lease */
 	uint32_t reconnect_timeout_ms;
 	int reply_timeout_ms; /* > 0: how long a read waits for a message (HELLO); else no end */
 	bool reconnecting; /* inside bk_reconnect(): no nested attempt */

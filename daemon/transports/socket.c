@@ -73,7 +73,7 @@ struct socket_server {
 	struct held_packet held[HELD_MAX];
 	size_t n_held;
 	struct encoded_event last_event;
-	uint8_t *inbox; /* MESSAGES_PER_WAKEUP packets of PROTO_MAX_MESSAGE bytes */
+	struct proto_receiver *inbox; /* MESSAGES_PER_WAKEUP packets */
 };
 
 static int conn_flush(struct conn *c, const void *buf, size_t len, int fd);
@@ -602,9 +602,10 @@ static int handle_ok(struct conn *c, const struct proto_msg *req)
 /* Returns < 0 when the connection must end (the reply is already queued). */
 static int dispatch(struct conn *c, const struct proto_msg *req)
 {
-	struct error_info err = {};
+	struct error_info err;
 	int r;
 
+	error_clear(&err);
 	if (!c->hello_done && req->opcode != PROTO_OP_HELLO) {
 		error_set(&err, EPROTO, "%s before HELLO; say HELLO first", proto_op_name(req->opcode));
 		conn_send_error(c, req->request_id, req->opcode, req->quiet, &err);
@@ -720,7 +721,7 @@ static void conn_drop_unread(struct conn *c, int r)
 static bool handle_packet(struct conn *c, const struct proto_slot *p)
 {
 	struct proto_msg m;
-	struct proto_diag diag = { "" };
+	struct proto_diag diag; /* proto_decode() fills it in */
 	ssize_t n = p->len;
 
 	if (n <= 0) {
@@ -763,21 +764,16 @@ static bool handle_packet(struct conn *c, const struct proto_slot *p)
 
 static void read_requests(struct conn *c, int fd)
 {
-	struct proto_slot slot[MESSAGES_PER_WAKEUP];
+	struct proto_slot *slot, failed;
 
-	/* Only where the packets go: proto_recv_many() fills in the rest of
-	 * the slots it uses. */
-	for (size_t i = 0; i < MESSAGES_PER_WAKEUP; i++) {
-		slot[i].buf = c->server->inbox + i * PROTO_MAX_MESSAGE;
-		slot[i].size = PROTO_MAX_MESSAGE;
-	}
 	/* One recvmmsg() for all the client has sent (a pipelined RELEASE and
 	 * ALLOC): no second read only to learn that nothing more is there. */
-	int got = proto_recv_many(fd, slot, MESSAGES_PER_WAKEUP, PROTO_MAX_FDS);
+	int got = proto_receiver_recv(c->server->inbox, fd, &slot);
 	if (got == -EAGAIN)
 		return;
 	if (got < 0) {
-		slot[0] = (struct proto_slot){ .len = got };
+		failed = (struct proto_slot){ .len = got };
+		slot = &failed;
 		got = 1;
 	}
 	for (int i = 0; i < got; i++)
@@ -940,10 +936,10 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 	s->base = base;
 	s->broker = b;
 	list_init(&s->conns);
-	s->inbox = malloc((size_t)MESSAGES_PER_WAKEUP * PROTO_MAX_MESSAGE);
-	if (!s->inbox) {
+	r = proto_receiver_new(MESSAGES_PER_WAKEUP, PROTO_MAX_FDS, &s->inbox);
+	if (r < 0) {
 		free(s);
-		return -ENOMEM;
+		return r;
 	}
 	if (opts->listen_fd >= 0) {
 		s->listen_fd = opts->listen_fd;
@@ -952,7 +948,7 @@ int socket_server_new(struct event_base *base, struct broker *b, const struct so
 		s->listen_fd = listen_on(opts);
 		if (s->listen_fd < 0) {
 			r = s->listen_fd;
-			free(s->inbox);
+			proto_receiver_free(s->inbox);
 			free(s);
 			return r;
 		}
@@ -982,7 +978,7 @@ struct socket_server *socket_server_free(struct socket_server *s)
 		unlink(s->path);
 		free(s->path);
 	}
-	free(s->inbox);
+	proto_receiver_free(s->inbox);
 	free(s);
 	return NULL;
 }

@@ -947,7 +947,8 @@ static void test_op_helpers(void)
 	CHECK(!proto_op_is_event(PROTO_OP_ERROR));
 	CHECK(proto_op_is_request(PROTO_OP_RESET));
 	CHECK(!proto_op_is_request(PROTO_OP_WELCOME));
-	/* The table is searched by halves: a misplaced row would be lost. */
+	/* The table is indexed by slots: a row in the wrong one, or another
+	 * opcode taken for a known one sharing its slot, would show here. */
 	static const uint16_t every_op[] = {
 		PROTO_OP_HELLO, PROTO_OP_LIST_DEVICES, PROTO_OP_ALLOC, PROTO_OP_RELEASE,
 		PROTO_OP_LIST_LEASES, PROTO_OP_RESET, PROTO_OP_PAUSE_ACK, PROTO_OP_GRANT,
@@ -1157,6 +1158,43 @@ static void test_socket_many(void)
 	close(sv[1]);
 }
 
+/* The receiver's headers are set up once: each call still gets every
+ * slot's fds, a slot that carried fds before included, and refuses too
+ * many. */
+static void test_receiver_reused(void)
+{
+	struct proto_receiver *r;
+	struct proto_slot *slot;
+	uint8_t a[8] = "a";
+	int sv[2];
+
+	CHECK_EQ(proto_receiver_new(PROTO_RECV_MANY_MAX + 1, 1, &r), -EINVAL);
+	CHECK_EQ(proto_receiver_new(2, 1, &r), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	CHECK_EQ(proto_receiver_recv(r, sv[1], &slot), -EAGAIN);
+	for (int round = 0; round < 3; round++) {
+		struct proto_packet p[2] = { { a, sizeof(a), sv[0] }, { a, sizeof(a), sv[0] } };
+		CHECK_EQ(proto_send_many(sv[0], p, 2), 2);
+		CHECK_EQ(proto_receiver_recv(r, sv[1], &slot), 2);
+		for (int i = 0; i < 2; i++) {
+			CHECK_EQ(slot[i].len, (ssize_t)sizeof(a));
+			CHECK_EQ(slot[i].n_fds, 1);
+			CHECK(memcmp(slot[i].buf, a, sizeof(a)) == 0);
+			proto_close_fds(slot[i].fds, slot[i].n_fds);
+		}
+	}
+	int two[2] = { sv[0], sv[0] };
+	CHECK_EQ(proto_send(sv[0], a, sizeof(a), two, 2), 0);
+	CHECK_EQ(proto_receiver_recv(r, sv[1], &slot), 1);
+	CHECK_EQ(slot[0].len, -ETOOMANYREFS);
+	CHECK_EQ(slot[0].n_fds, 0);
+	close(sv[0]);
+	CHECK_EQ(proto_receiver_recv(r, sv[1], &slot), 2);
+	CHECK_EQ(slot[0].len, 0);
+	close(sv[1]);
+	CHECK(proto_receiver_free(r) == NULL);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip_HELLO);
@@ -1218,5 +1256,6 @@ int main(void)
 	RUN(test_socket_truncation_closes_fds);
 	RUN(test_socket_eagain_and_eof);
 	RUN(test_socket_many);
+	RUN(test_receiver_reused);
 	return UNIT_END();
 }
