@@ -21,7 +21,10 @@ int log_parse_level(const char *s); /* returns level or -EINVAL */
  * %m in the format expands to strerror(abs(err)). */
 int log_full_errno(enum log_level level, int err, const char *fmt, ...) _printf_(3, 4);
 
-#define log_full(level, ...) ((void)log_full_errno((level), 0, __VA_ARGS__))
+/* The level is checked first, so that a filtered line (debug, on the
+ * request path) does not even evaluate its arguments. */
+#define log_full(level, ...)                                                   \
+	((void)(log_get_max_level() >= (level) ? log_full_errno((level), 0, __VA_ARGS__) : 0))
 #define log_error(...) log_full(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_LEVEL_WARNING, __VA_ARGS__)
 #define log_notice(...) log_full(LOG_LEVEL_NOTICE, __VA_ARGS__)

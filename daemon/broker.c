@@ -62,6 +62,7 @@ struct broker *broker_free(struct broker *b)
 	fdinfo_cache_free(b->fdinfo);
 	share_forget_all(b);
 	policy_usage_free(b->usage);
+	free(b->spare_lease);
 	free(b);
 	return NULL;
 }
@@ -245,7 +246,7 @@ void broker_orphan_end(struct broker *b, struct lease *l, enum orphan_end why)
 	d->n_orphans--;
 	b->n_orphans--;
 	device_window_release(d, l->offset, l->size, l->fd, &l->store);
-	free(l);
+	broker_lease_free(b, l);
 }
 
 void broker_lease_end(struct lease *l)
@@ -271,7 +272,7 @@ void broker_lease_end(struct lease *l)
 	else
 		broker_window_end(b, d, c->creds.uid, c->container, l->offset, l->size, &l->fd, 1,
 				  &l->store, !(l->flags & (LEASE_WRITE_COMBINE | LEASE_READ_ONLY)));
-	free(l);
+	broker_lease_free(b, l);
 }
 
 void broker_leases_end(struct list *leases, size_t link_offset)
@@ -410,7 +411,7 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	if (r < 0)
 		return r;
 
-	struct lease *l = calloc(1, sizeof(*l));
+	struct lease *l = broker_lease_new(b);
 	if (!l) {
 		r = error_set(err, ENOMEM, "out of memory");
 		goto fail_uncharge;
@@ -440,10 +441,31 @@ int broker_alloc(struct client *c, const struct alloc_request *req, struct lease
 	return 0;
 
 fail_free:
-	free(l);
+	broker_lease_free(b, l);
 fail_uncharge:
 	uncharge(b, d, c->creds.uid, c->container, size);
 	return r;
+}
+
+struct lease *broker_lease_new(struct broker *b)
+{
+	struct lease *l = b->spare_lease;
+
+	if (!l)
+		return calloc(1, sizeof(*l));
+	b->spare_lease = NULL;
+	memset(l, 0, sizeof(*l));
+	return l;
+}
+
+void broker_lease_free(struct broker *b, struct lease *l)
+{
+	if (b->spare_lease) {
+		free(l);
+		return;
+	}
+	explicit_bzero(l->token, sizeof(l->token)); /* a secret: not kept until reuse */
+	b->spare_lease = l;
 }
 
 int broker_random(struct broker *b, void *buf, size_t n)
@@ -685,7 +707,7 @@ int broker_adopt_lease(struct broker *b, struct device *d, const struct fdstore_
 	int r = allocator_claim(d->alloc, rec->offset, rec->size);
 	if (r < 0)
 		return r;
-	struct lease *l = calloc(1, sizeof(*l));
+	struct lease *l = broker_lease_new(b);
 	if (!l) {
 		allocator_release(d->alloc, rec->offset, rec->size);
 		return -ENOMEM;

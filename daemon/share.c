@@ -534,7 +534,7 @@ int broker_open(struct client *c, const struct open_request *req, struct lease *
 		return r;
 
 	bool read_only = req->read_only || (g->flags & GRANT_READ_ONLY);
-	struct lease *l = calloc(1, sizeof(*l));
+	struct lease *l = broker_lease_new(c->broker);
 	if (!l)
 		return error_set(err, ENOMEM, "out of memory");
 	r = open_export(s, read_only, l, err);
@@ -544,7 +544,7 @@ int broker_open(struct client *c, const struct open_request *req, struct lease *
 			safe_close(l->fd);
 	}
 	if (r < 0) {
-		free(l);
+		broker_lease_free(c->broker, l);
 		return r;
 	}
 	l->share = s;

@@ -44,16 +44,21 @@ size_t xfer_begin(struct xfer *x, void *wire, size_t size);
 /* Ends it: encoding copies the filled wire struct into its place. */
 void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place);
 
+/*
+ * Field moves never fail, so they do not look at x->err: after an error
+ * they move what is there (a decoding xfer_begin() that failed left the
+ * wire struct zeroed, and an encoding one is never copied out), and the
+ * caller's result is the error anyway. Without that branch, and inline
+ * with a constant size, a run of fields is straight-line loads and stores.
+ */
+
 /* Raw bytes (the reclaim token). */
 static inline void xfer_raw(struct xfer *x, void *wire, void *host, size_t size)
 {
-	if (!x->err)
-		memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
+	memcpy(x->encode ? wire : host, x->encode ? host : wire, size);
 }
 
-/* Moves an integer of 1, 2, 4 or 8 bytes between wire (LE) and host order.
- * Inline: every call names a constant size, so each folds to a few moves
- * (a message has dozens of fields). */
+/* Moves an integer of 1, 2, 4 or 8 bytes between wire (LE) and host order. */
 static inline void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
 {
 	const void *from = x->encode ? host : wire;
@@ -62,8 +67,6 @@ static inline void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
 	uint32_t v32;
 	uint64_t v64;
 
-	if (x->err)
-		return;
 	/* Only the fields' size is known here, so they are moved with memcpy(). */
 	switch (size) {
 	case 1:

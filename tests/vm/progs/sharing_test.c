@@ -598,9 +598,10 @@ static void test_thousand_holders(void)
 		return;
 	CHECK_EQ(grant_gid(bk, mine->id, 0, &g), 0);
 	struct hold_plan plan = { mine->id, 0 };
-	/* The daemon's fdinfo handles (daemon/fdinfo.h) close a second after the
-	 * last release: let them go first, so that the counts see holders only. */
-	usleep(1200 * 1000);
+	/* The daemon's fdinfo handles (daemon/fdinfo.h) close one to two
+	 * seconds after the last release: let them go first, so that the
+	 * counts see holders only. */
+	usleep(2200 * 1000);
 	int fds0 = test_count_fds(daemon_pid);
 	long rss0 = daemon_rss_kib();
 	struct timespec t0, t1;
