@@ -298,7 +298,6 @@ int dmabuf_set_name(int fd, const char *name)
 	return ioctl(fd, DMA_BUF_SET_NAME_B, buf) < 0 ? -errno : 0;
 }
 
-/* Reads the value of "key:" from fdinfo text; -ENOENT if absent. */
 /* The value of fdinfo's "key:" line (blanks skipped), or NULL. The reuse
  * rule reads the count on every release: one pass, nothing copied. */
 static const char *fdinfo_value(const char *text, const char *key)

@@ -66,12 +66,12 @@ void broker_lease_end(struct lease *l);
 /* Ends every lease of a list (device or client) as RELEASE does; safe when
  * ending one lease ends others (the holders of a shared window). */
 void broker_leases_end(struct list *leases, size_t link_offset);
-/* Numbers a new lease of c on l->device (its window exported into l->fd,
- * the rest of it set), names its buffer and counts it. -EIO (no randomness). */
 /* A zeroed lease, and its memory back once it ended: one is kept for the
  * next, so that an ALLOC and RELEASE cost no calloc() and free(). */
 struct lease *broker_lease_new(struct broker *b);
 void broker_lease_free(struct broker *b, struct lease *l);
+/* Numbers a new lease of c on l->device (its window exported into l->fd,
+ * the rest of it set), names its buffer and counts it. -EIO (no randomness). */
 int broker_lease_add(struct client *c, struct lease *l, uid_t name_uid, uint64_t name_id,
 		     struct error_info *err);
 /* Ends the daemon's use of a window of d charged to uid (and container):

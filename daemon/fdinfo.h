@@ -8,8 +8,8 @@
  * first, so a handle kept per number turns the path walk, open, read and
  * close of every check into one pread() (under TCG 50 against 270 us). The
  * handles are fds of the daemon too: at most FDINFO_HANDLES_MAX, all closed
- * one to two FDINFO_IDLE_MS after the last check (lazytimer.h). Loop thread only; the scrub worker
- * reads fdinfo the plain way (dmabuf_query).
+ * one to two FDINFO_IDLE_MS after the last check (lazytimer.h). Loop
+ * thread only; the scrub worker reads fdinfo the plain way (dmabuf_query).
  */
 #pragma once
 

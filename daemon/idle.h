@@ -19,9 +19,8 @@
  * (no write-combining; the caller decides). Bounded: at most `max` buffers
  * (the `idle-buffers` setting, per device), the oldest closed first; all
  * of them are closed one to two idle_ms after the last one was kept
- * (lazytimer.h), and at once when
- * the device pauses (a reset revokes buffers) or goes away. Loop thread
- * only.
+ * (lazytimer.h), and at once when the device pauses (a reset revokes
+ * buffers) or goes away. Loop thread only.
  */
 #pragma once
 

@@ -70,7 +70,7 @@ static inline void xfer_int(struct xfer *x, void *wire, void *host, size_t size)
 	/* Only the fields' size is known here, so they are moved with memcpy(). */
 	switch (size) {
 	case 1:
-		memcpy(to, from, 1);
+		xfer_raw(x, wire, host, 1);
 		break;
 	case 2:
 		memcpy(&v16, from, 2);
