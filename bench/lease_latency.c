@@ -91,6 +91,9 @@ struct bench {
 	pid_t daemon;            /* barkeepd, the socket's peer */
 	uint64_t cpu_us[N_KINDS];        /* the serving side's CPU time in each kind's rounds */
 	uint64_t client_cpu_us[N_KINDS]; /* this process's, the asking side */
+	/* Wake-ups of the serving side (its waits) and preemptions of this
+	 * process, in each kind's rounds: each is a context switch pair. */
+	uint64_t server_waits[N_KINDS], client_preempted[N_KINDS];
 };
 
 /* Encodes m into buf; the bare packets are real protocol messages. */
@@ -379,11 +382,14 @@ static void measure(struct bench *bn, size_t n)
 		for (size_t j = 0; j < N_KINDS; j++) {
 			enum kind k = (enum kind)((r + j) % N_KINDS);
 			pid_t server = k == BARKEEP ? bn->daemon : bn->bare.server;
+			struct bench_switches sw0 = bench_switches(server), me0 = bench_switches(0);
 			uint64_t c0 = bench_cpu_us(server), self0 = bench_cpu_us(0);
 			for (size_t i = 0; i < per_round; i++)
 				run_one(bn, k, &bn->s[k]);
 			bn->cpu_us[k] += bench_cpu_us(server) - c0;
 			bn->client_cpu_us[k] += bench_cpu_us(0) - self0;
+			bn->server_waits[k] += bench_switches(server).voluntary - sw0.voluntary;
+			bn->client_preempted[k] += bench_switches(0).involuntary - me0.involuntary;
 		}
 	}
 }
@@ -440,6 +446,14 @@ static void report(struct bench *bn, size_t n)
 	       per(bn->cpu_us[LIMIT], n), per(bn->client_cpu_us[LIMIT], n),
 	       per(bn->cpu_us[TWO_TRIPS], n), per(bn->client_cpu_us[TWO_TRIPS], n),
 	       per(bn->cpu_us[RULE_FLOOR], n), per(bn->client_cpu_us[RULE_FLOOR], n));
+	/* A one-way RELEASE that wakes the server at once costs a switch pair
+	 * more than one read together with the next ALLOC. */
+	printf(NAME ": per iteration, server wake-ups / client preemptions: barkeep %.2f / %.2f, "
+	       "limit %.2f / %.2f, two trips %.2f / %.2f, rule floor %.2f / %.2f\n",
+	       per(bn->server_waits[BARKEEP], n), per(bn->client_preempted[BARKEEP], n),
+	       per(bn->server_waits[LIMIT], n), per(bn->client_preempted[LIMIT], n),
+	       per(bn->server_waits[TWO_TRIPS], n), per(bn->client_preempted[TWO_TRIPS], n),
+	       per(bn->server_waits[RULE_FLOOR], n), per(bn->client_preempted[RULE_FLOOR], n));
 }
 
 /* The PCI address of the daemon's device id, for the record. */

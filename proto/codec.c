@@ -71,7 +71,7 @@ void proto_msg_clear(struct proto_msg *m)
 
 /* Request ids: chosen by the client for requests, echoed by replies, 0 on
  * events and on ERRORs that answer no request. */
-static void check_request_id(struct xfer *x, const struct proto_op_info *op, uint32_t id)
+static inline void check_request_id(struct xfer *x, const struct proto_op_info *op, uint32_t id)
 {
 	if (op->kind == PROTO_KIND_EVENT && id != 0)
 		xfer_fail(x, xfer_invalid(x), "%s is an event but has request id %" PRIu32,

@@ -13,7 +13,7 @@
 #define LEASE_FDS 1
 #define OPENED_FDS 1
 
-static void image_fields(struct xfer *x, struct proto_wire_image *w, struct proto_image *h)
+static inline void image_fields(struct xfer *x, struct proto_wire_image *w, struct proto_image *h)
 {
 	XFER(x, w->fourcc, h->fourcc);
 	XFER(x, w->width, h->width);
@@ -26,7 +26,7 @@ static void image_fields(struct xfer *x, struct proto_wire_image *w, struct prot
 	}
 }
 
-static void lease_fields(struct xfer *x, struct proto_wire_lease *w, struct proto_lease *l)
+static inline void lease_fields(struct xfer *x, struct proto_wire_lease *w, struct proto_lease *l)
 {
 	XFER(x, w->id, l->id);
 	XFER(x, w->device_id, l->device_id);
@@ -483,20 +483,13 @@ static void grant_revoked_xfer(struct xfer *x, struct proto_msg *m)
 	check_range(x, "reason", h->reason, PROTO_GRANT_REVOKED_OWNER, PROTO_GRANT_REVOKED_OWNER);
 }
 
-/*
- * The table is indexed by a slot computed from the opcode, so a lookup (a
- * few per message) is one load: the high byte (request, reply, event)
- * picks a run of 32, the low five bits the place in it, and replies with
- * bit 7 (OK, ERROR) go after the events. Two opcodes in one slot would
- * initialize it twice, which -Woverride-init refuses.
- */
-#define OP_SLOT(opcode) (((opcode) >> 8) * 32u + ((opcode) & 0x1f) + ((opcode) & 0x80 ? 0x60 : 0))
+/* The opcode table (xfer.h): its slots are PROTO_OP_SLOT(opcode). */
 #define W(name) sizeof(struct proto_wire_##name)
 #define OP(op, kind, fixed_size, tail, fds, reply, fn) \
-	[OP_SLOT(PROTO_OP_##op)] = { PROTO_OP_##op, #op, PROTO_KIND_##kind, fixed_size, tail, \
+	[PROTO_OP_SLOT(PROTO_OP_##op)] = { PROTO_OP_##op, #op, PROTO_KIND_##kind, fixed_size, tail, \
 				     fds, reply, fn }
 
-static const struct proto_op_info ops[] = {
+const struct proto_op_info proto_ops[PROTO_OP_SLOTS] = {
 	/*  opcode         kind     fixed part       tail?  fds success reply */
 	OP(HELLO,         REQUEST, W(hello),         true,  0, PROTO_OP_WELCOME, hello_xfer),
 	OP(LIST_DEVICES,  REQUEST, W(list),          false, 0, PROTO_OP_DEVICES, list_xfer),
@@ -524,13 +517,3 @@ static const struct proto_op_info ops[] = {
 	OP(LEASE_REVOKED, EVENT,   W(lease_revoked), false, 0, 0, lease_revoked_xfer),
 	OP(GRANT_REVOKED, EVENT,   W(grant_revoked), false, 0, 0, grant_revoked_xfer),
 };
-
-const struct proto_op_info *proto_op_info(uint16_t opcode)
-{
-	size_t slot = OP_SLOT(opcode);
-
-	/* Empty slots have no xfer; other opcodes may share a used one. */
-	if (slot >= ARRAY_SIZE(ops) || !ops[slot].xfer || ops[slot].opcode != opcode)
-		return NULL;
-	return &ops[slot];
-}

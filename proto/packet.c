@@ -23,12 +23,6 @@ static int errno_to_result(int err)
 	return err == EINTR || err == EAGAIN || err == EWOULDBLOCK ? -EAGAIN : -err;
 }
 
-void proto_close_fds(const int *fds, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		safe_close(fds[i]);
-}
-
 /* SCM_RIGHTS for fds[0..n) (none when n is 0), in control. */
 static void attach_fds(struct msghdr *mh, union fd_control *control, const int *fds, size_t n)
 {
@@ -42,7 +36,8 @@ static void attach_fds(struct msghdr *mh, union fd_control *control, const int *
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	for (size_t i = 0; i < n; i++) /* see collect_fds() */
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fds[i], sizeof(int));
 }
 
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
@@ -99,7 +94,9 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		/* cannot exceed room: fds[] holds as many ints as the control buffer */
 		k = MIN(k, room - n);
-		memcpy(fds + n, CMSG_DATA(c), k * sizeof(int));
+		/* One fd at a time (usually one in all): no call to memcpy(). */
+		for (size_t i = 0; i < k; i++)
+			memcpy(&fds[n + i], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 		n += k;
 	}
 	return n;
@@ -108,7 +105,7 @@ static size_t collect_fds(struct msghdr *mh, int *fds, size_t room)
 /* What proto_recv() returns for a packet of n bytes that came with mh's
  * control data: the fds go to fds[] (at most max_fds), or are closed with
  * the packet refused. */
-static ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fds,
+static inline ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fds,
 			   size_t *ret_n_fds)
 {
 	int got[sizeof(union fd_control) / sizeof(int)];
@@ -124,8 +121,8 @@ static ssize_t take_packet(struct msghdr *mh, ssize_t n, int *fds, size_t max_fd
 		proto_close_fds(got, n_got);
 		return n;
 	}
-	if (n_got > 0)
-		memcpy(fds, got, n_got * sizeof(int));
+	for (size_t i = 0; i < n_got; i++) /* as above */
+		fds[i] = got[i];
 	*ret_n_fds = n_got;
 	return n;
 }

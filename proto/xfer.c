@@ -28,38 +28,15 @@ int xfer_invalid(const struct xfer *x)
 	return x->encode ? -EINVAL : -EPROTO;
 }
 
-/* Claims n bytes at the cursor; returns their offset, or fails. */
-static bool claim(struct xfer *x, size_t n, const char *name, size_t *ret_pos)
+bool xfer_claim_fail(struct xfer *x, size_t n, const char *name)
 {
-	if (x->err)
-		return false;
-	if (n > x->end - x->pos) {
-		if (x->encode)
-			xfer_fail(x, -ENOBUFS, "%s does not fit in a %zu-byte buffer (%s)",
-				  x->what, x->end, name);
-		else
-			xfer_fail(x, -EBADMSG, "%s %s (%zu bytes) runs past the end of the payload",
-				  x->what, name, n);
-		return false;
-	}
-	*ret_pos = x->pos;
-	x->pos += n;
-	return true;
-}
-
-size_t xfer_begin(struct xfer *x, void *wire, size_t size)
-{
-	size_t place = 0;
-
-	if (claim(x, size, "fixed part", &place) && !x->encode)
-		memcpy(wire, x->in + place, size);
-	return place;
-}
-
-void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place)
-{
-	if (!x->err && x->encode)
-		memcpy(x->out + place, wire, size);
+	if (x->encode)
+		xfer_fail(x, -ENOBUFS, "%s does not fit in a %zu-byte buffer (%s)", x->what, x->end,
+			  name);
+	else
+		xfer_fail(x, -EBADMSG, "%s %s (%zu bytes) runs past the end of the payload", x->what,
+			  name, n);
+	return false;
 }
 
 void xfer_reserved_fail(struct xfer *x, const char *name)
@@ -108,10 +85,10 @@ size_t text_invalid_at(const uint8_t *s, size_t len)
 	return len;
 }
 
-void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name)
+void xfer_text(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name)
 {
 	uint16_t len16 = 0;
-	size_t len, place, bad;
+	size_t len, place = 0, bad;
 	const uint8_t *bytes;
 
 	if (x->err)
@@ -128,7 +105,7 @@ void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max, const
 			  x->encode ? "over " : "", len, max);
 		return;
 	}
-	if (!claim(x, len, name, &place))
+	if (!xfer_claim(x, len, name, &place))
 		return;
 	bytes = x->encode ? (const uint8_t *)host : x->in + place;
 	bad = text_invalid_at(bytes, len);
@@ -182,32 +159,25 @@ void *xfer_entries(struct xfer *x, void *entries, uint32_t count, size_t size)
 	return entries;
 }
 
-void check_flags(struct xfer *x, const char *name, uint64_t flags, uint64_t known)
+void check_flags_fail(struct xfer *x, const char *name, uint64_t flags, uint64_t known)
 {
-	if (!x->err && (flags & ~known))
-		xfer_fail(x, xfer_invalid(x), "%s %s 0x%" PRIx64 " has unknown bits 0x%" PRIx64,
-			  x->what, name, flags, flags & ~known);
+	xfer_fail(x, xfer_invalid(x), "%s %s 0x%" PRIx64 " has unknown bits 0x%" PRIx64, x->what,
+		  name, flags, flags & ~known);
 }
 
-void check_range(struct xfer *x, const char *name, uint64_t value, uint64_t first, uint64_t last)
+void check_range_fail(struct xfer *x, const char *name, uint64_t value, uint64_t first,
+		      uint64_t last)
 {
-	if (!x->err && (value < first || value > last))
-		xfer_fail(x, xfer_invalid(x), "%s %s %" PRIu64 " is not in %" PRIu64 "..%" PRIu64,
-			  x->what, name, value, first, last);
+	xfer_fail(x, xfer_invalid(x), "%s %s %" PRIu64 " is not in %" PRIu64 "..%" PRIu64, x->what,
+		  name, value, first, last);
 }
 
-void check_image(struct xfer *x, uint32_t flags, const struct proto_image *image)
+void check_image_set(struct xfer *x, uint32_t flags, const struct proto_image *image)
 {
-	static const struct proto_image none;
-	_Static_assert(sizeof(none) == 56, "no padding: memcmp() compares fields only");
 	uint32_t n = image->n_planes;
 
-	if (x->err)
-		return;
 	if (!(flags & PROTO_ALLOC_IMAGE)) {
-		if (memcmp(image, &none, sizeof(none)) != 0)
-			xfer_fail(x, xfer_invalid(x), "%s has image metadata without the IMAGE flag",
-				  x->what);
+		xfer_fail(x, xfer_invalid(x), "%s has image metadata without the IMAGE flag", x->what);
 		return;
 	}
 	if (n < 1 || n > PROTO_MAX_PLANES || image->width == 0 || image->height == 0) {

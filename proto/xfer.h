@@ -38,11 +38,44 @@ int xfer_fail(struct xfer *x, int err, const char *fmt, ...) _printf_(3, 4);
 /* The error for a value that breaks a rule: -EINVAL encoding, -EPROTO decoding. */
 int xfer_invalid(const struct xfer *x);
 
+/*
+ * The calls every message makes are inline and keep their diagnostics out
+ * of line (the *_fail functions): under emulation (the test bed's TCG) each
+ * call and return on the request path costs more than the work it does.
+ */
+
+/* Fails the claim of n bytes at the cursor; returns false. */
+bool xfer_claim_fail(struct xfer *x, size_t n, const char *name);
+
+/* Claims n bytes at the cursor; returns their offset, or fails. */
+static inline bool xfer_claim(struct xfer *x, size_t n, const char *name, size_t *ret_pos)
+{
+	if (x->err)
+		return false;
+	if (n > x->end - x->pos)
+		return xfer_claim_fail(x, n, name);
+	*ret_pos = x->pos;
+	x->pos += n;
+	return true;
+}
+
 /* Starts a fixed-size wire struct: decoding copies it out of the packet,
  * encoding reserves its place. Returns the place for xfer_end(). */
-size_t xfer_begin(struct xfer *x, void *wire, size_t size);
+static inline size_t xfer_begin(struct xfer *x, void *wire, size_t size)
+{
+	size_t place = 0;
+
+	if (xfer_claim(x, size, "fixed part", &place) && !x->encode)
+		memcpy(wire, x->in + place, size);
+	return place;
+}
+
 /* Ends it: encoding copies the filled wire struct into its place. */
-void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place);
+static inline void xfer_end(struct xfer *x, const void *wire, size_t size, size_t place)
+{
+	if (!x->err && x->encode)
+		memcpy(x->out + place, wire, size);
+}
 
 /*
  * Field moves never fail, so they do not look at x->err: after an error
@@ -117,9 +150,29 @@ static inline void xfer_reserved(struct xfer *x, const void *wire, size_t size, 
 #define XFER_RESERVED(x, wire_field) \
 	xfer_reserved((x), &(wire_field), sizeof(wire_field), #wire_field)
 
+/* xfer_string() without its shortcut for the empty string. */
+void xfer_text(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name);
+
 /* A string: its length in *wire_len, its bytes appended to the tail.
  * host is NUL-terminated and has room for max + 1 bytes. */
-void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max, const char *name);
+static inline void xfer_string(struct xfer *x, __le16 *wire_len, char *host, size_t max,
+			       const char *name)
+{
+	uint16_t len16 = 0;
+
+	if (x->err)
+		return;
+	if (!x->encode)
+		memcpy(&len16, wire_len, sizeof(len16));
+	/* The empty string (an ALLOC without a PCI address): no bytes to
+	 * claim or check, and the length is 0 both ways. */
+	if (x->encode ? host[0] != '\0' : len16 != 0) {
+		xfer_text(x, wire_len, host, max, name);
+		return;
+	}
+	memset(wire_len, 0, sizeof(*wire_len));
+	host[0] = '\0';
+}
 
 /* An array count: checks it against max and, decoding, against the bytes
  * left at entry_min bytes per entry. Returns false if the entries must not
@@ -131,9 +184,37 @@ bool xfer_count(struct xfer *x, __le32 *wire_count, uint32_t *count, uint32_t ma
 void *xfer_entries(struct xfer *x, void *entries, uint32_t count, size_t size);
 
 /* Rules shared by several messages. */
-void check_flags(struct xfer *x, const char *name, uint64_t flags, uint64_t known);
-void check_range(struct xfer *x, const char *name, uint64_t value, uint64_t first, uint64_t last);
-void check_image(struct xfer *x, uint32_t flags, const struct proto_image *image);
+void check_flags_fail(struct xfer *x, const char *name, uint64_t flags, uint64_t known);
+static inline void check_flags(struct xfer *x, const char *name, uint64_t flags, uint64_t known)
+{
+	if (!x->err && (flags & ~known))
+		check_flags_fail(x, name, flags, known);
+}
+
+void check_range_fail(struct xfer *x, const char *name, uint64_t value, uint64_t first,
+		      uint64_t last);
+static inline void check_range(struct xfer *x, const char *name, uint64_t value, uint64_t first,
+			       uint64_t last)
+{
+	if (!x->err && (value < first || value > last))
+		check_range_fail(x, name, value, first, last);
+}
+
+/* Image metadata, which the IMAGE flag says is there. */
+void check_image_set(struct xfer *x, uint32_t flags, const struct proto_image *image);
+static inline void check_image(struct xfer *x, uint32_t flags, const struct proto_image *image)
+{
+	_Static_assert(sizeof(*image) % 8 == 0 && sizeof(*image) == 56,
+		       "no padding: the words below are the fields");
+	uint64_t words[sizeof(*image) / 8], any = 0;
+
+	memcpy(words, image, sizeof(words));
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		any |= words[i];
+	/* Without the flag every field is 0: one test, the usual case. */
+	if (!x->err && ((flags & PROTO_ALLOC_IMAGE) || any))
+		check_image_set(x, flags, image);
+}
 
 /* Offset of the first byte that is not UTF-8 text without control
  * characters, or len if there is none. */
@@ -153,4 +234,27 @@ struct proto_op_info {
 	void (*xfer)(struct xfer *x, struct proto_msg *m);
 };
 
-const struct proto_op_info *proto_op_info(uint16_t opcode);
+/*
+ * The table is indexed by a slot computed from the opcode, so a lookup (a
+ * few per message) is one load: the high byte (request, reply, event)
+ * picks a run of 32, the low five bits the place in it, and replies with
+ * bit 7 (OK, ERROR) go after the events. Two opcodes in one slot would
+ * initialize it twice, which -Woverride-init refuses; one past the last
+ * slot (ERROR's) exceeds the table's bounds, which does not compile either.
+ */
+#define PROTO_OP_SLOT(opcode) \
+	(((opcode) >> 8) * 32u + ((opcode) & 0x1f) + ((opcode) & 0x80 ? 0x60 : 0))
+#define PROTO_OP_SLOTS (PROTO_OP_SLOT(PROTO_OP_ERROR) + 1)
+
+extern const struct proto_op_info proto_ops[PROTO_OP_SLOTS];
+
+/* The opcode's table entry, or NULL. */
+static inline const struct proto_op_info *proto_op_info(uint16_t opcode)
+{
+	size_t slot = PROTO_OP_SLOT(opcode);
+
+	/* Empty slots have no xfer; other opcodes may share a used one. */
+	if (slot >= PROTO_OP_SLOTS || !proto_ops[slot].xfer || proto_ops[slot].opcode != opcode)
+		return NULL;
+	return &proto_ops[slot];
+}

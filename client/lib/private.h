@@ -2,6 +2,7 @@
 /* libbarkeep internals shared between its files (not installed). */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -70,14 +71,34 @@ int bk_request_once(struct barkeep *bk, struct proto_msg *req, struct proto_msg 
 int bk_open(struct barkeep *bk);
 void bk_from_wire_lease(struct barkeep_lease *l, const struct proto_lease *w, int fd);
 
-/* reconnect.c */
-void bk_track(struct barkeep *bk, struct bk_lease *l);
-void bk_untrack(struct barkeep_lease *lease);
+/* reconnect.c; the three helpers every ALLOC and RELEASE calls are inline. */
+static inline void bk_track(struct barkeep *bk, struct bk_lease *l)
+{
+	l->bk = bk;
+	list_insert_tail(&bk->leases, &l->link);
+}
+
+static inline void bk_untrack(struct barkeep_lease *lease)
+{
+	struct bk_lease *l = container_of(lease, struct bk_lease, pub);
+
+	if (!l->bk)
+		return;
+	list_remove(&l->link);
+	l->bk = NULL;
+}
+
+/* True when r says the connection broke and bk may reconnect now. */
+static inline bool bk_should_reconnect(const struct barkeep *bk, int r)
+{
+	bool broken = r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN;
+
+	return broken && (bk->flags & BARKEEP_CONNECT_RECONNECT) && !bk->reconnecting;
+}
+
 void bk_untrack_all(struct barkeep *bk);
 /* Stops tracking leases an event says have ended. */
 void bk_note_event(struct barkeep *bk, const struct barkeep_event *ev);
-/* True when r says the connection broke and bk may reconnect now. */
-bool bk_should_reconnect(const struct barkeep *bk, int r);
 /* Reconnects, says HELLO, reclaims the tracked leases and queues
  * RECONNECTED and a LEASE_REVOKED per lost lease. 0 or -errno. */
 int bk_reconnect(struct barkeep *bk);

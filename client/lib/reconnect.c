@@ -13,22 +13,6 @@
 
 #include "client/lib/private.h"
 
-void bk_track(struct barkeep *bk, struct bk_lease *l)
-{
-	l->bk = bk;
-	list_insert_tail(&bk->leases, &l->link);
-}
-
-void bk_untrack(struct barkeep_lease *lease)
-{
-	struct bk_lease *l = container_of(lease, struct bk_lease, pub);
-
-	if (!l->bk)
-		return;
-	list_remove(&l->link);
-	l->bk = NULL;
-}
-
 /* The connection ends; the leases stay the caller's to free. */
 void bk_untrack_all(struct barkeep *bk)
 {
@@ -48,13 +32,6 @@ void bk_note_event(struct barkeep *bk, const struct barkeep_event *ev)
 		if (ev->type == BARKEEP_EVENT_DEVICE_GONE ? l->pub.device_id == ev->device_id
 							  : l->pub.id == ev->lease_id)
 			bk_untrack(&l->pub);
-}
-
-bool bk_should_reconnect(const struct barkeep *bk, int r)
-{
-	bool broken = r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN;
-
-	return broken && (bk->flags & BARKEEP_CONNECT_RECONNECT) && !bk->reconnecting;
 }
 
 static int reclaim(struct barkeep *bk, struct barkeep_lease *lease)

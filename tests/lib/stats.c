@@ -65,6 +65,30 @@ uint64_t bench_cpu_us(int pid)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+struct bench_switches bench_switches(int pid)
+{
+	struct bench_switches s = {};
+	char path[64], line[128];
+	unsigned long long v;
+	FILE *f;
+
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	f = fopen(path, "re");
+	if (!f)
+		return s;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+			s.voluntary = v;
+		else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			s.involuntary = v;
+	}
+	fclose(f);
+	return s;
+}
+
 /* The fields where struct proto_wire_header puts them, little-endian. */
 #define HEADER_AT(pkt, field) ((pkt) + offsetof(struct proto_wire_header, field))
 

@@ -17,6 +17,12 @@ void bench_sort_u64(uint64_t *v, size_t n);
 /* CPU time of process pid (0: the caller) in microseconds, all its threads;
  * 0 when unknown. */
 uint64_t bench_cpu_us(int pid);
+/* Context switches of process pid's main thread (0: the caller's), voluntary
+ * (it waited) plus involuntary (it was preempted); 0 when unknown. */
+struct bench_switches {
+	uint64_t voluntary, involuntary;
+};
+struct bench_switches bench_switches(int pid);
 /* Header fields of an encoded packet (PROTOCOL.md section 3), read and
  * written in place: the benchmarks' bare sides do not decode. */
 uint16_t bench_packet_opcode(const uint8_t *pkt);

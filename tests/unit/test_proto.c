@@ -826,6 +826,14 @@ static void test_reject_semantics(void)
 	put_le16(PROTO_HEADER_SIZE, PROTO_SELECT_ID);
 	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO,
 		      "ALLOC selector 1 must not have a PCI address");
+	len = encode_sample(PROTO_OP_ALLOC);
+	put_le32(PROTO_HEADER_SIZE + 8, 0); /* flags: the IMAGE flag gone, the metadata kept */
+	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO,
+		      "ALLOC has image metadata without the IMAGE flag");
+	/* selector PCI address whose address is empty on the wire */
+	len = encode_sample(PROTO_OP_ALLOC);
+	put_le16(PROTO_HEADER_SIZE + 2, 0);
+	expect_reject(len, 0, PROTO_FROM_CLIENT, -EPROTO, "ALLOC selector 2 needs a PCI address");
 	/* FORCE leaves no grace */
 	m = sample(PROTO_OP_RESET);
 	m.reset.flags = PROTO_RESET_FORCE;
