@@ -9,10 +9,9 @@
 
 #include "log.h"
 
-static enum log_level max_level = LOG_LEVEL_INFO;
+enum log_level log_max_level = LOG_LEVEL_INFO;
 
-void log_set_max_level(enum log_level level) { max_level = level; }
-enum log_level log_get_max_level(void) { return max_level; }
+void log_set_max_level(enum log_level level) { log_max_level = level; }
 
 int log_parse_level(const char *s)
 {
@@ -55,7 +54,7 @@ int log_full_errno(enum log_level level, int err, const char *fmt, ...)
 	int saved = errno;
 
 	err = err < 0 ? -err : err;
-	if (level > max_level)
+	if (level > log_max_level)
 		return -err;
 
 	/* "<N>message" for the journal, "name: level: message" otherwise, and

@@ -14,7 +14,12 @@ enum log_level { LOG_LEVEL_ERROR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_NOTICE = 
 		 LOG_LEVEL_INFO = 6, LOG_LEVEL_DEBUG = 7 };
 
 void log_set_max_level(enum log_level level);
-enum log_level log_get_max_level(void);
+/* Read inline: log_full() checks it on every line, debug ones included. */
+extern enum log_level log_max_level;
+static inline enum log_level log_get_max_level(void)
+{
+	return log_max_level;
+}
 int log_parse_level(const char *s); /* returns level or -EINVAL */
 
 /* Logs and returns -abs(err), so callers can "return log_error_errno(r, ...)".

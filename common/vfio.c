@@ -299,20 +299,45 @@ int dmabuf_set_name(int fd, const char *name)
 }
 
 /* The value of fdinfo's "key:" line (blanks skipped), or NULL. The reuse
- * rule reads the count on every release: one pass, nothing copied. */
+ * rule reads the count on every release: one pass, nothing copied, and no
+ * call into libc (each costs more than the loop under emulation). */
 static const char *fdinfo_value(const char *text, const char *key)
 {
-	size_t klen = strlen(key);
+	for (const char *line = text; *line;) {
+		const char *p = line, *k = key;
 
-	for (const char *p = text; *p;) {
-		if (p[0] == key[0] && strncmp(p, key, klen) == 0 && p[klen] == ':')
-			return p + klen + 1 + strspn(p + klen + 1, " \t");
-		p = strchr(p, '\n');
-		if (!p)
-			break;
-		p++;
+		while (*k && *p == *k)
+			p++, k++;
+		if (!*k && *p == ':') {
+			for (p++; *p == ' ' || *p == '\t'; p++)
+				;
+			return p;
+		}
+		while (*p && *p != '\n')
+			p++;
+		line = *p ? p + 1 : p;
 	}
 	return NULL;
+}
+
+/* A count as the kernel prints it: decimal digits, then the line's end. */
+static int parse_count(const char *v, long *ret)
+{
+	long n = 0;
+
+	if (*v < '0' || *v > '9')
+		return -EBADMSG;
+	for (; *v >= '0' && *v <= '9'; v++) {
+		int digit = *v - '0';
+
+		if (n > (LONG_MAX - digit) / 10)
+			return -ERANGE;
+		n = n * 10 + digit;
+	}
+	if (*v && *v != '\n')
+		return -EBADMSG;
+	*ret = n;
+	return 0;
 }
 
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len)
@@ -350,7 +375,9 @@ int dmabuf_fdinfo_parse(const char *text, long *ret_count, char *ret_exp_name, s
 		v = fdinfo_value(text, "count");
 		if (!v)
 			return -ENOTTY; /* not a dma-buf */
-		*ret_count = strtol(v, NULL, 10);
+		int r = parse_count(v, ret_count);
+		if (r < 0)
+			return r;
 	}
 	if (ret_exp_name) {
 		v = fdinfo_value(text, "exp_name");

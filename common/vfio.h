@@ -79,7 +79,8 @@ int dmabuf_set_name(int fd, const char *name);
  * ret_count is the number of file references (fdinfo "count"). */
 int dmabuf_query(int fd, uint64_t *ret_size, long *ret_count, char *ret_exp_name, size_t exp_name_len);
 /* The same fields from fdinfo text already read; -ENOTTY when they are
- * missing (not a dma-buf). */
+ * missing (not a dma-buf), -EBADMSG or -ERANGE when count is not a number
+ * (then *ret_count is left alone). */
 int dmabuf_fdinfo_parse(const char *text, long *ret_count, char *ret_exp_name, size_t exp_name_len);
 
 /* VFIO_DEVICE_FEATURE_PROBE of feature for ops (VFIO_DEVICE_FEATURE_GET and/or

@@ -37,6 +37,10 @@ struct allocator {
 	uint64_t n_free, n_allocated;
 	struct avl *free_by_size, *free_by_offset, *allocated;
 	uint64_t visits;
+	/* Nodes that carving and merging let go, kept for the next take():
+	 * an ALLOC and RELEASE of one window then cost no malloc() or free(). */
+	struct range *spare[4];
+	unsigned n_spare;
 };
 
 #define RANGE_OF(link, member) \
@@ -197,6 +201,20 @@ static struct range *offset_above(struct avl *t, uint64_t offset, uint64_t *visi
 	return best;
 }
 
+static struct range *range_new(struct allocator *a)
+{
+	return a->n_spare > 0 ? a->spare[--a->n_spare] : malloc(sizeof(struct range));
+}
+
+/* Keeps or frees r (may be NULL). */
+static void range_drop(struct allocator *a, struct range *r)
+{
+	if (r && a->n_spare < ARRAY_SIZE(a->spare))
+		a->spare[a->n_spare++] = r;
+	else
+		free(r);
+}
+
 static void free_insert(struct allocator *a, struct range *r)
 {
 	a->free_by_size = avl_insert(a->free_by_size, &r->by_size, cmp_by_size, &a->visits);
@@ -232,7 +250,7 @@ static void carve(struct allocator *a, struct range *r, uint64_t start, uint64_t
 		t->size = end - t->offset;
 		free_insert(a, t);
 	}
-	free(r);
+	range_drop(a, r);
 }
 
 /* Puts r back among the free ranges, merged with a free neighbour on either side. */
@@ -245,13 +263,13 @@ static void free_insert_coalesced(struct allocator *a, struct range *r)
 	if (prev && prev->offset + prev->size == r->offset) {
 		free_remove(a, prev);
 		prev->size += r->size;
-		free(r);
+		range_drop(a, r);
 		r = prev;
 	}
 	if (next && r->offset + r->size == next->offset) {
 		free_remove(a, next);
 		r->size += next->size;
-		free(next);
+		range_drop(a, next);
 	}
 	free_insert(a, r);
 }
@@ -297,6 +315,8 @@ struct allocator *allocator_free(struct allocator *a)
 	/* Every node is in exactly one offset-ordered tree. */
 	free_tree(a->free_by_offset);
 	free_tree(a->allocated);
+	while (a->n_spare > 0)
+		free(a->spare[--a->n_spare]);
 	free(a);
 	return NULL;
 }
@@ -311,9 +331,9 @@ int allocator_reserve(struct allocator *a, uint64_t offset, uint64_t length)
 	if (!r || offset + length > r->offset + r->size)
 		return -EEXIST;
 
-	_cleanup_free_ struct range *spare = NULL;
+	struct range *spare = NULL;
 	if (offset > r->offset && offset + length < r->offset + r->size) {
-		spare = malloc(sizeof(*spare));
+		spare = range_new(a);
 		if (!spare)
 			return -ENOMEM;
 	}
@@ -359,21 +379,22 @@ static struct range *find_fit(struct allocator *a, uint64_t size, uint64_t align
  * which allocator_release() gives back. */
 static int take(struct allocator *a, struct range *r, uint64_t start, uint64_t size)
 {
-	_cleanup_free_ struct range *win = malloc(sizeof(*win));
-	_cleanup_free_ struct range *spare = NULL;
+	struct range *win = range_new(a), *spare = NULL;
+
 	if (!win)
 		return -ENOMEM;
 	if (start > r->offset && start + size < r->offset + r->size) {
-		spare = malloc(sizeof(*spare));
-		if (!spare)
+		spare = range_new(a);
+		if (!spare) {
+			range_drop(a, win);
 			return -ENOMEM;
+		}
 	}
-	carve(a, r, start, size, &spare);
+	carve(a, r, start, size, &spare); /* consumes spare */
 
 	win->offset = start;
 	win->size = size;
 	a->allocated = avl_insert(a->allocated, &win->by_offset, cmp_by_offset, &a->visits);
-	TAKE_PTR(win);
 	a->n_allocated++;
 	return 0;
 }

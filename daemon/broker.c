@@ -325,13 +325,14 @@ static struct device *pick_device(struct client *c, uint64_t size)
 
 static int check_device(struct client *c, struct device *d, uint32_t flags, struct error_info *err)
 {
-	if (!broker_may_use(c, d) && c->container)
-		return error_set(err, EACCES, "container %s may not use device %s (it is not in "
-				 "devices = of [container %s] in %s)", c->container->name,
-				 device_name(d), c->container->name, c->broker->cfg->path);
-	if (!broker_may_use(c, d))
+	if (!broker_may_use(c, d)) {
+		if (c->container)
+			return error_set(err, EACCES, "container %s may not use device %s (it is not "
+					 "in devices = of [container %s] in %s)", c->container->name,
+					 device_name(d), c->container->name, c->broker->cfg->path);
 		return error_set(err, EACCES, "uid %u may not use device %s (see allow-users/allow-groups in %s)",
 				 c->creds.uid, device_name(d), c->broker->cfg->path);
+	}
 	if (d->state == DEVICE_PAUSED)
 		return error_set(err, EAGAIN, "device %s is resetting, retry", device_name(d));
 	if (d->state == DEVICE_GONE)
@@ -479,8 +480,14 @@ int broker_random(struct broker *b, void *buf, size_t n)
 		b->n_random = sizeof(b->random);
 	}
 	b->n_random -= n;
-	memcpy(buf, b->random + b->n_random, n);
-	explicit_bzero(b->random + b->n_random, n); /* each byte is handed out once */
+	/* Each byte is handed out once, and wiped as it goes: volatile keeps
+	 * the wipe, and a token's few bytes need no call into libc. */
+	volatile uint8_t *pool = b->random + b->n_random;
+	uint8_t *out = buf;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = pool[i];
+		pool[i] = 0;
+	}
 	return 0;
 }
 

@@ -53,8 +53,9 @@ struct idle_pool *idle_pool_free(struct idle_pool *p)
 
 static void forget(struct idle_pool *p, unsigned i)
 {
-	memmove(&p->kept[i], &p->kept[i + 1], (p->n - i - 1) * sizeof(p->kept[0]));
 	p->n--;
+	if (i < p->n) /* taking the newest (the usual case) moves nothing */
+		memmove(&p->kept[i], &p->kept[i + 1], (p->n - i) * sizeof(p->kept[0]));
 }
 
 void idle_pool_put(struct idle_pool *p, uint64_t offset, uint64_t size, int fd)

@@ -28,12 +28,6 @@ bool proto_op_is_event(uint16_t opcode)
 	return op && op->kind == PROTO_KIND_EVENT;
 }
 
-bool proto_may_be_quiet(uint16_t opcode)
-{
-	return opcode == PROTO_OP_RELEASE || opcode == PROTO_OP_PAUSE_ACK ||
-	       opcode == PROTO_OP_REVOKE_GRANT || opcode == PROTO_OP_ERROR;
-}
-
 uint16_t proto_op_reply(uint16_t request_opcode)
 {
 	const struct proto_op_info *op = proto_op_info(request_opcode);

@@ -294,7 +294,11 @@ bool proto_op_is_request(uint16_t opcode);
 bool proto_op_is_event(uint16_t opcode);
 /* True where header flag QUIET may be set: RELEASE, PAUSE_ACK and
  * REVOKE_GRANT (answered OK at once), and the ERROR answering one. */
-bool proto_may_be_quiet(uint16_t opcode);
+static inline bool proto_may_be_quiet(uint16_t opcode)
+{
+	return opcode == PROTO_OP_RELEASE || opcode == PROTO_OP_PAUSE_ACK ||
+	       opcode == PROTO_OP_REVOKE_GRANT || opcode == PROTO_OP_ERROR;
+}
 /* The success reply to a request (ERROR can always come instead), 0 if
  * the opcode is not a request. */
 uint16_t proto_op_reply(uint16_t request_opcode);

@@ -50,6 +50,15 @@ static void test_parse_dmabuf_fdinfo(void)
 	CHECK_EQ(count, 1);
 	CHECK_EQ(dmabuf_fdinfo_parse("counter:\t5\ncount: 3", &count, NULL, 0), 0);
 	CHECK_EQ(count, 3);
+	/* A count that is not a decimal number is refused, not read as 0. */
+	count = 7;
+	CHECK_EQ(dmabuf_fdinfo_parse("count:\t\nexp_name:\tx\n", &count, NULL, 0), -EBADMSG);
+	CHECK_EQ(dmabuf_fdinfo_parse("count:\t-1\n", &count, NULL, 0), -EBADMSG);
+	CHECK_EQ(dmabuf_fdinfo_parse("count:\t12ab\n", &count, NULL, 0), -EBADMSG);
+	CHECK_EQ(dmabuf_fdinfo_parse("count:\t99999999999999999999\n", &count, NULL, 0), -ERANGE);
+	CHECK_EQ(count, 7);
+	CHECK_EQ(dmabuf_fdinfo_parse("count:\t9223372036854775807", &count, NULL, 0), 0);
+	CHECK_EQ(count, 9223372036854775807L);
 	/* What a pipe's fdinfo has: no count, so not a dma-buf. */
 	CHECK_EQ(dmabuf_fdinfo_parse("pos:\t0\nflags:\t00\nmnt_id:\t15\nino:\t77\n", &count,
 				     NULL, 0), -ENOTTY);
