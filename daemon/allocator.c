@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "common/macro.h"
+#include "common/poison.h"
 #include "daemon/allocator.h"
 
 struct avl {
@@ -203,16 +204,22 @@ static struct range *offset_above(struct avl *t, uint64_t offset, uint64_t *visi
 
 static struct range *range_new(struct allocator *a)
 {
-	return a->n_spare > 0 ? a->spare[--a->n_spare] : malloc(sizeof(struct range));
+	if (a->n_spare == 0)
+		return malloc(sizeof(struct range));
+	struct range *r = a->spare[--a->n_spare];
+	mem_unpoison(r, sizeof(*r));
+	return r;
 }
 
 /* Keeps or frees r (may be NULL). */
 static void range_drop(struct allocator *a, struct range *r)
 {
-	if (r && a->n_spare < ARRAY_SIZE(a->spare))
+	if (r && a->n_spare < ARRAY_SIZE(a->spare)) {
+		mem_poison(r, sizeof(*r));
 		a->spare[a->n_spare++] = r;
-	else
+	} else {
 		free(r);
+	}
 }
 
 static void free_insert(struct allocator *a, struct range *r)
@@ -316,7 +323,7 @@ struct allocator *allocator_free(struct allocator *a)
 	free_tree(a->free_by_offset);
 	free_tree(a->allocated);
 	while (a->n_spare > 0)
-		free(a->spare[--a->n_spare]);
+		free(range_new(a)); /* unpoisoned first */
 	free(a);
 	return NULL;
 }

@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "common/poison.h"
 #include "common/vfio.h"
 #include "daemon/allocator.h"
 #include "daemon/broker-private.h"
@@ -62,6 +63,8 @@ struct broker *broker_free(struct broker *b)
 	fdinfo_cache_free(b->fdinfo);
 	share_forget_all(b);
 	policy_usage_free(b->usage);
+	if (b->spare_lease)
+		mem_unpoison(b->spare_lease, sizeof(*b->spare_lease));
 	free(b->spare_lease);
 	free(b);
 	return NULL;
@@ -455,6 +458,7 @@ struct lease *broker_lease_new(struct broker *b)
 	if (!l)
 		return calloc(1, sizeof(*l));
 	b->spare_lease = NULL;
+	mem_unpoison(l, sizeof(*l));
 	memset(l, 0, sizeof(*l));
 	return l;
 }
@@ -467,6 +471,7 @@ void broker_lease_free(struct broker *b, struct lease *l)
 	}
 	explicit_bzero(l->token, sizeof(l->token)); /* a secret: not kept until reuse */
 	b->spare_lease = l;
+	mem_poison(l, sizeof(*l)); /* a use after the lease ended stays one */
 }
 
 int broker_random(struct broker *b, void *buf, size_t n)

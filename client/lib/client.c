@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "client/lib/private.h"
+#include "common/poison.h"
 
 #define QUEUED_EVENTS_MAX 1024
 
@@ -429,6 +430,8 @@ void barkeep_disconnect(struct barkeep *bk)
 	bk_untrack_all(bk);
 	safe_close(bk->fd);
 	free(bk->queue);
+	if (bk->spare)
+		mem_unpoison(bk->spare, sizeof(*bk->spare));
 	free(bk->spare);
 	free(bk);
 }
@@ -559,6 +562,7 @@ int barkeep_alloc(struct barkeep *bk, const struct barkeep_alloc_params *p, stru
 		return -ENOMEM;
 	}
 	bk->spare = NULL;
+	mem_unpoison(l, sizeof(*l));
 	*l = (struct bk_lease){};
 	bk_from_wire_lease(&l->pub, &rep.lease, fd);
 	proto_msg_clear(&rep);
@@ -614,10 +618,12 @@ int barkeep_release(struct barkeep *bk, struct barkeep_lease *lease)
 	 * drops its orphan); reconnect for the others. */
 	if (bk_should_reconnect(bk, r))
 		r = bk_reconnect(bk);
-	if (bk->spare)
+	if (bk->spare) {
 		barkeep_lease_free(lease);
-	else
+	} else {
 		bk->spare = container_of(lease, struct bk_lease, pub);
+		mem_poison(bk->spare, sizeof(*bk->spare)); /* a use after release stays one */
+	}
 	return r;
 }
 

@@ -21,6 +21,7 @@
 
 #include "client/lib/barkeep.h"
 #include "common/macro.h"
+#include "common/poison.h"
 #include "proto/codec.h"
 #include "unit.h"
 
@@ -442,6 +443,35 @@ static void test_without_the_flag(void)
 	server_stop(&s);
 }
 
+/* A released lease's record waits for the next ALLOC poisoned: under ASan
+ * a use after barkeep_release() is still reported as one. */
+static void test_released_record_poisoned(void)
+{
+	struct server s;
+
+	server_two_sessions(&s, 0, 0);
+	s.n_sessions = 1;
+	CHECK_EQ(server_start(&s), 0);
+	struct barkeep *bk = connect_to(&s, 0, NULL);
+	if (!bk)
+		return server_stop(&s);
+	struct barkeep_lease *a = alloc_1m(bk), *b;
+	if (!a) {
+		barkeep_disconnect(bk);
+		return server_stop(&s);
+	}
+	CHECK_EQ(barkeep_release(bk, a), 0);
+	CHECK_EQ(mem_poisoned(a, sizeof(*a)), MEM_POISON_ENABLED);
+	b = alloc_1m(bk);
+	CHECK(b == a); /* the kept record, in use again */
+	CHECK(b && !mem_poisoned(b, sizeof(*b)));
+	CHECK(b && b->id == 2 && b->fd >= 0);
+	if (b)
+		CHECK_EQ(barkeep_release(bk, b), 0);
+	barkeep_disconnect(bk);
+	server_stop(&s);
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -538,5 +568,6 @@ int main(void)
 	RUN(test_reconnect_gives_up);
 	RUN(test_reclaim_by_hand);
 	RUN(test_hello_timeout);
+	RUN(test_released_record_poisoned);
 	return UNIT_END();
 }
