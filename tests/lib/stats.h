@@ -17,10 +17,11 @@ void bench_sort_u64(uint64_t *v, size_t n);
 /* CPU time of process pid (0: the caller) in microseconds, all its threads;
  * 0 when unknown. */
 uint64_t bench_cpu_us(int pid);
-/* Context switches of process pid's main thread (0: the caller's), voluntary
- * (it waited) plus involuntary (it was preempted); 0 when unknown. */
+/* Context switches so far of process pid's main thread (0: the caller's),
+ * as /proc counts them; zeroes when unknown. */
 struct bench_switches {
-	uint64_t voluntary, involuntary;
+	uint64_t voluntary;   /* it waited */
+	uint64_t involuntary; /* it was preempted */
 };
 struct bench_switches bench_switches(int pid);
 /* Header fields of an encoded packet (PROTOCOL.md section 3), read and
